@@ -1,0 +1,67 @@
+"""Every exception prefect-like raises of its own.
+
+    Exception
+    ├── PrefectLikeError                 base of the errors below
+    │   ├── UpstreamFailedError          a task's upstream did not complete; the task never ran
+    │   ├── RunNotFinishedError          asked for the result of a run that has not ended
+    │   ├── UnknownTaskRunnerError       no runner registered under that name
+    │   ├── RunNotFoundError             no flow run or task run with that id in the store
+    │   ├── TrackingError                the tracking store or server refused or failed a request
+    │   └── SerializationError           a parameter or result cannot be stored or shipped
+    ├── TypeError
+    │   ├── ParameterTypeError           a flow parameter failed validation (names the parameter)
+    │   └── MappingLengthError           .map() over iterables of unequal length (also ValueError)
+    ├── ImportError
+    │   └── MissingEngineError           an optional engine is not installed (gives the install hint)
+    └── TimeoutError                     a task or flow ran past timeout_seconds (builtin, reused)
+"""
+
+from __future__ import annotations
+
+
+class PrefectLikeError(Exception):
+    """Base class of prefect-like's own errors."""
+
+
+class UpstreamFailedError(PrefectLikeError):
+    """A task did not run because an upstream task did not complete."""
+
+
+class RunNotFinishedError(PrefectLikeError):
+    """The result of a run that has not ended was asked for."""
+
+
+class UnknownTaskRunnerError(PrefectLikeError, LookupError):
+    """No task runner is registered under the given name."""
+
+
+class RunNotFoundError(PrefectLikeError, LookupError):
+    """No flow run or task run has the given id."""
+
+
+class TrackingError(PrefectLikeError):
+    """The tracking store or server failed or refused a request."""
+
+
+class SerializationError(PrefectLikeError):
+    """A parameter or result cannot be serialised for storage or for shipping to a worker."""
+
+
+class ParameterTypeError(TypeError):
+    """A flow parameter failed validation; the message names the parameter."""
+
+
+class MappingLengthError(TypeError, ValueError):
+    """``Task.map`` was given iterables of different lengths."""
+
+
+class MissingEngineError(ImportError):
+    """An optional engine (Dask, Ray, the server) is not installed."""
+
+    def __init__(self, engine: str, extra: str | None = None) -> None:
+        extra = extra or engine
+        super().__init__(
+            f"{engine} is not installed; install it with: pip install \"prefect-like[{extra}]\""
+        )
+        self.engine = engine
+        self.extra = extra

@@ -1,0 +1,148 @@
+"""Futures of task runs, in the standard library's words.
+
+A ``TaskFuture`` ends when its task run reaches a final state; runners call ``_set_state`` once
+with that state (it never raises: a failed run is a FAILED state, not an exception). Everything a
+user calls (``result``, ``exception``, ``wait``, ``done``, ``add_done_callback``) and the module
+functions ``wait`` and ``as_completed`` are built on ``done``/``add_done_callback``/``state``, so a
+runner whose engine has futures of its own (Dask, Ray) may subclass and override those three.
+
+No lock per future: one module lock guards the rare race between adding a callback and the state
+being set, and waiting creates a ``threading.Event`` only for a future someone actually waits on.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Generic, NamedTuple, TypeVar
+
+from prefect_like.states import Pending, State
+
+R = TypeVar("R")
+
+_LOCK = threading.Lock()
+
+
+class TaskFuture(Generic[R]):
+    """The future of one task run."""
+
+    __slots__ = ("task_run_id", "task_name", "_state", "_callbacks", "__weakref__")
+
+    def __init__(self, task_run_id: str, task_name: str) -> None:
+        self.task_run_id = task_run_id
+        self.task_name = task_name
+        self._state: State | None = None
+        self._callbacks: list[Callable[[TaskFuture[R]], Any]] | None = None
+
+    # -- what a runner provides ------------------------------------------------------------------
+
+    def _set_state(self, state: State) -> None:
+        """Runner-only: record the run's final state and call the done callbacks."""
+        with _LOCK:
+            self._state = state
+            callbacks, self._callbacks = self._callbacks, None
+        if callbacks:
+            for callback in callbacks:
+                callback(self)
+
+    @property
+    def state(self) -> State:
+        """The final state once done, else a Pending state."""
+        state = self._state
+        return Pending() if state is None else state
+
+    def done(self) -> bool:
+        return self._state is not None
+
+    def add_done_callback(self, fn: Callable[[TaskFuture[R]], Any]) -> None:
+        """Call ``fn(future)`` when the run ends (at once if it has ended)."""
+        if self._state is None:
+            with _LOCK:
+                if self._state is None:
+                    if self._callbacks is None:
+                        self._callbacks = [fn]
+                    else:
+                        self._callbacks.append(fn)
+                    return
+        fn(self)
+
+    # -- built on the three above -----------------------------------------------------------------
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the run ends or ``timeout`` seconds pass; True if it ended."""
+        if self.done():
+            return True
+        event = threading.Event()
+        self.add_done_callback(lambda _: event.set())
+        return event.wait(timeout)
+
+    def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> R:
+        """The task's return value; raises its exception if it failed (or returns it, if told)."""
+        if not self.wait(timeout):
+            raise TimeoutError(f"task run {self.task_name!r} did not finish within {timeout} s")
+        return self.state.result(raise_on_failure=raise_on_failure)  # type: ignore[no-any-return]
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        """The exception the run failed with, or None if it completed."""
+        if not self.wait(timeout):
+            raise TimeoutError(f"task run {self.task_name!r} did not finish within {timeout} s")
+        state = self.state
+        return None if state.is_completed() else state.result(raise_on_failure=False)
+
+    def __repr__(self) -> str:
+        return f"TaskFuture({self.task_name!r}, {self.task_run_id!r}, {self.state!r})"
+
+
+class FutureList(list[TaskFuture[R]]):
+    """The futures ``Task.map`` returns: a list, plus ``result()`` and ``wait()`` over all of them."""
+
+    def wait(self, timeout: float | None = None) -> None:
+        wait(self, timeout=timeout)
+
+    def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> list[R]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        return [
+            f.result(None if deadline is None else max(0.0, deadline - time.monotonic()), raise_on_failure)
+            for f in self
+        ]
+
+
+class DoneAndNotDoneFutures(NamedTuple):
+    done: set[TaskFuture[Any]]
+    not_done: set[TaskFuture[Any]]
+
+
+def wait(futures: Iterable[TaskFuture[Any]], timeout: float | None = None) -> DoneAndNotDoneFutures:
+    """Wait for all ``futures`` to end (or ``timeout``); returns the done and the not-done sets."""
+    futures = list(futures)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for future in futures:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not future.wait(remaining):
+            break
+    done = {f for f in futures if f.done()}
+    return DoneAndNotDoneFutures(done, set(futures) - done)
+
+
+def as_completed(
+    futures: Iterable[TaskFuture[R]], timeout: float | None = None
+) -> Iterator[TaskFuture[R]]:
+    """Yield each future as its run ends, in the order they end."""
+    pending = set(futures)
+    finished: queue.SimpleQueue[TaskFuture[R]] = queue.SimpleQueue()
+    for future in pending:
+        future.add_done_callback(finished.put)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while pending:
+        remaining = None if deadline is None else deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            raise TimeoutError(f"{len(pending)} of the futures did not finish within {timeout} s")
+        try:
+            future = finished.get(timeout=remaining)
+        except queue.Empty:
+            continue
+        if future in pending:
+            pending.discard(future)
+            yield future

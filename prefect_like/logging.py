@@ -1,0 +1,122 @@
+"""Run loggers: ``get_run_logger()`` and ``log_prints``.
+
+A run logger is a standard ``logging.LoggerAdapter``. Its records go to the console through the
+``prefect_like`` logger as usual, and to the tracker as log events, stamped with the run they
+came from and a per-run sequence number (the event's idempotency key).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextvars
+import logging
+import sys
+import threading
+from typing import Any
+
+from prefect_like.context import FlowRunContext, TaskRunContext, get_run_context
+from prefect_like.tracking.events import LOG, Event, emit
+
+logger = logging.getLogger("prefect_like")
+_runs_logger = logging.getLogger("prefect_like.runs")
+
+
+class RunLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger bound to one flow run or task run."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        kwargs["extra"] = {**(kwargs.get("extra") or {}), "run_context": self.extra["run_context"]}
+        return msg, kwargs
+
+
+class _EventHandler(logging.Handler):
+    """Turns records from run loggers into log events."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        context = getattr(record, "run_context", None)
+        if context is None:
+            return
+        try:
+            message = record.getMessage()
+            if record.exc_info:
+                message += "\n" + logging.Formatter().formatException(record.exc_info)
+        except Exception:  # a bad format string must not break the run
+            message = str(record.msg)
+        emit(
+            Event(
+                LOG,
+                context.run_id,
+                next(context.log_seq),
+                context.flow_run_id,
+                record.created,
+                None,
+                record.levelname,
+                message,
+                {"level": record.levelno, "logger": record.name},
+            )
+        )
+
+
+class _RunFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        context = getattr(record, "run_context", None)
+        if isinstance(context, TaskRunContext):
+            record.run_label = f"Task run {context.name!r}"
+        elif isinstance(context, FlowRunContext):
+            record.run_label = f"Flow run {context.name!r}"
+        else:
+            record.run_label = record.name
+        return super().format(record)
+
+
+_setup_lock = threading.Lock()
+_set_up = False
+
+
+def setup_logging() -> None:
+    """Attach the event handler, and a console handler unless the user configured one (once)."""
+    global _set_up
+    if _set_up:
+        return
+    with _setup_lock:
+        if _set_up:
+            return
+        _runs_logger.addHandler(_EventHandler())
+        _runs_logger.setLevel(logging.INFO)
+        if not logger.handlers and not logging.getLogger().handlers:
+            console = logging.StreamHandler(sys.stderr)
+            console.setFormatter(
+                _RunFormatter("%(asctime)s.%(msecs)03d | %(levelname)-7s | %(run_label)s - %(message)s", "%H:%M:%S")
+            )
+            logger.addHandler(console)
+            logger.setLevel(logging.INFO)
+        _set_up = True
+
+
+def get_run_logger() -> logging.LoggerAdapter:  # type: ignore[type-arg]
+    """A logger for the current flow run or task run; its lines are stored with the run."""
+    setup_logging()
+    return RunLogger(_runs_logger, {"run_context": get_run_context()})
+
+
+# log_prints: one process-wide print that routes to the run logger while a run asks for it.
+capture_prints: contextvars.ContextVar[bool] = contextvars.ContextVar("prefect_like_log_prints", default=False)
+_original_print = builtins.print
+_print_installed = False
+
+
+def _print(*args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False) -> None:
+    if capture_prints.get() and file in (None, sys.stdout):
+        try:
+            get_run_logger().info((sep if sep is not None else " ").join(map(str, args)))
+            return
+        except RuntimeError:
+            pass
+    _original_print(*args, sep=sep, end=end, file=file, flush=flush)
+
+
+def install_print_capture() -> None:
+    global _print_installed
+    if not _print_installed:
+        builtins.print = _print
+        _print_installed = True

@@ -1,0 +1,53 @@
+"""Settings, read from ``PREFECT_LIKE_*`` environment variables each time they are asked for.
+
+Reading at call time (not at import) lets a test or a CLI flag change a setting for the next run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PREFIX = "PREFECT_LIKE_"
+
+
+def _get(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(PREFIX + name)
+    return value if value not in (None, "") else default
+
+
+def home() -> Path:
+    """Where the embedded database, persisted results and spill files live."""
+    return Path(_get("HOME", "~/.prefect_like")).expanduser()  # type: ignore[arg-type]
+
+
+def database_path() -> Path:
+    return home() / "prefect_like.db"
+
+
+def results_path() -> Path:
+    return home() / "results"
+
+
+def api_url() -> str | None:
+    """The tracking server's base URL, e.g. ``http://127.0.0.1:4300/api``; None for embedded."""
+    url = _get("API_URL")
+    return url.rstrip("/") if url else None
+
+
+def api_key() -> str | None:
+    return _get("API_KEY")
+
+
+def float_setting(name: str, default: float) -> float:
+    value = _get(name)
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{PREFIX}{name} must be a number, got {value!r}") from None
+
+
+def int_setting(name: str, default: int) -> int:
+    return int(float_setting(name, default))

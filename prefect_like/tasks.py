@@ -1,0 +1,434 @@
+"""Tasks: what a task is, and how calling, submitting or mapping one becomes a ``TaskCall``.
+
+Definition only; ``engine.py`` says how a run happens and ``task_runners.py`` where. A task's
+options live in one frozen ``TaskOptions``; ``with_options`` makes a new task from changed ones.
+
+Building a call is on the hot path of every task run: parameters are bound by position against
+a precomputed list of names, futures are found by a walk that skips scalars at once, and the
+PENDING event is a tuple appended to the event buffer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import inspect
+import itertools
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+
+from prefect_like import caching
+from prefect_like.context import FlowRunContext, flow_run_context, task_run_context
+from prefect_like.errors import MappingLengthError
+from prefect_like.futures import FutureList, TaskFuture
+from prefect_like.results import ResultStorage
+from prefect_like.states import State, StateType
+from prefect_like.tracking.events import TASK, Event, emit
+
+if TYPE_CHECKING:
+    from prefect_like.context import TaskRunContext
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+RetryDelay = float | list[float] | Callable[[int], float] | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOptions:
+    name: str
+    tags: frozenset[str] = frozenset()
+    retries: int = 0
+    retry_delay_seconds: RetryDelay = None
+    retry_jitter_factor: float | None = None
+    retry_condition_fn: Callable[[Task[..., Any], TaskRunContext, State], bool] | None = None
+    cache_key_fn: Callable[[TaskRunContext, dict[str, Any]], str | None] | None = None
+    cache_policy: caching.CachePolicy | None = None
+    cache_expiration: datetime.timedelta | None = None
+    persist_result: bool | None = None
+    result_storage: ResultStorage | str | None = None
+    timeout_seconds: float | None = None
+    log_prints: bool | None = None
+    task_run_name: str | Callable[..., str] | None = None
+    # Engine-specific hints a runner may read, e.g. {"num_cpus": 2} for Ray, {"resources": ...} for Dask.
+    engine_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.retries < 0:
+            raise ValueError(f"retries must be 0 or more, got {self.retries}")
+        if self.timeout_seconds is not None and self.timeout_seconds <= 0:
+            raise ValueError(f"timeout_seconds must be positive, got {self.timeout_seconds}")
+        if self.retry_jitter_factor is not None and self.retry_jitter_factor < 0:
+            raise ValueError(f"retry_jitter_factor must be 0 or more, got {self.retry_jitter_factor}")
+
+    @property
+    def effective_cache_policy(self) -> caching.CachePolicy | None:
+        """The policy in force: a ``cache_key_fn`` wins; ``NONE`` means no caching."""
+        if self.cache_key_fn is not None:
+            return caching.CacheKeyFnPolicy(self.cache_key_fn)
+        if self.cache_policy is None or isinstance(self.cache_policy, caching.NoCache):
+            return None
+        return self.cache_policy
+
+    @property
+    def persists(self) -> bool:
+        if self.persist_result is not None:
+            return self.persist_result
+        return self.effective_cache_policy is not None
+
+
+def exponential_backoff(backoff_factor: float) -> Callable[[int], float]:
+    """A ``retry_delay_seconds`` that waits ``backoff_factor * 2 ** (attempt - 1)`` seconds."""
+
+    def delay(attempt: int) -> float:
+        return float(backoff_factor * 2 ** (attempt - 1))
+
+    return delay
+
+
+@dataclass(frozen=True, slots=True)
+class unmapped:  # noqa: N801 - the name Prefect users know
+    """Wrap a ``Task.map`` argument to pass it whole to every call instead of iterating it."""
+
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class allow_failure:  # noqa: N801 - the name Prefect users know
+    """Wrap an upstream future so the downstream task runs even if the upstream failed.
+
+    The downstream receives the upstream's result, or its exception if it did not complete.
+    """
+
+    future: Any
+
+
+@dataclass(slots=True, eq=False)
+class TaskCall:
+    """One task run to be executed: what a runner submits and the engine runs."""
+
+    task: Task[..., Any]
+    parameters: dict[str, Any]
+    task_run_id: str
+    flow_run_id: str
+    name: str
+    map_index: int | None = None
+    upstream: tuple[Any, ...] = ()  # futures this run waits for (parameters and wait_for)
+    wait_for: tuple[Any, ...] = ()
+
+    @property
+    def has_upstream(self) -> bool:
+        return bool(self.upstream)
+
+
+_LEAVES = frozenset({int, float, str, bool, type(None), bytes, complex})
+_new_event = tuple.__new__  # builds an Event without NamedTuple's argument binding
+
+
+def find_upstream(value: Any, found: list[Any]) -> None:
+    """Collect the futures (and allow_failure-wrapped futures) inside ``value``."""
+    kind = type(value)
+    if kind in _LEAVES:
+        return
+    if isinstance(value, TaskFuture):
+        found.append(value)
+    elif kind is allow_failure:
+        find_upstream(value.future, found)
+    elif kind is unmapped:
+        find_upstream(value.value, found)
+    elif kind in (list, tuple, set, frozenset):
+        for item in value:
+            find_upstream(item, found)
+    elif kind is dict:
+        for item in value.values():
+            find_upstream(item, found)
+
+
+class Task(Generic[P, R]):
+    """A function whose calls inside a flow are tracked, retried and cached task runs."""
+
+    def __init__(self, fn: Callable[P, R], options: TaskOptions) -> None:
+        self.fn = fn
+        self.options = options
+        self.name = options.name
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.signature = inspect.signature(fn)
+        self._positional = [
+            p.name
+            for p in self.signature.parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        self._plain_signature = all(
+            p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty for p in self.signature.parameters.values()
+        )
+        self._tags = sorted(options.tags)
+        # Read on every run: worked out once here rather than per task run.
+        self.cache_policy = options.effective_cache_policy
+        self.persists = options.persists
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    @functools.cached_property
+    def key(self) -> str:
+        """A stable identity for cache keys: module and qualified name."""
+        return f"{getattr(self.fn, '__module__', '')}.{getattr(self.fn, '__qualname__', self.name)}"
+
+    @functools.cached_property
+    def source_hash(self) -> str:
+        return caching.source_hash(self.fn)
+
+    def with_options(self, **changes: Any) -> Task[P, R]:
+        if "tags" in changes:
+            changes["tags"] = frozenset(changes["tags"] or ())
+        return Task(self.fn, dataclasses.replace(self.options, **changes))
+
+    def __repr__(self) -> str:
+        return f"Task({self.name!r})"
+
+    def __get__(self, instance: Any, owner: Any) -> Any:
+        return self if instance is None else functools.partial(self, instance)
+
+    # -- building calls ----------------------------------------------------------------------
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if not kwargs and self._plain_signature and len(args) == len(self._positional):
+            return dict(zip(self._positional, args, strict=True))
+        bound = self.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    def _call(
+        self,
+        context: FlowRunContext | TaskRunContext,
+        parameters: dict[str, Any],
+        wait_for: Iterable[Any] | None,
+        map_index: int | None = None,
+        upstream: list[Any] | None = None,
+    ) -> TaskCall:
+        if upstream is None:
+            upstream = []
+            for value in parameters.values():
+                if type(value) not in _LEAVES:
+                    find_upstream(value, upstream)
+        wait_for = tuple(wait_for) if wait_for else ()
+        if wait_for:
+            find_upstream(list(wait_for), upstream)
+        flow_run_id = context.flow_run_id
+        index = next(_COUNTER)
+        task_run_id = f"{flow_run_id[:12]}-{_PROCESS_TAG}{index:x}"
+        if self.options.task_run_name is None:
+            name = self.name if map_index is None else f"{self.name}-{map_index}"
+            data = {"task_name": self.name, "map_index": map_index}
+        else:
+            name = self._run_name(parameters)
+            data = {"task_name": self.name, "map_index": map_index, "name": name}
+        if self._tags:
+            data["tags"] = self._tags
+        emit(_new_event(Event, (TASK, task_run_id, 0, flow_run_id, time.time(), "PENDING", "Pending", None, data)))
+        return TaskCall(self, parameters, task_run_id, flow_run_id, name, map_index, tuple(upstream), wait_for)
+
+    def _run_name(self, parameters: dict[str, Any]) -> str:
+        template = self.options.task_run_name
+        assert template is not None
+        try:
+            if callable(template):
+                return str(template(**parameters)) if _accepts_parameters(template) else str(template())
+            return template.format(**parameters)
+        except Exception as exc:
+            raise ValueError(f"task_run_name {template!r} of task {self.name!r} failed: {exc}") from exc
+
+    # -- the three ways to run a task --------------------------------------------------------
+
+    @overload
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
+    @overload
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the task now, in this thread (tracked inside a flow); returns its result.
+
+        ``return_state=True`` returns its final State instead. Outside a flow the function is
+        simply called, untracked.
+        """
+        return_state = kwargs.pop("return_state", False)
+        wait_for = kwargs.pop("wait_for", None)
+        context = task_run_context.get() or flow_run_context.get()
+        if context is None:
+            return self.fn(*args, **kwargs)
+        from prefect_like import engine
+
+        if wait_for:
+            for future in wait_for:
+                future.wait()
+        call = self._call(context, self.bind(args, kwargs), wait_for)
+        if self.is_async:
+            return engine.run_task_inline_async(call, return_state)
+        return engine.run_task_inline(call, return_state)
+
+    def submit(self, *args: Any, **kwargs: Any) -> TaskFuture[R]:
+        """Submit the task to the flow's task runner; returns a future of its run."""
+        kwargs.pop("return_state", None)
+        wait_for = kwargs.pop("wait_for", None)
+        context = _require_flow(self, "submit")
+        call = self._call(context, self.bind(args, kwargs), wait_for)
+        return context.task_runner.submit(call)
+
+    def map(self, *args: Any, **kwargs: Any) -> FutureList[R]:
+        """Submit one task run per item of the iterable arguments (zipped); returns their futures.
+
+        ``unmapped(x)`` passes ``x`` whole to every run; strings, bytes and dicts are passed
+        whole too. Submission is bounded, so a generator of a million items is never
+        materialised at once.
+        """
+        kwargs.pop("return_state", None)
+        wait_for = kwargs.pop("wait_for", None)
+        context = _require_flow(self, "map")
+        return context.task_runner.map(self._map_calls(context, args, kwargs, wait_for))
+
+    def _map_calls(
+        self, context: FlowRunContext, args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Any
+    ) -> Iterator[TaskCall]:
+        names = list(self._positional[: len(args)]) + list(kwargs)
+        if len(args) > len(self._positional):
+            raise TypeError(f"task {self.name!r} takes {len(self._positional)} positional arguments, got {len(args)}")
+        values = list(args) + list(kwargs.values())
+        constant: dict[str, Any] = {}
+        iterables: dict[str, Any] = {}
+        for name, value in zip(names, values, strict=True):
+            if isinstance(value, unmapped):
+                constant[name] = value.value
+            elif isinstance(value, (str, bytes, dict)) or not _is_iterable(value):
+                constant[name] = value
+            else:
+                iterables[name] = value
+        if not iterables:
+            raise TypeError(f"task {self.name!r}.map() needs at least one iterable argument")
+        lengths = {name: len(v) for name, v in iterables.items() if hasattr(v, "__len__")}
+        if len(set(lengths.values())) > 1:
+            detail = ", ".join(f"{name}={n}" for name, n in lengths.items())
+            raise MappingLengthError(f"task {self.name!r}.map() got iterables of different lengths: {detail}")
+        constant_upstream: list[Any] = []
+        for value in constant.values():
+            find_upstream(value, constant_upstream)
+        mapped_names = list(iterables)
+        fast = not kwargs and self._plain_signature and not constant and len(names) == len(self._positional)
+
+        def calls() -> Iterator[TaskCall]:
+            iterators = [iter(v) for v in iterables.values()]
+            for index, items in enumerate(_zip_exact(iterators, mapped_names, self.name)):
+                if fast:
+                    parameters = dict(zip(mapped_names, items, strict=True))
+                else:
+                    parameters = self.bind((), {**constant, **dict(zip(mapped_names, items, strict=True))})
+                upstream = list(constant_upstream)
+                for item in items:
+                    if type(item) not in _LEAVES:
+                        find_upstream(item, upstream)
+                yield self._call(context, parameters, wait_for, index, upstream)
+
+        return calls()
+
+
+# A task run id is the flow run id's first 12 hex digits, a tag of the process that made the
+# call and that process's counter: unique (nested task calls are made on workers too), short,
+# and far cheaper than a uuid per task run. next() on itertools.count is atomic.
+_COUNTER = itertools.count()
+_PROCESS_TAG = secrets.token_hex(3)
+
+
+def _new_process_tag() -> None:
+    global _PROCESS_TAG, _COUNTER
+    _PROCESS_TAG = secrets.token_hex(3)
+    _COUNTER = itertools.count()
+
+
+os.register_at_fork(after_in_child=_new_process_tag)
+
+
+def _zip_exact(iterators: list[Iterator[Any]], names: list[str], task_name: str) -> Iterator[tuple[Any, ...]]:
+    sentinel = object()
+    if len(iterators) == 1:
+        for item in iterators[0]:
+            yield (item,)
+        return
+    while True:
+        items = tuple(next(it, sentinel) for it in iterators)
+        ended = [name for name, item in zip(names, items, strict=True) if item is sentinel]
+        if len(ended) == len(items):
+            return
+        if ended:
+            raise MappingLengthError(
+                f"task {task_name!r}.map() got iterables of different lengths: {', '.join(ended)} ended first"
+            )
+        yield items
+
+
+def _is_iterable(value: Any) -> bool:
+    try:
+        iter(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _accepts_parameters(fn: Callable[..., Any]) -> bool:
+    try:
+        return bool(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return False
+
+
+def _require_flow(task: Task[..., Any], method: str) -> FlowRunContext:
+    context = flow_run_context.get()
+    if context is None or task_run_context.get() is not None:
+        where = "inside a task" if task_run_context.get() is not None else "outside a flow"
+        raise RuntimeError(
+            f"{task.name}.{method}() was called {where}; submit and map only work in a flow body "
+            f"(call the task directly to run it inline)"
+        )
+    return context
+
+
+@overload
+def task(__fn: Callable[P, R]) -> Task[P, R]: ...
+@overload
+def task(
+    *,
+    name: str | None = None,
+    tags: Iterable[str] | None = None,
+    retries: int = 0,
+    retry_delay_seconds: RetryDelay = None,
+    retry_jitter_factor: float | None = None,
+    retry_condition_fn: Callable[..., bool] | None = None,
+    cache_key_fn: Callable[..., str | None] | None = None,
+    cache_policy: caching.CachePolicy | None = None,
+    cache_expiration: datetime.timedelta | None = None,
+    persist_result: bool | None = None,
+    result_storage: ResultStorage | str | None = None,
+    timeout_seconds: float | None = None,
+    log_prints: bool | None = None,
+    task_run_name: str | Callable[..., str] | None = None,
+    engine_options: dict[str, Any] | None = None,
+) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+def task(__fn: Any = None, **options: Any) -> Any:
+    """Make a function a task: ``@task`` or ``@task(retries=3, cache_policy=INPUTS)``."""
+    unknown = set(options) - {f.name for f in dataclasses.fields(TaskOptions)}
+    if unknown:
+        raise TypeError(f"task() got unknown options: {', '.join(sorted(unknown))}")
+
+    def decorate(fn: Callable[P, R]) -> Task[P, R]:
+        if not callable(fn):
+            raise TypeError(f"@task decorates a function, got {type(fn).__name__}")
+        values = dict(options)
+        values["name"] = values.get("name") or getattr(fn, "__name__", "task")
+        values["tags"] = frozenset(values.get("tags") or ())
+        values["engine_options"] = dict(values.get("engine_options") or {})
+        return Task(fn, TaskOptions(**values))
+
+    return decorate(__fn) if __fn is not None else decorate

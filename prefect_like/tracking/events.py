@@ -1,0 +1,72 @@
+"""Events: the compact records that carry every state change and log line to the tracker.
+
+An event is made on the hot path of a task run, so it is a plain named tuple appended to a
+process-local deque: no I/O, no lock, no serialisation. Whatever drains the buffer (the Recorder
+in the flow process, a runner's shipper in a Dask or Ray worker) batches the events onward.
+
+``(kind, run_id, seq)`` is an event's unique id: ``seq`` counts the state changes (or log lines)
+of one run from 0, so ingesting the same event twice stores it once, and a store can apply
+events that arrive out of order (the highest ``seq`` holds the current state).
+
+What ``data`` holds, by kind and state:
+
+- ``task``, first event (PENDING): ``task_name``, ``map_index``, ``name`` (the task run name),
+  ``tags``.
+- ``task``, RUNNING: ``run_count``.
+- ``task``, terminal (and NotReady): ``parameters`` (summary), ``result`` (summary), ``run_count``,
+  ``error`` (``{"type", "message", "traceback"}``) on failure, ``duration`` in seconds.
+- ``flow``, first event (RUNNING): ``name``, ``flow_name``, ``parameters``, ``parent_task_run_id``,
+  ``runner``. ``flow_run_id`` holds the parent flow run's id for a subflow, else None.
+- ``flow``, terminal: ``task_runs`` (state name to count), ``error``, ``duration``.
+- ``heartbeat``: a live flow run's pulse; ``run_id`` is the flow run, ``seq`` its own counter.
+- ``log``: ``state_name`` is the level name, ``message`` the line, ``data`` ``{"level", "logger"}``;
+  ``run_id`` is the task run (or the flow run, for flow logs), ``seq`` counts that run's lines.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any, NamedTuple
+
+FLOW = "flow"
+TASK = "task"
+LOG = "log"
+HEARTBEAT = "heartbeat"
+KINDS = (FLOW, TASK, LOG, HEARTBEAT)
+
+
+class Event(NamedTuple):
+    kind: str
+    run_id: str
+    seq: int
+    flow_run_id: str | None
+    timestamp: float
+    state_type: str | None
+    state_name: str | None
+    message: str | None
+    data: dict[str, Any] | None
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}:{self.run_id}:{self.seq}"
+
+
+FIELDS = Event._fields
+
+# The process-local buffer. deque.append is atomic under the GIL, so producers on any thread
+# append without a lock; exactly one consumer (Recorder or shipper) pops from the left.
+BUFFER: collections.deque[Any] = collections.deque()
+emit = BUFFER.append
+
+
+def drain(limit: int = 1 << 62) -> list[Any]:
+    """Pop up to ``limit`` items from the buffer, oldest first (single consumer only)."""
+    batch: list[Any] = []
+    pop = BUFFER.popleft
+    append = batch.append
+    try:
+        for _ in range(min(limit, len(BUFFER))):
+            append(pop())
+    except IndexError:
+        pass
+    return batch

@@ -1,0 +1,263 @@
+"""The Recorder: one thread per process that moves events from the buffer to the tracking sink.
+
+Task runs only append events to ``events.BUFFER``; they never wait on the tracker. The Recorder
+wakes every ``interval`` seconds (or at once when a flow asks it to flush), drains the buffer in
+batches of up to ``max_batch`` events and hands each batch to the sink in one call: the embedded
+SQLite ``Store`` (one transaction per batch) or the HTTP sink (one request per batch).
+
+Flushing is ordered by the buffer itself: ``flush()`` appends a marker and waits until the
+Recorder has written everything before it. So when a flow call returns, every event of that run
+is stored (or, if the sink is failing, safely spilled; see the sink).
+
+The Recorder also counts the final states of task runs per flow run as they pass, so a flow run
+can record "how many of my task runs ended how" without a query or a lock on the hot path.
+
+A sink that raises keeps its batch: the Recorder retries it with backoff, holding at most
+``max_held`` events in memory; past that it spills batches to a file under PREFECT_LIKE_HOME and
+delivers the spill when the sink works again. Nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from prefect_like import settings
+from prefect_like.states import FINAL_STATES
+from prefect_like.tracking import events as _events
+from prefect_like.tracking.events import TASK, Event
+
+log = logging.getLogger("prefect_like.tracking")
+
+_FINAL_VALUES = frozenset(s.value for s in FINAL_STATES)
+
+
+class Sink(Protocol):
+    def write(self, events: Sequence[Event]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _Flush:
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+def open_sink(target: str) -> Sink:
+    """The sink for a target: an API URL (HTTP) or a database path (embedded SQLite)."""
+    if target.startswith(("http://", "https://")):
+        from prefect_like.tracking.http import HttpSink
+
+        return HttpSink(target)
+    from prefect_like.tracking.store import Store
+
+    return Store(target)
+
+
+def current_target() -> str:
+    return settings.api_url() or str(settings.database_path())
+
+
+class Recorder:
+    """Drains the event buffer into one sink, in batches, on its own thread."""
+
+    def __init__(self, target: str, interval: float | None = None, max_batch: int | None = None) -> None:
+        self.target = target
+        self.interval = interval if interval is not None else settings.float_setting("RECORDER_INTERVAL", 0.2)
+        self.max_batch = max_batch or settings.int_setting("RECORDER_MAX_BATCH", 50_000)
+        self.final_flush_timeout = settings.float_setting("FLUSH_TIMEOUT", 30.0)
+        self._sink = open_sink(target)
+        self._wake = threading.Event()
+        self._stopping = False
+        self._counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+        self._held: collections.deque[list[Event]] = collections.deque()
+        self._markers: list[_Flush] = []  # flushes waiting for held events to be delivered
+        self._held_events = 0
+        self.max_held = settings.int_setting("RECORDER_MAX_HELD", 200_000)
+        self._spill_path = settings.home() / "spill" / f"events-{id(self):x}-{time.time_ns()}.msgpack"
+        self._spilled = 0
+        self._failures = 0
+        self._last_error: str | None = None
+        self._thread = threading.Thread(target=self._run, name="prefect-like-recorder", daemon=True)
+        self._thread.start()
+
+    # -- what flows call ---------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every event emitted before this call is written; False on timeout."""
+        marker = _Flush()
+        _events.emit(marker)
+        self._wake.set()
+        return marker.done.wait(timeout)
+
+    def take_counts(self, flow_run_id: str) -> dict[str, int]:
+        """The final states of a flow run's task runs seen so far (call after ``flush``)."""
+        return dict(self._counts.pop(flow_run_id, {}))
+
+    def describe_backlog(self) -> str:
+        if self._spilled or self._held_events:
+            return (
+                f"{self._held_events} events held in memory and {self._spilled} spilled to "
+                f"{self._spill_path} ({self._last_error}); they are sent when the tracker is reachable"
+            )
+        return "the tracker is slow to answer"
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        self.flush(timeout)
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout)
+        try:
+            self._sink.close()
+        except Exception:
+            log.exception("closing the tracking sink failed")
+
+    # -- the thread --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            try:
+                self._drain()
+            except Exception:  # the Recorder must outlive any one bad batch
+                log.exception("the tracking recorder failed to process a batch")
+            if self._stopping and not _events.BUFFER:
+                return
+
+    def _drain(self) -> None:
+        while True:
+            batch = _events.drain(self.max_batch)
+            if not batch and not self._held:
+                return
+            events: list[Event] = []
+            markers: list[_Flush] = []
+            counts = self._counts
+            for item in batch:
+                if item.__class__ is Event:
+                    events.append(item)
+                    if item.kind == TASK and (item.state_type in _FINAL_VALUES or item.state_name == "NotReady"):
+                        counts[item.flow_run_id][item.state_name] += 1  # type: ignore[index]
+                else:
+                    markers.append(item)
+            self._deliver(events)
+            self._markers.extend(markers)
+            if not self._held and not self._spilled:
+                for marker in self._markers:
+                    marker.done.set()
+                self._markers.clear()
+            if not batch:
+                return
+
+    def _deliver(self, events: list[Event]) -> None:
+        if self._held:
+            self._retry_held()
+        if not events:
+            return
+        if self._held or self._spilled:
+            self._hold(events)  # keep order: older undelivered batches go first
+            return
+        try:
+            self._sink.write(events)
+            self._failures = 0
+        except Exception as exc:
+            self._note_failure(exc)
+            self._hold(events)
+
+    def _note_failure(self, exc: Exception) -> None:
+        self._failures += 1
+        self._last_error = f"{type(exc).__name__}: {exc}"
+        if self._failures in (1, 10) or self._failures % 100 == 0:
+            log.warning("tracking sink %s failed (%s); events are kept and retried", self.target, self._last_error)
+
+    def _hold(self, events: list[Event]) -> None:
+        self._held.append(events)
+        self._held_events += len(events)
+        while self._held_events > self.max_held and len(self._held) > 1:
+            spilled = self._held.popleft()
+            self._held_events -= len(spilled)
+            self._spill(spilled)
+
+    def _spill(self, events: list[Event]) -> None:
+        import msgpack
+
+        self._spill_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._spill_path.open("ab") as file:
+            file.write(msgpack.packb([list(e) for e in events], use_bin_type=True))
+        self._spilled += len(events)
+
+    def _retry_held(self) -> None:
+        backoff = min(5.0, 0.05 * 2 ** min(self._failures, 7))
+        if self._failures and self._wake.wait(backoff):
+            self._wake.clear()
+        try:
+            if self._spilled:
+                for batch in read_spill(self._spill_path):
+                    self._sink.write(batch)
+                self._spill_path.unlink(missing_ok=True)
+                self._spilled = 0
+            while self._held:
+                self._sink.write(self._held[0])
+                self._held_events -= len(self._held.popleft())
+            self._failures = 0
+        except Exception as exc:
+            self._note_failure(exc)
+
+
+def read_spill(path: Path) -> list[list[Event]]:
+    """The batches in a spill file, as events."""
+    import msgpack
+
+    batches = []
+    with path.open("rb") as file:
+        for batch in msgpack.Unpacker(file, raw=False, strict_map_key=False):
+            batches.append([Event(*item) for item in batch])
+    return batches
+
+
+_lock = threading.Lock()
+_recorder: Recorder | None = None
+
+
+def get_recorder() -> Recorder:
+    """The process's Recorder for the current settings, started on first use."""
+    global _recorder
+    target = current_target()
+    recorder = _recorder
+    if recorder is not None and recorder.target == target:
+        return recorder
+    with _lock:
+        if _recorder is not None and _recorder.target != target:
+            _recorder.stop()
+            _recorder = None
+        if _recorder is None:
+            _recorder = Recorder(target)
+            if not _atexit_registered:
+                _register_atexit()
+        return _recorder
+
+
+_atexit_registered = False
+
+
+def _register_atexit() -> None:
+    global _atexit_registered
+    atexit.register(shutdown_recorder)
+    _atexit_registered = True
+
+
+def shutdown_recorder(timeout: float | None = 10.0) -> None:
+    """Write what is buffered and stop the Recorder (at interpreter exit, or when told)."""
+    global _recorder
+    with _lock:
+        if _recorder is not None:
+            _recorder.stop(timeout)
+            _recorder = None
