@@ -41,6 +41,7 @@ from prefect_like.context import FlowRunContext, TaskRunContext, flow_run_contex
 from prefect_like.futures import TaskFuture
 from prefect_like.logging import capture_prints, install_print_capture, logger, setup_logging
 from prefect_like.results import resolve_storage, short_repr, summarize, summarize_parameters
+from prefect_like.states import VALUES as _VALUES
 from prefect_like.states import (
     Cached,
     Cancelled,
@@ -53,7 +54,6 @@ from prefect_like.states import (
     State,
     StateType,
 )
-from prefect_like.states import VALUES as _VALUES
 from prefect_like.tasks import _LEAVES, TaskCall, _new_event, allow_failure
 from prefect_like.tracking.events import FLOW, TASK, Event, emit
 
@@ -81,6 +81,12 @@ def _describe(value: Any, state: State) -> str:
     if isinstance(value, TaskFuture):
         return f"upstream task run {value.task_name!r} ({value.task_run_id}) ended {state.name}"
     return f"upstream task run {state.run_id or ''} ended {state.name}".replace("run  ", "run ")
+
+
+def _future_label(value: TaskFuture[Any] | State) -> str:
+    if isinstance(value, TaskFuture):
+        return f"<result of {value.task_name} {value.task_run_id}>"
+    return f"<result of {value.run_id}>"
 
 
 def resolve_inputs(call: TaskCall) -> tuple[dict[str, Any], str | None]:
@@ -169,6 +175,8 @@ class TaskRun:
                 found, value = resolve_storage(self.options.result_storage).read(self.cache_key)
                 if found:
                     return self._finish(Cached(value), self._terminal_data(value))
+        if self.options.log_prints:
+            install_print_capture()
         self.started = time.time()
         self.run_count = 1
         self.context.run_count = 1
@@ -177,6 +185,9 @@ class TaskRun:
 
     def _parameter_summary(self) -> dict[str, Any]:
         try:
+            if self.call.upstream and self.parameters is self.call.parameters:  # unresolved: NotReady
+                return {k: _future_label(v) if isinstance(v, (TaskFuture, State)) else summarize(v)
+                        for k, v in self.parameters.items()}
             return summarize_parameters(self.parameters)
         except Exception:
             return {name: short_repr(value) for name, value in self.parameters.items()}
@@ -316,7 +327,7 @@ async def _invoke_async(run: TaskRun) -> Any:
         return await coroutine
     try:
         return await asyncio.wait_for(coroutine, timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise TimeoutError(f"task run {run.call.name!r} exceeded its timeout of {timeout:g} s") from None
 
 
@@ -385,16 +396,24 @@ def _inline_outcome(state: State, return_state: bool) -> Any:
     return state if return_state else state.result()
 
 
+def _wait_upstream(call: TaskCall) -> None:
+    for future in call.upstream:
+        future.wait()
+
+
 def run_task_inline(call: TaskCall, return_state: bool) -> Any:
     """A task called directly in a flow or task body: run here, tracked like any other."""
     if call.task.options.log_prints:
         install_print_capture()
+    _wait_upstream(call)
     return _inline_outcome(run_task(call), return_state)
 
 
 async def run_task_inline_async(call: TaskCall, return_state: bool) -> Any:
     if call.task.options.log_prints:
         install_print_capture()
+    if any(not future.done() for future in call.upstream):
+        await asyncio.to_thread(_wait_upstream, call)
     return _inline_outcome(await run_task_async(call), return_state)
 
 
@@ -465,6 +484,7 @@ class FlowRun:
     def evaluate(self, result: Any) -> tuple[State, Any]:
         """The state a returned value gives the run: FAILED if it holds failed runs."""
         failures: list[str] = []
+        errors: list[BaseException] = []
 
         def resolve(value: Any) -> Any:
             if isinstance(value, (TaskFuture, State)):
@@ -475,6 +495,7 @@ class FlowRun:
                 if not state.is_completed():
                     label = value.task_name if isinstance(value, TaskFuture) else state.run_id
                     failures.append(f"{label}: {state.name}{': ' + state.message if state.message else ''}")
+                    errors.append(state.result(raise_on_failure=False))
                     return None
                 return state.result()
             if type(value) in (list, tuple):
@@ -487,9 +508,10 @@ class FlowRun:
 
         resolved = resolve(result)
         if failures:
+            # As in Prefect, the call raises the first failed run's own exception; the state's
+            # message names every failure.
             shown = "; ".join(failures[:3]) + (f"; and {len(failures) - 3} more" if len(failures) > 3 else "")
-            error = RuntimeError(f"{len(failures)} returned task run(s) did not complete: {shown}")
-            return Failed(error), None
+            return Failed(errors[0], f"{len(failures)} returned task run(s) did not complete: {shown}"), None
         return Completed(resolved), resolved
 
     def finish(self, state: State, error: BaseException | None) -> State:
@@ -571,6 +593,7 @@ def run_flow(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
             break
         logger.warning("Flow run %r failed (%s); retrying", run.name, state.message)
         run._emit(Retrying(state.message))
+        time.sleep(run.options.retry_delay_seconds)
     state = run.finish(state, error)
     return state if return_state else state.result()
 
@@ -590,7 +613,7 @@ async def run_flow_async(
             timeout = run.options.timeout_seconds
             try:
                 result = await (body if timeout is None else asyncio.wait_for(body, timeout))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise TimeoutError(f"flow run {run.name!r} exceeded its timeout of {timeout:g} s") from None
             state, _ = await asyncio.to_thread(run.evaluate, result)
             error = None if state.is_completed() else state.result(raise_on_failure=False)
@@ -608,6 +631,7 @@ async def run_flow_async(
         if state.is_completed() or attempt == run.options.retries:
             break
         run._emit(Retrying(state.message))
+        await asyncio.sleep(run.options.retry_delay_seconds)
     state = await asyncio.to_thread(run.finish, state, error)
     return state if return_state else state.result()
 

@@ -50,7 +50,7 @@ class Flow(Generic[P, R]):
         self.name = options.name
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     def with_options(self, **changes: Any) -> Flow[P, R]:
         return Flow(self.fn, dataclasses.replace(self.options, **changes))
@@ -110,7 +110,7 @@ class Flow(Generic[P, R]):
         if not fields:
             return None
         try:
-            return pydantic.create_model(  # type: ignore[call-overload, no-any-return]
+            return pydantic.create_model(
                 f"{self.name}_parameters",
                 __config__=pydantic.ConfigDict(arbitrary_types_allowed=True),
                 **fields,
@@ -131,8 +131,8 @@ class Flow(Generic[P, R]):
             raise ValueError(f"flow_run_name {template!r} of flow {self.name!r} failed: {exc}") from exc
 
 
-_ADJECTIVES = "amber brisk calm daring eager fuzzy gentle hardy jolly keen lucid mellow nimble plucky quiet rapid sunny tidy vivid witty".split()
-_ANIMALS = "badger bison crane dingo egret ferret gecko heron ibis jackal koala lemur marten newt otter puffin quail raven stoat tapir".split()
+_ADJECTIVES = ["amber", "brisk", "calm", "daring", "eager", "fuzzy", "gentle", "hardy", "jolly", "keen", "lucid", "mellow", "nimble", "plucky", "quiet", "rapid", "sunny", "tidy", "vivid", "witty"]
+_ANIMALS = ["badger", "bison", "crane", "dingo", "egret", "ferret", "gecko", "heron", "ibis", "jackal", "koala", "lemur", "marten", "newt", "otter", "puffin", "quail", "raven", "stoat", "tapir"]
 
 
 def _generated_name() -> str:

@@ -82,7 +82,7 @@ class TaskFuture(Generic[R]):
         """The task's return value; raises its exception if it failed (or returns it, if told)."""
         if not self.wait(timeout):
             raise TimeoutError(f"task run {self.task_name!r} did not finish within {timeout} s")
-        return self.state.result(raise_on_failure=raise_on_failure)  # type: ignore[no-any-return]
+        return self.state.result(raise_on_failure=raise_on_failure)
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         """The exception the run failed with, or None if it completed."""

@@ -21,11 +21,11 @@ logger = logging.getLogger("prefect_like")
 _runs_logger = logging.getLogger("prefect_like.runs")
 
 
-class RunLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+class RunLogger(logging.LoggerAdapter[logging.Logger]):
     """A logger bound to one flow run or task run."""
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        kwargs["extra"] = {**(kwargs.get("extra") or {}), "run_context": self.extra["run_context"]}
+        kwargs["extra"] = {**(kwargs.get("extra") or {}), "run_context": (self.extra or {})["run_context"]}
         return msg, kwargs
 
 
@@ -93,7 +93,7 @@ def setup_logging() -> None:
         _set_up = True
 
 
-def get_run_logger() -> logging.LoggerAdapter:  # type: ignore[type-arg]
+def get_run_logger() -> logging.LoggerAdapter[logging.Logger]:
     """A logger for the current flow run or task run; its lines are stored with the run."""
     setup_logging()
     return RunLogger(_runs_logger, {"run_context": get_run_context()})

@@ -12,16 +12,13 @@ import time
 from typing import Any
 
 
-class StateType(str, enum.Enum):
+class StateType(enum.StrEnum):
     PENDING = "PENDING"
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     CRASHED = "CRASHED"
     CANCELLED = "CANCELLED"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 FINAL_STATES = frozenset({StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED})
@@ -87,7 +84,7 @@ class State:
             return None if self._data is _NO_RESULT else self._data
         error = self._data if isinstance(self._data, BaseException) else None
         if error is None:
-            from prefect_like.errors import UpstreamFailedError, RunNotFinishedError
+            from prefect_like.errors import RunNotFinishedError, UpstreamFailedError
 
             if self.name == "NotReady":
                 error = UpstreamFailedError(self.message or "an upstream task did not complete")

@@ -291,7 +291,7 @@ class AsyncioTaskRunner(TaskRunner):
         waiter = loop.create_future()
 
         def done(_: Any) -> None:
-            loop.call_soon_threadsafe(lambda: waiter.done() or waiter.set_result(None))
+            loop.call_soon_threadsafe(_resolve, waiter)
 
         future.add_done_callback(done)
         return waiter
@@ -318,7 +318,12 @@ class AsyncioTaskRunner(TaskRunner):
         self._loop = None
 
 
-_BUILTIN = {
+def _resolve(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+_BUILTIN: dict[str, type[TaskRunner]] = {
     "sequential": SequentialTaskRunner,
     "thread": ThreadPoolTaskRunner,
     "threads": ThreadPoolTaskRunner,
@@ -349,12 +354,14 @@ def load_task_runner_class(name: str) -> type[TaskRunner]:
             if missing.split(".")[0] in ("dask", "distributed", "ray") or missing == module_name:
                 raise MissingEngineError(name.capitalize(), extra) from exc
             raise
-        return getattr(module, class_name)  # type: ignore[no-any-return]
+        runner_class: type[TaskRunner] = getattr(module, class_name)
+        return runner_class
     entry = registered_task_runners().get(name)
     if entry is None:
         known = ", ".join(sorted(set(registered_task_runners()) | set(_EXTRAS)))
         raise UnknownTaskRunnerError(f"no task runner named {name!r}; known runners: {known}")
-    return entry.load()  # type: ignore[no-any-return]
+    loaded: type[TaskRunner] = entry.load()
+    return loaded
 
 
 def resolve_task_runner(spec: Any) -> TaskRunner:

@@ -27,7 +27,7 @@ from prefect_like.context import FlowRunContext, flow_run_context, task_run_cont
 from prefect_like.errors import MappingLengthError
 from prefect_like.futures import FutureList, TaskFuture
 from prefect_like.results import ResultStorage
-from prefect_like.states import State, StateType
+from prefect_like.states import State
 from prefect_like.tracking.events import TASK, Event, emit
 
 if TYPE_CHECKING:
@@ -170,7 +170,7 @@ class Task(Generic[P, R]):
         # Read on every run: worked out once here rather than per task run.
         self.cache_policy = options.effective_cache_policy
         self.persists = options.persists
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     @functools.cached_property
     def key(self) -> str:
@@ -222,7 +222,7 @@ class Task(Generic[P, R]):
         task_run_id = f"{flow_run_id[:12]}-{_PROCESS_TAG}{index:x}"
         if self.options.task_run_name is None:
             name = self.name if map_index is None else f"{self.name}-{map_index}"
-            data = {"task_name": self.name, "map_index": map_index}
+            data: dict[str, Any] = {"task_name": self.name, "map_index": map_index}
         else:
             name = self._run_name(parameters)
             data = {"task_name": self.name, "map_index": map_index, "name": name}
@@ -261,9 +261,6 @@ class Task(Generic[P, R]):
             return self.fn(*args, **kwargs)
         from prefect_like import engine
 
-        if wait_for:
-            for future in wait_for:
-                future.wait()
         call = self._call(context, self.bind(args, kwargs), wait_for)
         if self.is_async:
             return engine.run_task_inline_async(call, return_state)

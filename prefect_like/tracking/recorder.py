@@ -22,11 +22,12 @@ from __future__ import annotations
 import atexit
 import collections
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from prefect_like import settings
 from prefect_like.states import FINAL_STATES
@@ -82,7 +83,8 @@ class Recorder:
         self._markers: list[_Flush] = []  # flushes waiting for held events to be delivered
         self._held_events = 0
         self.max_held = settings.int_setting("RECORDER_MAX_HELD", 200_000)
-        self._spill_path = settings.home() / "spill" / f"events-{id(self):x}-{time.time_ns()}.msgpack"
+        # The pid in the name tells a later run whether this file's process has ended.
+        self._spill_path = settings.home() / "spill" / f"events-{os.getpid()}-{id(self):x}-{time.time_ns()}.msgpack"
         self._spilled = 0
         self._failures = 0
         self._last_error: str | None = None
@@ -115,10 +117,25 @@ class Recorder:
         self._stopping = True
         self._wake.set()
         self._thread.join(timeout)
+        self._spill_held()
         try:
             self._sink.close()
         except Exception:
             log.exception("closing the tracking sink failed")
+
+    def _spill_held(self) -> None:
+        """On stop, keep what the sink never took in the spill file, for a later run to send."""
+        held = list(self._held)
+        for batch in held:
+            self._spill(batch)
+        self._held.clear()
+        self._held_events = 0
+        if self._spilled:
+            log.warning(
+                "%d tracking events could not be delivered to %s (%s); they are kept in %s and "
+                "sent by the next run or by `prefect-like runs flush`",
+                self._spilled, self.target, self._last_error, self._spill_path,
+            )
 
     # -- the thread --------------------------------------------------------------------------
 

@@ -1,0 +1,418 @@
+"""The prefect-like command line: look at flow runs, task runs and logs in the tracking store.
+
+    prefect-like runs ls [--state S] [--flow NAME] [--limit N] [--json]
+    prefect-like runs show ID [--json]
+    prefect-like runs tasks ID [--state S] [--task NAME] [--order-by KEY] [--limit N] [--json]
+    prefect-like runs logs ID [--limit N] [--json]
+
+Every command reads through ``_reader()``, the one place that decides where runs come from (today
+the embedded SQLite store under PREFECT_LIKE_HOME), so a tracking-server client can be slotted in
+there. IDs may be abbreviated to a unique prefix of four or more characters. ``--json`` prints
+one JSON document on stdout and nothing else: that output is a stable contract for scripts. Human
+output is rich tables on stdout. A bad id, state or sort key is one ``Error: ...`` line on
+stderr and exit code 1.
+
+Importing this module stays cheap: rich and the store are imported when a command runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+import orjson
+
+from prefect_like import settings
+from prefect_like.errors import RunNotFoundError, TrackingError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.text import Text
+
+    from prefect_like.tracking.store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_STATE_STYLES = {
+    "COMPLETED": "green",
+    "FAILED": "red",
+    "CRASHED": "bold red",
+    "CANCELLED": "yellow",
+    "RUNNING": "cyan",
+    "PENDING": "dim",
+}
+
+
+def _reader() -> Store:
+    """Where runs are read from: the embedded store (a tracking-server client goes here later)."""
+    from prefect_like.tracking.store import Store
+
+    return Store(settings.database_path())
+
+
+def _friendly_errors(fn: F) -> F:
+    """Turn the errors a user can cause into one ``Error: ...`` line and exit code 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (RunNotFoundError, TrackingError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _print_json(value: Any) -> None:
+    click.echo(orjson.dumps(value, default=str, option=orjson.OPT_INDENT_2).decode())
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        # Piped into grep or a file: 80 columns would cut ids and names short for no one.
+        console.width = 160
+    return console
+
+
+# -- compact rendering ---------------------------------------------------------------------
+
+
+def _short(value: Any, width: int = 40) -> str:
+    """A value on one line, at most ``width`` characters: ``lr=0.01, depth=3`` for a dict."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        text = ", ".join(f"{k}={_scalar(v)}" for k, v in value.items())
+    else:
+        text = _scalar(value)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return orjson.dumps(value, default=str).decode()
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _time(iso: str | None) -> str:
+    # "2024-05-01T12:03:04.123456+00:00" -> "2024-05-01 12:03:04" (UTC, like the stored value)
+    return "" if not iso else iso[:19].replace("T", " ")
+
+
+def _state(run: dict[str, Any]) -> Text:
+    from rich.text import Text
+
+    return Text(run.get("state_name") or run.get("state") or "?", style=_STATE_STYLES.get(run.get("state") or "", ""))
+
+
+def _counts(counts: dict[str, int]) -> str:
+    # Anything but Completed first: in a narrow column the failures must not be the part cut off.
+    ordered = sorted(counts.items(), key=lambda kv: (kv[0] == "Completed", -kv[1], kv[0]))
+    return ", ".join(f"{n} {name}" for name, n in ordered)
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """prefect-like: tracked, retried, cached task runs."""
+
+
+@cli.group()
+def runs() -> None:
+    """Look at flow runs, their task runs and their logs."""
+
+
+@runs.command("ls")
+@click.option("--state", help="A state type or name, e.g. failed, COMPLETED, Cached.")
+@click.option("--flow", "flow_name", help="Only runs of this flow.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=0))
+@click.option("--offset", default=0, type=click.IntRange(min=0))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_friendly_errors
+def runs_ls(
+    state: str | None, flow_name: str | None, limit: int, offset: int, as_json: bool
+) -> None:
+    """Flow runs, newest first."""
+    with _reader() as store:
+        flow_runs = store.list_flow_runs(state=state, flow_name=flow_name, limit=limit, offset=offset)
+        total = store.count_flow_runs(state=state, flow_name=flow_name)
+    if as_json:
+        _print_json(flow_runs)
+        return
+    if not flow_runs:
+        filtered = state is not None or flow_name is not None
+        click.echo("no runs match" if filtered and total == 0 else "no runs yet" if total == 0 else "no more runs")
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _console()
+    wide = console.width >= 120  # full ids when they fit; any 8-character prefix works too
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("ID", no_wrap=True, min_width=8)
+    table.add_column("NAME", min_width=8, max_width=24, overflow="ellipsis", no_wrap=True)
+    table.add_column("FLOW", min_width=6, max_width=24, overflow="ellipsis", no_wrap=True)
+    table.add_column("STATE", no_wrap=True, min_width=9)
+    table.add_column("STARTED (UTC)", no_wrap=True, min_width=19)
+    table.add_column("DURATION", justify="right", no_wrap=True, min_width=8)
+    table.add_column("TASK RUNS", overflow="ellipsis", no_wrap=True)
+    for run in flow_runs:
+        table.add_row(
+            Text(run["id"] if wide else run["id"][:8]),
+            Text(run["name"] or ""),
+            Text(run["flow_name"] or ""),
+            _state(run),
+            _time(run["start_time"]),
+            _duration(run["duration"]),
+            Text(_counts(run["task_runs"])),
+        )
+    console.print(table)
+    if offset + len(flow_runs) < total:
+        console.print(f"showing {offset + 1}-{offset + len(flow_runs)} of {total}; see more with --offset", style="dim")
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@_friendly_errors
+def runs_show(run_id: str, as_json: bool) -> None:
+    """One flow run (with its task run counts and first failures) or one task run."""
+    with _reader() as store:
+        kind, full_id = store.find_run(run_id)
+        if kind == "task":
+            task_run = store.get_task_run(full_id)
+            if as_json:
+                _print_json(task_run)
+            else:
+                _show_task_run(task_run)
+            return
+        flow_run = store.get_flow_run(full_id)
+        failed = [
+            run
+            for state in ("FAILED", "CRASHED")
+            for run in store.list_task_runs(full_id, state=state, limit=5)
+        ][:5]
+    if as_json:
+        _print_json({**flow_run, "failed_task_runs": failed})
+    else:
+        _show_flow_run(flow_run, failed)
+
+
+def _fields(console: Console, rows: Sequence[tuple[str, Any]]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for label, value in rows:
+        if value not in (None, "", {}, []):
+            table.add_row(label, value if isinstance(value, Text) else Text(str(value)))
+    console.print(table)
+
+
+def _show_flow_run(run: dict[str, Any], failed: list[dict[str, Any]]) -> None:
+    console = _console()
+    _fields(console, [
+        ("id", run["id"]),
+        ("name", run["name"]),
+        ("flow", run["flow_name"]),
+        ("state", _state(run)),
+        ("message", run["message"]),
+        ("started", _time(run["start_time"])),
+        ("ended", _time(run["end_time"])),
+        ("duration", _duration(run["duration"])),
+        ("parameters", _short(run["parameters"], 200)),
+        ("parent flow run", run["parent_flow_run_id"]),
+        ("task runs", _counts(run["task_runs"]) or "none"),
+    ])
+    if run["error"]:
+        console.print()
+        _error(console, run["error"])
+    if failed:
+        from rich.table import Table
+        from rich.text import Text
+
+        console.print()
+        console.print("first failed task runs:", style="bold")
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        table.add_column("ID", no_wrap=True, min_width=8)
+        table.add_column("TASK", max_width=30, overflow="ellipsis", no_wrap=True)
+        table.add_column("PARAMETERS", max_width=36, overflow="ellipsis", no_wrap=True)
+        table.add_column("ERROR", overflow="fold")
+        for task_run in failed:
+            table.add_row(
+                Text(task_run["id"][:8]),
+                Text(task_run["name"] or task_run["task_name"] or ""),
+                Text(_short(task_run["parameters"], 36)),
+                Text(task_run["message"] or _short(task_run["error"], 80)),
+            )
+        console.print(table)
+
+
+def _error(console: Console, error: Any) -> None:
+    from rich.text import Text
+
+    if isinstance(error, dict):
+        console.print(Text(f"{error.get('type', 'Error')}: {error.get('message', '')}", style="red"))
+        if error.get("traceback"):
+            console.print(Text(str(error["traceback"]).rstrip(), style="dim"))
+    else:
+        console.print(Text(str(error), style="red"))
+
+
+def _show_task_run(run: dict[str, Any]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _console()
+    _fields(console, [
+        ("id", run["id"]),
+        ("flow run", run["flow_run_id"]),
+        ("task", run["task_name"]),
+        ("name", run["name"]),
+        ("map index", run["map_index"]),
+        ("state", _state(run)),
+        ("message", run["message"]),
+        ("run count", run["run_count"]),
+        ("started", _time(run["start_time"])),
+        ("ended", _time(run["end_time"])),
+        ("duration", _duration(run["duration"])),
+        ("parameters", _short(run["parameters"], 200)),
+        ("result", _short(run["result"], 200)),
+    ])
+    if run["error"]:
+        console.print()
+        _error(console, run["error"])
+    console.print()
+    table = Table(box=None, header_style="bold", pad_edge=False, title_justify="left")
+    table.add_column("TIME (UTC)", no_wrap=True)
+    table.add_column("STATE", no_wrap=True)
+    table.add_column("MESSAGE", overflow="fold")
+    for state in run["states"]:
+        table.add_row(_time(state["timestamp"]), _state(state), Text(state["message"] or ""))
+    console.print(table)
+
+
+@runs.command("tasks")
+@click.argument("flow_run_id")
+@click.option("--state", help="A state type or name, e.g. failed, COMPLETED, NotReady, cached.")
+@click.option("--task", "task_name", help="Only task runs of this task.")
+@click.option(
+    "--order-by",
+    help="start_time, end_time, duration, map_index, task_name, state, result or result.KEY; "
+    "prefix with - for descending.",
+)
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(min=0))
+@click.option("--offset", default=0, type=click.IntRange(min=0))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_friendly_errors
+def runs_tasks(
+    flow_run_id: str,
+    state: str | None,
+    task_name: str | None,
+    order_by: str | None,
+    limit: int,
+    offset: int,
+    as_json: bool,
+) -> None:
+    """A flow run's task runs, one page at a time."""
+    with _reader() as store:
+        task_runs = store.list_task_runs(
+            flow_run_id, state=state, task_name=task_name, limit=limit, offset=offset,
+            order_by=order_by,
+        )
+        total = store.count_task_runs(flow_run_id, state=state, task_name=task_name)
+    if as_json:
+        _print_json(task_runs)
+        return
+    if not task_runs:
+        click.echo("no task runs match" if total == 0 else "no more task runs")
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    table.add_column("ID", no_wrap=True, min_width=8)
+    table.add_column("TASK", max_width=24, overflow="ellipsis", no_wrap=True)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("STATE", no_wrap=True, min_width=9)
+    table.add_column("DURATION", justify="right", no_wrap=True)
+    table.add_column("PARAMETERS", max_width=32, overflow="ellipsis", no_wrap=True)
+    table.add_column("RESULT", max_width=28, overflow="ellipsis", no_wrap=True)
+    table.add_column("MESSAGE", max_width=40, overflow="ellipsis", no_wrap=True)
+    for run in task_runs:
+        table.add_row(
+            Text(run["id"][:8]),
+            Text(run["task_name"] or ""),
+            "" if run["map_index"] is None else str(run["map_index"]),
+            _state(run),
+            _duration(run["duration"]),
+            Text(_short(run["parameters"], 32)),
+            Text(_short(run["result"], 28)),
+            Text(_short(run["message"], 40)),
+        )
+    console = _console()
+    console.print(table)
+    if offset + len(task_runs) < total or offset:
+        console.print(
+            f"showing {offset + 1}-{offset + len(task_runs)} of {total}; "
+            "page with --offset and --limit",
+            style="dim",
+        )
+
+
+@runs.command("logs")
+@click.argument("run_id")
+@click.option("--limit", type=click.IntRange(min=0), help="At most this many lines.")
+@click.option("--offset", default=0, type=click.IntRange(min=0))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@_friendly_errors
+def runs_logs(run_id: str, limit: int | None, offset: int, as_json: bool) -> None:
+    """The log lines of a flow run (with its task runs') or of one task run, oldest first."""
+    with _reader() as store:
+        kind, full_id = store.find_run(run_id)
+        if kind == "flow":
+            lines = store.logs(flow_run_id=full_id, limit=limit, offset=offset)
+        else:
+            lines = store.logs(task_run_id=full_id, limit=limit, offset=offset)
+    if as_json:
+        _print_json(lines)
+        return
+    if not lines:
+        click.echo("no logs")
+        return
+    for line in lines:
+        source = f" {line['task_run_id'][:8]}" if line["task_run_id"] and kind == "flow" else ""
+        click.echo(
+            f"{_time(line['timestamp'])} {line['level'] or '':<8} {line['logger'] or ''}{source} | "
+            f"{line['message'] or ''}"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The ``prefect-like`` console script."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="prefect-like")
