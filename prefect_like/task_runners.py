@@ -21,6 +21,7 @@ import asyncio
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
@@ -123,10 +124,21 @@ class SequentialTaskRunner(TaskRunner):
         return future
 
 
+Batch = list[tuple[TaskCall, TaskFuture[Any]]]
+
+
 class ThreadPoolTaskRunner(TaskRunner):
-    """Runs tasks on a pool of worker threads; a run with upstreams is queued by their callbacks."""
+    """Runs tasks on a pool of worker threads; a run with upstreams is queued by their callbacks.
+
+    ``map`` hands the workers runs in small batches sized by how long runs take: one at a time
+    while they are slow (a batch never holds back parallel work), up to ``MAX_BATCH`` while
+    they take microseconds, so a worker takes one queue item, not one per run. Each run is
+    still its own tracked task run with its own future.
+    """
 
     name = "thread"
+    BATCH_SECONDS = 0.002  # aim for batches of about this much work
+    MAX_BATCH = 64
 
     def __init__(self, max_workers: int | None = None, max_in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> None:
         super().__init__(max_in_flight)
@@ -134,13 +146,14 @@ class ThreadPoolTaskRunner(TaskRunner):
             raise ValueError(f"max_workers must be at least 1, got {max_workers}")
         self.max_workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
         self._threads: list[threading.Thread] = []
-        self._queue: queue.SimpleQueue[tuple[TaskCall, TaskFuture[Any]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._submitted = 0
         self._finished = 0
         self._idle = threading.Event()
         self._closing = False
         self._cancelling = False
+        self._seconds_per_run = 1.0  # until measured, assume runs are slow: batches of one
 
     def duplicate(self) -> ThreadPoolTaskRunner:
         return ThreadPoolTaskRunner(self.max_workers, self.max_in_flight)
@@ -162,26 +175,65 @@ class ThreadPoolTaskRunner(TaskRunner):
         future: TaskFuture[Any] = TaskFuture(call.task_run_id, call.task.name)
         with self._lock:
             self._submitted += 1
+        self._enqueue([(call, future)])
+        return future
+
+    def _enqueue(self, batch: Batch) -> None:
+        """Queue a batch of one run with upstreams once they are done, any other at once."""
+        call = batch[0][0]
         waiting = [u for u in call.upstream if not u.done()] if call.upstream else None
         if waiting:
-            item = (call, future)
-            when_done(waiting, lambda: self._queue.put(item))
+            when_done(waiting, lambda: self._queue.put(batch))
         else:
-            self._queue.put((call, future))
-        return future
+            self._queue.put(batch)
+
+    def map(self, calls: Iterable[TaskCall]) -> FutureList[Any]:
+        if not self._threads:
+            raise RuntimeError("the task runner is not started")
+        futures: FutureList[Any] = FutureList()
+        window = self.max_in_flight
+        batch: Batch = []
+        for index, call in enumerate(calls):
+            if index >= window:
+                futures[index - window].wait()
+            future: TaskFuture[Any] = TaskFuture(call.task_run_id, call.task.name)
+            futures.append(future)
+            if call.upstream:  # never batched: it waits for its own upstreams
+                with self._lock:
+                    self._submitted += 1
+                self._enqueue([(call, future)])
+                continue
+            batch.append((call, future))
+            if len(batch) >= self._batch_size():
+                self._put_batch(batch)
+                batch = []
+        if batch:
+            self._put_batch(batch)
+        return futures
+
+    def _batch_size(self) -> int:
+        return max(1, min(self.MAX_BATCH, int(self.BATCH_SECONDS / max(self._seconds_per_run, 1e-9))))
+
+    def _put_batch(self, batch: Batch) -> None:
+        with self._lock:
+            self._submitted += len(batch)
+        self._queue.put(batch)
 
     def _work(self) -> None:
         get = self._queue.get
         lock = self._lock
-        while (item := get()) is not None:
-            call, future = item
-            if self._cancelling:
-                cancel_call(call, future, "Cancelled before it started: the flow run was interrupted")
-            else:
-                state = _run_sync_or_async(call)
-                future._set_state(state)
+        clock = time.perf_counter
+        while (batch := get()) is not None:
+            started = clock()
+            for call, future in batch:
+                if self._cancelling:
+                    cancel_call(call, future, "Cancelled before it started: the flow run was interrupted")
+                else:
+                    future._set_state(_run_sync_or_async(call))
+            # A moving average of how long one run takes, for sizing the next batches.
+            self._seconds_per_run = 0.8 * self._seconds_per_run + 0.2 * (clock() - started) / len(batch)
             with lock:
-                self._finished += 1
+                self._finished += len(batch)
                 if self._closing and self._finished == self._submitted:
                     self._idle.set()
 

@@ -382,13 +382,27 @@ class Reads:
         run = task_dict(
             self._one(f"SELECT {TASK_COLUMNS} FROM task_runs AS t WHERE t.id = ?", (task_run_id,))
         )
+        stored = self._all(
+            "SELECT seq, state_type, state_name, timestamp, message FROM state_history "
+            "WHERE run_id = ? ORDER BY seq",
+            (task_run_id,),
+        )
+        seq, created, start, end, stype, sname, message = self._one(
+            "SELECT seq, created, start_time, end_time, state_type, state_name, message "
+            "FROM task_runs WHERE id = ?",
+            (task_run_id,),
+        )
+        # The store keeps no rows for the states the task run's own row records: put them back.
+        history = {row[0]: tuple(row) for row in stored}
+        if created is not None and 0 not in history and (seq > 0 or sname == "Pending"):
+            history[0] = (0, "PENDING", "Pending", created, None)
+        if start is not None and 1 not in history:
+            history[1] = (1, "RUNNING", "Running", start, None if seq > 1 else message)
+        if seq not in history and seq >= 0:
+            history[seq] = (seq, stype, sname, end if end is not None else start, message)
         run["states"] = [
-            {"seq": seq, "state": stype, "state_name": sname, "timestamp": iso(ts), "message": msg}
-            for seq, stype, sname, ts, msg in self._all(
-                "SELECT seq, state_type, state_name, timestamp, message FROM state_history "
-                "WHERE run_id = ? ORDER BY seq",
-                (task_run_id,),
-            )
+            {"seq": s, "state": t, "state_name": n, "timestamp": iso(ts), "message": m}
+            for s, t, n, ts, m in (history[k] for k in sorted(history))
         ]
         return run
 
