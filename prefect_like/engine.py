@@ -26,13 +26,15 @@ failed runs. Before the call returns, the Recorder has stored every event of the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
+import signal
 import random
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import tenacity
@@ -227,7 +229,7 @@ class TaskRun:
 
     def crash(self, exc: BaseException) -> State:
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
-            state = Cancelled(f"Interrupted by {type(exc).__name__}")
+            state = Cancelled("Cancelled while running: the flow run was interrupted")
         else:
             state = Crashed(f"{type(exc).__name__}: {exc}", exc)
         return self._finish(state, self._terminal_data(error=exc))
@@ -383,9 +385,9 @@ async def run_task_async(call: TaskCall) -> State:
                 capture_prints.reset(prints)
     except Exception as exc:
         return run.fail(exc)
-    except asyncio.CancelledError as exc:
+    except asyncio.CancelledError:
         run.crash(KeyboardInterrupt())
-        raise exc
+        raise
     except BaseException as exc:
         run.crash(exc)
         raise
@@ -565,8 +567,41 @@ def _run_body_with_timeout(body: Callable[[], Any], timeout: float, name: str) -
     return value
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, delivered like Ctrl-C so a flow run ends CANCELLED and flushes its events."""
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise Interrupted(f"received {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interruption(exc: BaseException) -> str:
+    if isinstance(exc, Interrupted):
+        return f"Cancelled: the flow process {exc}"
+    if isinstance(exc, KeyboardInterrupt):
+        return "Cancelled: the flow process was interrupted (Ctrl-C)"
+    return f"Cancelled: {type(exc).__name__}"
+
+
 def run_flow(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool) -> Any:
     """Run a sync flow to its final state; returns its value (or the State, if asked)."""
+    with _sigterm_interrupts():
+        return _run_flow(flow, args, kwargs, return_state)
+
+
+def _run_flow(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool) -> Any:
     run = FlowRun(flow, args, kwargs)
     error: BaseException | None = None
     state: State = Crashed("the flow body did not run")
@@ -583,10 +618,8 @@ def run_flow(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
             cancel = isinstance(exc, TimeoutError)
             state, error = _flow_failure(exc), exc
         except BaseException as exc:
-            cancel = True
-            run.exit(tokens, cancel)
-            state = Cancelled(f"Interrupted by {type(exc).__name__}")
-            run.finish(state, None)
+            run.exit(tokens, cancel=True)
+            run.finish(Cancelled(_interruption(exc)), None)
             raise
         run.exit(tokens, cancel)
         if state.is_completed() or attempt == run.options.retries:
@@ -623,8 +656,7 @@ async def run_flow_async(
         except BaseException as exc:
             run.reset(tokens)
             await asyncio.shield(asyncio.to_thread(run.runner.shutdown, cancel_pending=True))
-            state = Cancelled(f"Interrupted by {type(exc).__name__}")
-            run.finish(state, None)
+            run.finish(Cancelled(_interruption(exc)), None)
             raise
         run.reset(tokens)
         await asyncio.to_thread(run.runner.shutdown, cancel_pending=cancel)

@@ -29,9 +29,10 @@ from typing import Any, ClassVar
 from prefect_like.engine import run_task, run_task_async
 from prefect_like.errors import MissingEngineError, UnknownTaskRunnerError
 from prefect_like.futures import FutureList, TaskFuture
+from prefect_like.results import summarize_parameters
 from prefect_like.states import Cancelled, State, StateType
 from prefect_like.tasks import TaskCall
-from prefect_like.tracking.events import TASK, Event, emit
+from prefect_like.tracking.events import OVERRIDE_SEQ, TASK, Event, emit
 
 DEFAULT_MAX_IN_FLIGHT = 10_000
 
@@ -88,13 +89,18 @@ class TaskRunner(abc.ABC):
         return f"{type(self).__name__}()"
 
 
-def cancel_call(call: TaskCall, future: TaskFuture[Any], reason: str) -> None:
-    """End a run that never started as CANCELLED (recorded like any other final state)."""
+def cancel_call(call: TaskCall, future: TaskFuture[Any], reason: str, started: bool = False) -> None:
+    """End a run as CANCELLED: one that never started, or (``started``) one abandoned mid-run."""
     state = Cancelled(reason)
     state.run_id = call.task_run_id
-    emit(Event(TASK, call.task_run_id, 1, call.flow_run_id, state.timestamp, StateType.CANCELLED.value,
-               state.name, reason, {"parameters": {}, "run_count": 0}))
+    seq = OVERRIDE_SEQ if started else 1
+    emit(Event(TASK, call.task_run_id, seq, call.flow_run_id, state.timestamp, StateType.CANCELLED.value,
+               state.name, reason, {"parameters": summarize_parameters(call.parameters) if not call.upstream else {}}))
     future._set_state(state)
+
+
+NOT_STARTED = "Cancelled before it started: the flow run was interrupted"
+ABANDONED = "Cancelled while running: the flow run was interrupted"
 
 
 def when_done(futures: list[TaskFuture[Any]], then: Callable[[], None]) -> None:
@@ -154,6 +160,7 @@ class ThreadPoolTaskRunner(TaskRunner):
         self._closing = False
         self._cancelling = False
         self._seconds_per_run = 1.0  # until measured, assume runs are slow: batches of one
+        self._running: dict[str, tuple[TaskCall, TaskFuture[Any]]] = {}
 
     def duplicate(self) -> ThreadPoolTaskRunner:
         return ThreadPoolTaskRunner(self.max_workers, self.max_in_flight)
@@ -223,13 +230,18 @@ class ThreadPoolTaskRunner(TaskRunner):
         get = self._queue.get
         lock = self._lock
         clock = time.perf_counter
+        running = self._running
         while (batch := get()) is not None:
             started = clock()
             for call, future in batch:
                 if self._cancelling:
-                    cancel_call(call, future, "Cancelled before it started: the flow run was interrupted")
-                else:
-                    future._set_state(_run_sync_or_async(call))
+                    cancel_call(call, future, NOT_STARTED)
+                    continue
+                running[call.task_run_id] = (call, future)
+                state = _run_sync_or_async(call)
+                del running[call.task_run_id]
+                if not future.done():  # else it was cancelled while it ran
+                    future._set_state(state)
             # A moving average of how long one run takes, for sizing the next batches.
             self._seconds_per_run = 0.8 * self._seconds_per_run + 0.2 * (clock() - started) / len(batch)
             with lock:
@@ -245,12 +257,38 @@ class ThreadPoolTaskRunner(TaskRunner):
             self._closing = True
             if self._finished == self._submitted:
                 self._idle.set()
-        self._idle.wait()
+        if cancel_pending:
+            self._cancel_all()
+        else:
+            self._idle.wait()
         for _ in self._threads:
             self._queue.put(None)
-        for thread in self._threads:
-            thread.join()
+        if not cancel_pending:  # a cancelled run's threads may be mid-task: they are daemons
+            for thread in self._threads:
+                thread.join()
         self._threads = []
+
+    def is_running(self, call: TaskCall) -> bool:
+        return call.task_run_id in self._running
+
+    def _cancel_all(self) -> None:
+        """End every queued run and every running one CANCELLED, without waiting for them.
+
+        Python cannot stop a running thread, so a run in progress is recorded as cancelled
+        and abandoned; its thread is a daemon and ends with the process.
+        """
+        for call, future in list(self._running.values()):
+            if not future.done():
+                cancel_call(call, future, ABANDONED, started=True)
+        while True:  # cancelling a run queues its downstream runs: drain until none are left
+            try:
+                batch = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if batch is not None:
+                for call, future in batch:
+                    if not future.done():
+                        cancel_call(call, future, NOT_STARTED)
 
 
 def _run_sync_or_async(call: TaskCall) -> State:
@@ -279,10 +317,11 @@ class AsyncioTaskRunner(TaskRunner):
         self.max_workers = max_workers
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._pool: ThreadPoolExecutor | None = None
+        self._sync: ThreadPoolTaskRunner | None = None  # runs the sync tasks
         self._pending = 0
         self._idle: asyncio.Event | None = None
         self._cancelling = False
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def duplicate(self) -> AsyncioTaskRunner:
         return AsyncioTaskRunner(self.max_workers, self.max_in_flight)
@@ -291,8 +330,8 @@ class AsyncioTaskRunner(TaskRunner):
         if self._loop is not None:
             raise RuntimeError("this AsyncioTaskRunner is already started; use duplicate()")
         self._loop = asyncio.new_event_loop()
-        self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="prefect-like-sync")
-        self._loop.set_default_executor(self._pool)
+        self._sync = ThreadPoolTaskRunner(self.max_workers, self.max_in_flight)
+        self._sync.start()
         ready = threading.Event()
 
         def serve() -> None:
@@ -318,20 +357,39 @@ class AsyncioTaskRunner(TaskRunner):
         assert self._idle is not None
         self._pending += 1
         self._idle.clear()
-        asyncio.ensure_future(self._run(call, future))
+        running = asyncio.ensure_future(self._run(call, future))
+        self._tasks.add(running)
+        running.add_done_callback(self._tasks.discard)
 
     async def _run(self, call: TaskCall, future: TaskFuture[Any]) -> None:
         assert self._loop is not None and self._idle is not None
+        started = False
+        sync_future: TaskFuture[Any] | None = None
         try:
             waiting = [u for u in call.upstream if not u.done()]
             if waiting:
                 await asyncio.gather(*(self._wrap(u) for u in waiting))
             if self._cancelling:
-                cancel_call(call, future, "Cancelled before it started: the flow run was interrupted")
+                cancel_call(call, future, NOT_STARTED)
             elif call.task.is_async:
+                started = True
                 future._set_state(await run_task_async(call))
             else:
-                future._set_state(await self._loop.run_in_executor(None, run_task, call))
+                assert self._sync is not None
+                sync_future = self._sync.submit(call)
+                await self._wrap(sync_future)
+                future._set_state(sync_future.state)
+        except asyncio.CancelledError:
+            # Record each cancelled run exactly once: the sync runner records its own runs
+            # (queued or running) when it shuts down; the engine records an async run it began.
+            if future.done():
+                pass
+            elif sync_future is not None:
+                sync_future.add_done_callback(lambda done: future._set_state(done.state))
+            elif started:
+                future._set_state(Cancelled(ABANDONED))
+            else:
+                cancel_call(call, future, NOT_STARTED)
         finally:
             self._pending -= 1
             if self._pending == 0:
@@ -353,6 +411,8 @@ class AsyncioTaskRunner(TaskRunner):
             return
         loop = self._loop
         self._cancelling = cancel_pending
+        if cancel_pending:
+            loop.call_soon_threadsafe(lambda: [task.cancel() for task in list(self._tasks)])
 
         async def drain() -> None:
             assert self._idle is not None
@@ -363,9 +423,9 @@ class AsyncioTaskRunner(TaskRunner):
 
         asyncio.run_coroutine_threadsafe(drain(), loop).result()
         loop.call_soon_threadsafe(loop.stop)
-        assert self._thread is not None and self._pool is not None
+        assert self._thread is not None and self._sync is not None
         self._thread.join()
-        self._pool.shutdown(wait=True)
+        self._sync.shutdown(cancel_pending=cancel_pending)
         loop.close()
         self._loop = None
 

@@ -53,6 +53,11 @@ class Event(NamedTuple):
 
 FIELDS = Event._fields
 
+# The seq of a final state decided outside the run (cancelled while it ran, marked crashed
+# because its process stopped sending heartbeats): higher than any seq the run itself could
+# still send, so the store keeps the decision whatever arrives later.
+OVERRIDE_SEQ = 1 << 40
+
 # The process-local buffer. deque.append is atomic under the GIL, so producers on any thread
 # append without a lock; exactly one consumer (Recorder or shipper) pops from the left.
 BUFFER: collections.deque[Any] = collections.deque()
