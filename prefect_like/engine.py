@@ -28,8 +28,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
-import signal
 import random
+import signal
 import threading
 import time
 import traceback
