@@ -440,6 +440,7 @@ class FlowRun:
         self.parent_task_run_id = parent_task.task_run_id if parent_task else None
         self.runner = resolve_task_runner(self.options.task_runner)
         self.recorder = get_recorder()
+        self.recorder.watch(self.id)
         self.seq = 0
         self.started = time.time()
         self.context = FlowRunContext(
@@ -517,7 +518,8 @@ class FlowRun:
         return Completed(resolved), resolved
 
     def finish(self, state: State, error: BaseException | None) -> State:
-        self.recorder.flush()
+        self.recorder.unwatch(self.id)
+        self.recorder.flush(delivered=False)
         counts = self.recorder.take_counts(self.id)
         data: dict[str, Any] = {"task_runs": counts, "duration": time.time() - self.started}
         if error is not None:

@@ -9,6 +9,10 @@ Flushing is ordered by the buffer itself: ``flush()`` appends a marker and waits
 Recorder has written everything before it. So when a flow call returns, every event of that run
 is stored (or, if the sink is failing, safely spilled; see the sink).
 
+While a flow run is live the Recorder sends a heartbeat for it every ``heartbeat_seconds``: a
+run whose heartbeats stop (its process was killed) is marked CRASHED by the server, or by the
+next command that reads the embedded store (``Store.mark_crashed``).
+
 The Recorder also counts the final states of task runs per flow run as they pass, so a flow run
 can record "how many of my task runs ended how" without a query or a lock on the hot path.
 
@@ -32,7 +36,7 @@ from typing import Protocol
 from prefect_like import settings
 from prefect_like.states import FINAL_STATES
 from prefect_like.tracking import events as _events
-from prefect_like.tracking.events import TASK, Event
+from prefect_like.tracking.events import HEARTBEAT, TASK, Event
 
 log = logging.getLogger("prefect_like.tracking")
 
@@ -46,10 +50,11 @@ class Sink(Protocol):
 
 
 class _Flush:
-    __slots__ = ("done",)
+    __slots__ = ("drained", "done")
 
     def __init__(self) -> None:
-        self.done = threading.Event()
+        self.drained = threading.Event()  # everything before it is counted and handed on
+        self.done = threading.Event()  # everything before it is delivered to the sink
 
 
 def open_sink(target: str) -> Sink:
@@ -88,17 +93,43 @@ class Recorder:
         self._spilled = 0
         self._failures = 0
         self._last_error: str | None = None
+        self.heartbeat_seconds = settings.float_setting("HEARTBEAT_SECONDS", 10.0)
+        self._live: dict[str, list[int]] = {}  # flow run id -> [next heartbeat seq]
+        self._next_heartbeat = 0.0
         self._thread = threading.Thread(target=self._run, name="prefect-like-recorder", daemon=True)
         self._thread.start()
 
     # -- what flows call ---------------------------------------------------------------------
 
-    def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every event emitted before this call is written; False on timeout."""
+    def flush(self, timeout: float | None = None, delivered: bool = True) -> bool:
+        """Wait until every event emitted before this call is written; False on timeout.
+
+        With ``delivered=False`` wait only until they are drained and counted (``take_counts``),
+        which never waits on a slow or unreachable sink.
+        """
         marker = _Flush()
         _events.emit(marker)
         self._wake.set()
-        return marker.done.wait(timeout)
+        return (marker.done if delivered else marker.drained).wait(timeout)
+
+    def watch(self, flow_run_id: str) -> None:
+        """Send heartbeats for this flow run until ``unwatch``."""
+        self._live[flow_run_id] = [0]
+        self._next_heartbeat = 0.0
+
+    def unwatch(self, flow_run_id: str) -> None:
+        self._live.pop(flow_run_id, None)
+
+    def _heartbeats(self) -> list[Event]:
+        now = time.time()
+        if not self._live or now < self._next_heartbeat:
+            return []
+        self._next_heartbeat = now + self.heartbeat_seconds
+        beats = []
+        for flow_run_id, counter in list(self._live.items()):
+            beats.append(Event(HEARTBEAT, flow_run_id, counter[0], None, now, None, None, None, None))
+            counter[0] += 1
+        return beats
 
     def take_counts(self, flow_run_id: str) -> dict[str, int]:
         """The final states of a flow run's task runs seen so far (call after ``flush``)."""
@@ -141,9 +172,12 @@ class Recorder:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(self.interval)
+            self._wake.wait(min(self.interval, self.heartbeat_seconds))
             self._wake.clear()
             try:
+                beats = self._heartbeats()
+                if beats:
+                    self._deliver(beats)
                 self._drain()
             except Exception:  # the Recorder must outlive any one bad batch
                 log.exception("the tracking recorder failed to process a batch")
@@ -164,6 +198,7 @@ class Recorder:
                     if item.kind == TASK and (item.state_type in _FINAL_VALUES or item.state_name == "NotReady"):
                         counts[item.flow_run_id][item.state_name] += 1  # type: ignore[index]
                 else:
+                    item.drained.set()
                     markers.append(item)
             self._deliver(events)
             self._markers.extend(markers)

@@ -47,7 +47,7 @@ import orjson
 
 from prefect_like.errors import TrackingError
 from prefect_like.tracking import queries as q
-from prefect_like.tracking.events import FLOW, HEARTBEAT, LOG, TASK, Event
+from prefect_like.tracking.events import FLOW, HEARTBEAT, LOG, OVERRIDE_SEQ, TASK, Event
 
 T = TypeVar("T")
 
@@ -429,6 +429,59 @@ class Store(q.Reads):
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    # -- crash detection ---------------------------------------------------------------------
+
+    def mark_crashed(self, stale_after: float) -> int:
+        """End CRASHED every live flow run silent for ``stale_after`` seconds, and its live task runs.
+
+        A live flow run sends a heartbeat every few seconds (see the Recorder); one that stopped
+        (its process was killed) would otherwise look RUNNING forever. The decision takes
+        ``OVERRIDE_SEQ``, so nothing the run might still send changes it. Returns how many flow
+        runs it ended.
+        """
+        now = time.time()
+        cutoff = now - stale_after
+
+        def transaction() -> int:
+            conn = self._conn
+            stale = conn.execute(
+                "SELECT key, id, COALESCE(heartbeat, start_time, created) FROM flow_runs "
+                "WHERE state_type IN ('RUNNING', 'PENDING') AND seq >= 0 "
+                "AND COALESCE(heartbeat, start_time, created) < ?",
+                (cutoff,),
+            ).fetchall()
+            if not stale:
+                return 0
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for key, flow_run_id, last_seen in stale:
+                    message = (
+                        f"Crashed: the flow process stopped sending heartbeats "
+                        f"{now - last_seen:.0f} s ago (killed, or its machine went away)"
+                    )
+                    conn.execute(
+                        "UPDATE flow_runs SET state_type = 'CRASHED', state_name = 'Crashed', "
+                        "message = ?, end_time = ?, seq = ? WHERE key = ? AND seq < ?",
+                        (message, now, OVERRIDE_SEQ, key, OVERRIDE_SEQ),
+                    )
+                    conn.execute(
+                        "INSERT OR IGNORE INTO state_history VALUES (?, ?, 'CRASHED', 'Crashed', ?, ?)",
+                        (flow_run_id, OVERRIDE_SEQ, now, message),
+                    )
+                    conn.execute(
+                        "UPDATE task_runs SET state_type = 'CRASHED', state_name = 'Crashed', "
+                        "message = ?, end_time = ?, seq = ? WHERE flow_key = ? "
+                        "AND state_type IN ('RUNNING', 'PENDING') AND state_name != 'NotReady'",
+                        ("Crashed: its flow run's process stopped", now, OVERRIDE_SEQ, key),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return len(stale)
+
+        return self._retry(transaction)
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -1,0 +1,91 @@
+"""A flow process killed with SIGKILL: its run and live task runs end CRASHED; nothing delivered is lost."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from prefect_like import settings
+from prefect_like.tracking.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from prefect_like import flow, task
+
+    never = Path(sys.argv[1])
+
+    @task
+    def trial(i: int) -> int:
+        while i >= 10 and not never.exists():  # the last ten block until the process is killed
+            time.sleep(0.05)
+        return i
+
+    @flow(name="killed", task_runner="thread")
+    def killed():
+        return trial.map(range(20)).result()
+
+    killed()
+    """
+)
+
+
+def _poll(condition, timeout: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _counts(path: Path) -> dict[str, int]:
+    if not path.exists():
+        return {}
+    with Store(path) as store:
+        runs = store.list_flow_runs(limit=1)
+        return store.task_run_counts(runs[0]["id"]) if runs else {}
+
+
+def test_killed_flow_is_marked_crashed_and_keeps_what_was_delivered(tmp_path):
+    script = tmp_path / "flow.py"
+    script.write_text(SCRIPT)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "PREFECT_LIKE_RECORDER_INTERVAL": "0.05",
+        "PREFECT_LIKE_HEARTBEAT_SECONDS": "0.2",
+    }
+    process = subprocess.Popen([sys.executable, str(script), str(tmp_path / "never")], env=env)
+    try:
+        path = settings.database_path()
+        _poll(lambda: _counts(path).get("Completed") == 10 and _counts(path).get("Running", 0) >= 1,
+              what="ten completed and some running task runs")
+        process.kill()
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+
+    with Store(path) as store:
+        flow_run = store.list_flow_runs(limit=1)[0]
+        assert flow_run["state"] == "RUNNING"  # nobody has noticed yet
+        assert store.mark_crashed(stale_after=60) == 0  # heartbeats were recent: not stale yet
+        _poll(lambda: store.mark_crashed(stale_after=1.0), what="the run to go stale")
+        flow_run = store.get_flow_run(flow_run["id"])
+        assert flow_run["state"] == "CRASHED"
+        assert "heartbeat" in flow_run["message"]
+        counts = store.task_run_counts(flow_run["id"])
+        assert counts["Completed"] == 10  # every event delivered before the kill is kept
+        assert set(counts) <= {"Completed", "Crashed", "Pending"} and counts.get("Crashed", 0) >= 1
+        assert "Running" not in counts
+        # A late event from the dead run's past cannot revive it.
+        assert store.mark_crashed(stale_after=1.0) == 0
