@@ -3,6 +3,7 @@
 Importing the package does no I/O and starts no threads; engines load when a flow uses them.
 """
 
+from prefect_like import sweep
 from prefect_like.flows import Flow, flow
 from prefect_like.futures import TaskFuture, as_completed, wait
 from prefect_like.logging import get_run_logger
@@ -32,6 +33,7 @@ __all__ = [
     "exponential_backoff",
     "flow",
     "get_run_logger",
+    "sweep",
     "task",
     "unmapped",
     "wait",

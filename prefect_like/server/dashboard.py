@@ -1,0 +1,103 @@
+"""The dashboard's own JSON routes: what its filters, sort headers and links need beyond the API.
+
+The page itself (``static/``) is plain ES modules over the tracking API, served by the app at
+``/``: no build step, no CDN, so it ships inside the package and works offline. What it shows of
+a 200,000-task flow run is one page of rows (``/api/flow-runs/{id}/task-runs``, with its total)
+or an aggregate computed in SQL (counts by state, ``/api/flow-runs/{id}/throughput``), never the
+whole table. The routes here fill the remaining gaps, each a handful of index seeks:
+
+- ``GET /api/dashboard/flow-names``: distinct flow names, for the flow filter.
+- ``GET /api/dashboard/flow-runs/{id}/facets``: the run's task names (task filter) and the keys
+  its dict results have (one sortable column each: "the 20 best losses" is one click).
+- ``GET /api/dashboard/flow-runs/{id}/subflows``: the flow runs whose parent is this one.
+
+They live under ``/api/dashboard/`` so they never collide with the API's own ``/api/flow-runs/{id}``;
+the app must include ``router`` before its catch-all ``/api/{rest}`` route. Reads go through the
+app's ``Tracker`` (``request.app.state.tracker``), so they share its per-thread read connections
+and its error handling (unknown ids 404, bad input 422).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi import Path as PathParam
+
+from prefect_like.tracking import queries as q
+from prefect_like.tracking.store import Store
+
+# Completed task runs sampled per task name to find the result keys: results of one task are alike.
+RESULT_SAMPLE = 20
+MAX_TASK_NAMES = 500
+MAX_SUBFLOWS = 1000
+
+IdParam = Annotated[str, PathParam(min_length=1, max_length=200)]
+
+router = APIRouter(prefix="/api/dashboard", tags=["dashboard"])
+
+# "The next distinct value after n" as a recursive CTE: one index seek per distinct value, where
+# SELECT DISTINCT would walk all 200,000 index entries of a big flow run.
+_SKIP_SCAN = (
+    "WITH RECURSIVE v(x) AS ("
+    " SELECT MIN({col}) FROM {table} WHERE {where}"
+    " UNION ALL"
+    " SELECT (SELECT MIN({col}) FROM {table} WHERE {where} AND {col} > x) FROM v WHERE x IS NOT NULL"
+    ") SELECT x FROM v WHERE x IS NOT NULL LIMIT {limit}"
+)
+_FLOW_NAMES = _SKIP_SCAN.format(col="flow_name", table="flow_runs", where="1", limit=MAX_TASK_NAMES)
+_TASK_NAMES = _SKIP_SCAN.format(
+    col="task_name", table="task_runs", where="flow_key = ?1", limit=MAX_TASK_NAMES
+)
+
+
+def _read(request: Request, fn: Any) -> Any:
+    return request.app.state.tracker.read(fn)
+
+
+@router.get("/flow-names")
+def flow_names(request: Request) -> list[str]:
+    return _read(request, lambda s: [r[0] for r in s._all(_FLOW_NAMES)])
+
+
+@router.get("/flow-runs/{flow_run_id}/facets")
+def facets(request: Request, flow_run_id: IdParam) -> dict[str, list[str]]:
+    """``task_names`` of the run, and ``result_keys``: the scalar fields of its dict results."""
+
+    def read(s: Store) -> dict[str, list[str]]:
+        key, _ = s._flow_ref(flow_run_id)
+        names = [r[0] for r in s._all(_TASK_NAMES, (key,))]
+        seen: dict[str, int] = {}  # key -> sampled results having it; the commonest lead
+        for name in names[:20]:
+            rows = s._all(
+                "SELECT result FROM task_runs WHERE flow_key = ? AND task_name = ? "
+                "AND state_type = 'COMPLETED' AND result IS NOT NULL LIMIT ?",
+                (key, name, RESULT_SAMPLE),
+            )
+            for (text,) in rows:
+                value = orjson.loads(text)
+                if isinstance(value, dict):
+                    for k, v in value.items():
+                        if q.RESULT_KEY.match(k) and isinstance(v, int | float | str | bool):
+                            seen[k] = seen.get(k, 0) + 1
+        keys = sorted(seen, key=lambda k: -seen[k])  # stable: ties keep the results' order
+        return {"task_names": names, "result_keys": keys}
+
+    return _read(request, read)
+
+
+@router.get("/flow-runs/{flow_run_id}/subflows")
+def subflows(request: Request, flow_run_id: IdParam) -> list[dict[str, Any]]:
+    """The flow runs started from inside this one, oldest first."""
+
+    def read(s: Store) -> list[dict[str, Any]]:
+        _, parent = s._flow_ref(flow_run_id)
+        rows = s._all(
+            f"SELECT {q.FLOW_COLUMNS} FROM flow_runs WHERE parent_flow_run_id = ? "
+            "ORDER BY created, key LIMIT ?",
+            (parent, MAX_SUBFLOWS),
+        )
+        return [s._flow(row) for row in rows]
+
+    return _read(request, read)

@@ -1,0 +1,47 @@
+// The dashboard's entry point: map the hash to a view, and keep one view alive at a time.
+//
+// A view is `async (root, {id, params, signal}) => ({update(params)} | undefined)`. It renders
+// into root; the signal aborts its fetches and live polling when the user navigates away. When
+// only the query changes (a filter, a sort, a page), the router calls update() instead, so the
+// view refreshes its table without reloading the rest of the page.
+
+import { errorBox, h } from "./dom.js";
+import { flowRunView } from "./flow-run.js";
+import { flowRunsView } from "./flow-runs.js";
+import { parseHash } from "./router.js";
+import { taskRunView } from "./task-run.js";
+
+const ROUTES = [
+  [/^\/?$/, flowRunsView],
+  [/^\/flow-runs\/([^/]+)$/, flowRunView],
+  [/^\/task-runs\/([^/]+)$/, taskRunView],
+];
+
+let current = null; // {path, controller, view}
+
+async function route() {
+  const { path, params } = parseHash();
+  if (current && current.path === path && current.view?.update) {
+    current.view.update(params);
+    return;
+  }
+  current?.controller.abort();
+  const controller = new AbortController();
+  const state = { path, controller, view: null };
+  current = state;
+  const root = document.getElementById("app");
+  const match = ROUTES.map(([re, view]) => [path.match(re), view]).find(([m]) => m);
+  if (!match) {
+    root.replaceChildren(h("div", { class: "error-box" }, "No such page: ", path));
+    return;
+  }
+  const [m, view] = match;
+  try {
+    state.view = await view(root, { id: m[1] && decodeURIComponent(m[1]), params, signal: controller.signal });
+  } catch (error) {
+    if (!controller.signal.aborted) root.replaceChildren(errorBox(error));
+  }
+}
+
+window.addEventListener("hashchange", route);
+route();
