@@ -33,7 +33,7 @@ def train(lr: float, momentum: float, seed: int, steps: int = 200) -> dict[str, 
         w += velocity
         if not math.isfinite(w) or abs(w) > 1e6:
             raise FloatingPointError(f"diverged: lr={lr} momentum={momentum}")
-    return {"loss": round((w - 3.0) ** 2, 6), "w": round(w, 4)}
+    return {"loss": (w - 3.0) ** 2, "w": w}
 
 
 @flow(name="quickstart-sweep")
@@ -62,9 +62,9 @@ def main() -> None:
     print(f"Flow run {run['name']} ({run['id']}) ended {run['state_name']}")
     print(f"  task runs: {total}, failed: {failed}  ({', '.join(f'{k}: {v}' for k, v in sorted(counts.items()))})")
     if best:
-        print(f"  best: loss={best[0]['result']['loss']} with {best[0]['parameters']}")
+        print(f"  best: loss={best[0]['result']['loss']:.3g} with {best[0]['parameters']}")
     print(f"  stored in {settings.database_path()}")
-    print("Inspect it with:")
+    print("Inspect it with (in the virtualenv: source .venv/bin/activate):")
     print(f"  prefect-like runs show {run['id']}")
     print(f"  prefect-like runs tasks {run['id']} --state failed")
     print(f"  prefect-like runs tasks {run['id']} --order-by result.loss --limit 10")

@@ -4,10 +4,15 @@
     prefect-like runs show ID [--json]
     prefect-like runs tasks ID [--state S] [--task NAME] [--order-by KEY] [--limit N] [--json]
     prefect-like runs logs ID [--limit N] [--json]
+    prefect-like runs watch ID                  a live progress view of a running flow run
+    prefect-like runs export ID --output FILE   task runs as a Parquet or CSV table
+    prefect-like runs flush                     send events earlier runs could not deliver
+    prefect-like run FILE.py:FLOW [--param k=v ...] [--runner NAME]
+    prefect-like server start [--host H] [--port P] [--home DIR]
 
-Every command reads through ``_reader()``, the one place that decides where runs come from (today
-the embedded SQLite store under PREFECT_LIKE_HOME), so a tracking-server client can be slotted in
-there. IDs may be abbreviated to a unique prefix of four or more characters. ``--json`` prints
+Every command reads through ``_reader()``, the one place that decides where runs come from: the
+tracking server (``prefect_like.client``) when PREFECT_LIKE_API_URL is set, else the embedded
+SQLite store under PREFECT_LIKE_HOME; both return the same dicts, so the output is the same. IDs may be abbreviated to a unique prefix of four or more characters. ``--json`` prints
 one JSON document on stdout and nothing else: that output is a stable contract for scripts. Human
 output is rich tables on stdout. A bad id, state or sort key is one ``Error: ...`` line on
 stderr and exit code 1.
@@ -20,19 +25,25 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
 
 from prefect_like import settings
-from prefect_like.errors import RunNotFoundError, TrackingError
+from prefect_like.errors import (
+    MissingEngineError,
+    RunNotFoundError,
+    TrackingError,
+    UnknownTaskRunnerError,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
 
-    from prefect_like.tracking.store import Store
+    from prefect_like.client import Reader
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -46,11 +57,12 @@ _STATE_STYLES = {
 }
 
 
-def _reader() -> Store:
-    """Where runs are read from: the embedded store (a tracking-server client goes here later)."""
-    from prefect_like.tracking.store import Store
+def _reader() -> Reader:
+    """Where runs are read from: the tracking server if PREFECT_LIKE_API_URL is set, else the
+    embedded store."""
+    from prefect_like.client import connect
 
-    return Store(settings.database_path())
+    return connect()
 
 
 def _friendly_errors(fn: F) -> F:
@@ -60,7 +72,7 @@ def _friendly_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (RunNotFoundError, TrackingError, ValueError) as exc:
+        except (RunNotFoundError, TrackingError, ValueError, MissingEngineError, UnknownTaskRunnerError) as exc:
             raise click.ClickException(str(exc)) from None
 
     return wrapper  # type: ignore[return-value]
@@ -411,6 +423,130 @@ def runs_logs(run_id: str, limit: int | None, offset: int, as_json: bool) -> Non
             f"{_time(line['timestamp'])} {line['level'] or '':<8} {line['logger'] or ''}{source} | "
             f"{line['message'] or ''}"
         )
+
+
+@runs.command("watch")
+@click.argument("flow_run_id")
+@click.option("--interval", default=0.5, show_default=True, type=click.FloatRange(min=0.05),
+              help="Seconds between refreshes.")
+@_friendly_errors
+def runs_watch(flow_run_id: str, interval: float) -> None:
+    """A live view of a flow run: done, failed, running, pending, rate and time left."""
+    from prefect_like.progress import watch
+
+    with _reader() as reader:
+        kind, full_id = reader.find_run(flow_run_id)
+        if kind != "flow":
+            raise ValueError(f"{full_id} is a task run; runs watch takes a flow run id")
+        try:
+            run = watch(reader, full_id, console=_console(), interval=interval)
+        except KeyboardInterrupt:
+            raise SystemExit(130) from None
+    click.echo(f"{run['name'] or run['id']}: {run['state_name']} ({_counts(run['task_runs']) or 'no task runs'})")
+
+
+@runs.command("export")
+@click.argument("flow_run_id")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A .parquet (default, .pq) or .csv file.")
+@_friendly_errors
+def runs_export(flow_run_id: str, output: Path) -> None:
+    """Write a flow run's task runs as a table: one row per task run, one column per
+    parameter and per result field, plus state, duration and error."""
+    from prefect_like.export import export_task_runs
+
+    if not output.suffix:
+        output = output.with_suffix(".parquet")
+    with _reader() as reader:
+        rows = export_task_runs(flow_run_id, output, source=reader)
+    click.echo(f"wrote {rows} task runs to {output}")
+
+
+@runs.command("flush")
+@_friendly_errors
+def runs_flush() -> None:
+    """Send the events earlier runs could not deliver (spilled under PREFECT_LIKE_HOME) now."""
+    from prefect_like.tracking import spill
+
+    paths = spill.orphans()
+    if not paths:
+        click.echo("nothing to send: no undelivered events")
+        return
+    url = settings.api_url()
+    if url:
+        from prefect_like.tracking.http import HttpSink
+
+        sink: Any = HttpSink(url, send_orphans=False)
+    else:
+        from prefect_like.tracking.store import Store
+
+        sink = Store(settings.database_path())
+    try:
+        files, events = spill.deliver(sink, paths)
+    finally:
+        sink.close()
+    click.echo(f"sent {events} events from {files} spill file(s) to {url or settings.database_path()}")
+
+
+@cli.group()
+def server() -> None:
+    """The tracking server."""
+
+
+@server.command("start")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Any address but loopback requires PREFECT_LIKE_API_KEY.")
+@click.option("--port", default=4300, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path),
+              help="The directory holding the store [default: PREFECT_LIKE_HOME].")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@_friendly_errors
+def server_start(host: str, port: int, home: Path | None, log_level: str) -> None:
+    """Serve the tracking API (and the dashboard) over the store in HOME."""
+    from prefect_like.server import serve
+
+    serve(host, port, home, log_level)
+
+
+@cli.command("run")
+@click.argument("target", metavar="FILE.py:FLOW")
+@click.option("--param", "-p", "params", multiple=True, metavar="KEY=VALUE",
+              help="A flow parameter; the value is read as JSON if it is JSON, else as text.")
+@click.option("--runner", help="Run on this task runner instead of the flow's own.")
+@click.option("--no-progress", is_flag=True, help="No live progress bar.")
+@_friendly_errors
+def run_command(target: str, params: tuple[str, ...], runner: str | None, no_progress: bool) -> None:
+    """Run a flow from a file with a live progress bar, then print its summary."""
+    from prefect_like.runfile import load_flow, parse_params, run_with_progress
+
+    flow_obj = load_flow(target)
+    parameters = parse_params(params)
+    if runner:
+        from prefect_like.task_runners import load_task_runner_class
+
+        load_task_runner_class(runner.lower())  # an unknown name fails here, not mid-run
+        flow_obj = flow_obj.with_options(task_runner=runner.lower())
+    try:
+        flow_obj.validate((), parameters)
+    except TypeError as exc:  # ParameterTypeError too
+        raise click.ClickException(str(exc)) from None
+    state, flow_run_id = run_with_progress(flow_obj, parameters, _console(), progress=not no_progress)
+    summary: dict[str, Any] | None = None
+    failed: list[dict[str, Any]] = []
+    if flow_run_id is not None:
+        try:
+            with _reader() as reader:
+                summary = reader.get_flow_run(flow_run_id)
+                failed = [r for s in ("FAILED", "CRASHED") for r in reader.list_task_runs(flow_run_id, state=s, limit=5)][:5]
+        except (TrackingError, RunNotFoundError) as exc:
+            click.echo(f"the run ended in state {state.name}, but the tracker cannot show it: {exc}", err=True)
+    if summary is not None:
+        _show_flow_run(summary, failed)
+    else:
+        click.echo(f"flow run ended in state {state.name}{': ' + state.message if state.message else ''}")
+    if not state.is_completed():
+        raise SystemExit(1)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -94,6 +94,7 @@ class HttpSink:
         api_key: str | None = None,
         batch_size: int | None = None,
         attempts: int | None = None,
+        send_orphans: bool = True,
     ) -> None:
         self.base_url = url.rstrip("/")
         self.url = self.base_url + "/events"
@@ -108,7 +109,7 @@ class HttpSink:
         self._client = httpx.Client(
             timeout=timeout, headers={**auth_headers(api_key), "Content-Type": MSGPACK}
         )
-        self._orphans = self._find_orphans()
+        self._orphans = self._find_orphans() if send_orphans else []
 
     # -- the Sink interface ----------------------------------------------------------------
 

@@ -1,0 +1,140 @@
+"""``prefect-like run FILE.py:FLOW``: load a flow from a file, parse ``--param`` values, run it.
+
+The flow runs on a worker thread while the calling thread shows its progress, read from the
+tracker like ``runs watch`` does, so what the bar shows is what the tracker recorded. The flow
+run is found as the newest run of that flow that started after the command did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import inspect
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from prefect_like.errors import RunNotFoundError, TrackingError
+from prefect_like.flows import Flow
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from prefect_like.states import State
+
+
+def load_flow(target: str) -> Flow[..., Any]:
+    """The flow ``FLOW`` in ``FILE.py`` (``FILE.py`` alone if the file holds exactly one flow)."""
+    path_text, _, name = target.rpartition(":")
+    if not path_text or "/" in name or "\\" in name or name.endswith(".py"):
+        path_text, name = target, ""  # no ":FLOW" (a Windows drive letter is not one)
+    path = Path(path_text).expanduser()
+    if not path.is_file():
+        raise click.ClickException(f"no such file: {path}")
+    module_name = f"_prefect_like_run_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise click.ClickException(f"cannot load {path} as Python")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module  # pickling by reference (Dask, Ray) needs it registered
+    sys.path.insert(0, str(path.resolve().parent))
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        raise click.ClickException(f"loading {path} failed: {type(exc).__name__}: {exc}") from None
+    flows = {key: value for key, value in vars(module).items() if isinstance(value, Flow)}
+    if not name:
+        if len(flows) != 1:
+            found = ", ".join(sorted(flows)) or "none"
+            raise click.ClickException(f"name the flow to run as {path}:FLOW (flows in it: {found})")
+        return next(iter(flows.values()))
+    found_obj = getattr(module, name, None)
+    if found_obj is None:
+        raise click.ClickException(
+            f"{path} has no flow named {name!r}; flows in it: {', '.join(sorted(flows)) or 'none'}"
+        )
+    if not isinstance(found_obj, Flow):
+        raise click.ClickException(f"{name!r} in {path} is not a flow; decorate it with @flow")
+    return found_obj
+
+
+def parse_params(items: Iterable[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs; a value is JSON if it parses as JSON (``3``, ``[1,2]``), else text."""
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="'--param'")
+        try:
+            params[key] = json.loads(raw)
+        except ValueError:
+            params[key] = raw
+    return params
+
+
+def _started(run: dict[str, Any]) -> float:
+    stamp = run.get("start_time")
+    return datetime.fromisoformat(stamp).timestamp() if stamp else 0.0
+
+
+def find_new_run(reader: Any, flow_name: str, since: float) -> str | None:
+    """The newest run of ``flow_name`` that started at or after ``since``, if the tracker has it."""
+    for run in reader.list_flow_runs(flow_name=flow_name, limit=5):
+        if _started(run) >= since:
+            return str(run["id"])
+    return None
+
+
+def run_with_progress(
+    flow: Flow[..., Any], parameters: dict[str, Any], console: Console, *, progress: bool = True
+) -> tuple[State, str | None]:
+    """Run the flow on a thread, showing its progress; its final State and flow run id."""
+    from prefect_like.client import connect
+    from prefect_like.progress import watch
+
+    outcome: dict[str, Any] = {}
+
+    def body() -> None:
+        try:
+            result = flow(**parameters, return_state=True)
+            if inspect.iscoroutine(result):
+                result = asyncio.run(result)
+            outcome["state"] = result
+        except BaseException as exc:  # reported on the calling thread
+            outcome["error"] = exc
+
+    since = time.time() - 1.0  # the run's first event is stamped a moment after this
+    worker = threading.Thread(target=body, name="prefect-like-run", daemon=True)
+    worker.start()
+    flow_run_id: str | None = None
+    try:
+        with connect() as reader:
+            while flow_run_id is None and worker.is_alive():
+                flow_run_id = find_new_run(reader, flow.name, since)
+                if flow_run_id is None:
+                    worker.join(0.2)  # waiting for the run's first events to reach the tracker
+            if progress and flow_run_id is not None and worker.is_alive():
+                watch(reader, flow_run_id, console=console, stop=lambda: not worker.is_alive())
+    except (TrackingError, RunNotFoundError) as exc:
+        console.print(f"[yellow]no live progress: {exc}[/]")
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    worker.join()
+    if "error" in outcome:
+        error = outcome["error"]
+        raise click.ClickException(f"the flow could not run: {type(error).__name__}: {error}")
+    if flow_run_id is None:
+        try:
+            with connect() as reader:
+                flow_run_id = find_new_run(reader, flow.name, since)
+        except TrackingError:
+            pass
+    return outcome["state"], flow_run_id

@@ -1,0 +1,355 @@
+"""The tracking API: an ASGI app over the same SQLite ``Store`` the embedded mode writes.
+
+Why FastAPI (on Starlette, served by uvicorn): the read routes are plain typed functions whose
+query parameters FastAPI validates and documents, and the OpenAPI document at
+``/api/openapi.json`` comes for free. The one hot route, ``POST /api/events``, bypasses
+FastAPI's body handling: it reads the raw body (msgpack or JSON) under a size cap, decodes it,
+and validates the whole batch in pydantic-core in one call (see ``schemas``), so a 10,000-event
+batch costs milliseconds, not a Python object per field.
+
+A batch of events, in order:
+
+1. The size cap: a ``Content-Length`` over the limit is refused before reading (413); a
+   streamed body is counted as it arrives and refused at the limit.
+2. Decode and validate the whole batch on a worker thread. Anything malformed is refused with
+   a 4xx naming the problem, before anything is written: a rejected batch changes nothing.
+3. ``Store.write`` on the single writer thread: one SQLite transaction per batch, so SQLite
+   has exactly one writer in this process and a batch is stored entirely or not at all.
+   Ingestion is idempotent by event id ``(kind, run_id, seq)``: a batch sent twice (a client
+   retrying after a lost response) is stored once.
+
+Reads run on the request threadpool, each thread with its own read connection (WAL: readers
+never block the writer, nor it them). Every read returns the dicts ``queries`` builds, the
+same shapes the CLI's ``--json`` prints, serialised with orjson.
+
+Security: with an API key configured, every ``/api`` route requires ``Authorization: Bearer
+<key>``, compared in constant time. No CORS headers unless origins are configured. Binding to
+a non-loopback address without a key is refused by ``serve``, not here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import msgpack
+import orjson
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from prefect_like import __version__, settings
+from prefect_like.errors import RunNotFoundError, TrackingError
+from prefect_like.server.schemas import BatchAccepted, EventBatch, Problem, parse_batch
+from prefect_like.tracking.store import Store
+
+T = TypeVar("T")
+
+MSGPACK = "application/msgpack"
+JSON = "application/json"
+DEFAULT_MAX_BODY = 64 * 2**20
+MAX_PAGE = 10_000
+STATIC = Path(__file__).parent / "static"
+
+IdParam = Annotated[str, PathParam(min_length=1, max_length=200, description="id or unique id prefix")]
+StateQuery = Annotated[
+    str | None, Query(max_length=100, description="a state type (COMPLETED) or name (Cached)")
+]
+Limit = Annotated[int, Query(ge=0, le=MAX_PAGE)]
+Offset = Annotated[int, Query(ge=0, le=2**62)]
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(value), status_code=status, media_type=JSON)
+
+
+def _error(status: int, detail: Any) -> Response:
+    return _json({"detail": detail}, status)
+
+
+class Tracker:
+    """The store behind the app: one writer thread, and one read connection per reading thread."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = Path(home).expanduser() / "prefect_like.db"
+        self.writer = Store(self.path)  # creates the schema before the first request
+        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="prefect-like-writer")
+        self._local = threading.local()
+        self._readers: list[Store] = []
+        self._lock = threading.Lock()
+
+    async def write(self, events: list[Any]) -> None:
+        await asyncio.wrap_future(self._write_thread.submit(self.writer.write, events))
+
+    def reader(self) -> Store:
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = Store(self.path)
+            with self._lock:
+                self._readers.append(store)
+        return store
+
+    def read(self, fn: Callable[[Store], T]) -> T:
+        """Run a read; bad input from the user (a ValueError in ``queries``) becomes a 422."""
+        try:
+            return fn(self.reader())
+        except RunNotFoundError:
+            raise
+        except ValueError as exc:
+            raise Problem(422, str(exc)) from None
+
+    def close(self) -> None:
+        self._write_thread.shutdown(wait=True)
+        self.writer.close()
+        with self._lock:
+            for store in self._readers:
+                store.close()
+            self._readers.clear()
+
+
+class Guard:
+    """ASGI middleware: the bearer-key check on ``/api`` and the request size cap everywhere."""
+
+    def __init__(self, app: ASGIApp, api_key: str | None, max_body: int) -> None:
+        self.app = app
+        self.key = api_key.encode() if api_key else None
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        if self.key is not None and scope["path"].startswith("/api"):
+            scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
+            if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), self.key):
+                response = _error(401, "missing or wrong API key: send 'Authorization: Bearer <PREFECT_LIKE_API_KEY>'")
+                response.headers["WWW-Authenticate"] = "Bearer"
+                await response(scope, receive, send)
+                return
+        length = headers.get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_body):
+            await _error(413, f"request body over the {self.max_body} byte limit")(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, f"request body over the {limit} byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decode(body: bytes, content_type: str) -> list[Any]:
+    if not body:
+        raise Problem(400, "empty request body; send a batch of events")
+    try:
+        if content_type == MSGPACK:
+            payload = msgpack.unpackb(body, raw=False)
+        else:
+            payload = orjson.loads(body)
+    except (ValueError, msgpack.UnpackException, msgpack.ExtraData, RecursionError) as exc:
+        kind = "msgpack" if content_type == MSGPACK else "JSON"
+        raise Problem(400, f"the request body is not valid {kind}: {exc}") from None
+    return parse_batch(payload)
+
+
+def create_app(
+    home: Path | str,
+    *,
+    api_key: str | None = None,
+    max_body: int | None = None,
+    cors_origins: list[str] | None = None,
+) -> FastAPI:
+    """The tracking API over the store in ``home``.
+
+    ``api_key``, ``max_body`` and ``cors_origins`` default to the settings
+    ``PREFECT_LIKE_API_KEY``, ``PREFECT_LIKE_SERVER_MAX_BODY`` (bytes, 64 MiB) and
+    ``PREFECT_LIKE_SERVER_CORS_ORIGINS`` (comma-separated; none by default).
+    """
+    tracker = Tracker(Path(home))
+    api_key = api_key if api_key is not None else settings.api_key()
+    limit = max_body or settings.int_setting("SERVER_MAX_BODY", DEFAULT_MAX_BODY)
+    if cors_origins is None:
+        raw = settings._get("SERVER_CORS_ORIGINS") or ""
+        cors_origins = [o.strip() for o in raw.split(",") if o.strip()]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> Any:
+        yield
+        tracker.close()
+
+    app = FastAPI(
+        title="prefect-like tracking API",
+        version=__version__,
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.tracker = tracker
+    api = APIRouter(prefix="/api")
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> Response:
+        return _error(exc.status, exc.errors)
+
+    @app.exception_handler(RunNotFoundError)
+    async def _not_found(request: Request, exc: RunNotFoundError) -> Response:
+        return _error(404, str(exc))
+
+    @app.exception_handler(TrackingError)
+    async def _unavailable(request: Request, exc: TrackingError) -> Response:
+        return _error(503, f"the tracking store is unavailable: {exc}")
+
+    @api.get("/health", tags=["meta"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    @api.post(
+        "/events",
+        tags=["ingest"],
+        response_model=BatchAccepted,
+        responses={400: {}, 413: {}, 415: {}, 422: {}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "description": "A batch of events: an array of events or {\"events\": [...]}; "
+                "each event an array in Event field order or an object by field name. "
+                "Idempotent by (kind, run_id, seq).",
+                "content": {
+                    JSON: {"schema": EventBatch.model_json_schema(ref_template="#/components/schemas/{model}")},
+                    MSGPACK: {"schema": {"type": "string", "format": "binary"}},
+                },
+            }
+        },
+    )
+    async def post_events(request: Request) -> Response:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type not in (MSGPACK, JSON, "application/x-msgpack"):
+            raise Problem(415, f"send events as {MSGPACK} or {JSON}, not {content_type or 'no content type'!r}")
+        content_type = JSON if content_type == JSON else MSGPACK
+        body = await _read_body(request, limit)
+        events = await run_in_threadpool(_decode, body, content_type)
+        await tracker.write(events)
+        return _json({"accepted": len(events)})
+
+    @api.get("/flow-runs", tags=["flow runs"])
+    def list_flow_runs(
+        state: StateQuery = None,
+        flow_name: Annotated[str | None, Query(max_length=500)] = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> Response:
+        """Flow runs, newest first, with the total matching the filters."""
+
+        def read(s: Store) -> dict[str, Any]:
+            items = s.list_flow_runs(state=state, flow_name=flow_name, limit=limit, offset=offset)
+            total = s.count_flow_runs(state=state, flow_name=flow_name)
+            return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+        return _json(tracker.read(read))
+
+    @api.get("/flow-runs/{flow_run_id}", tags=["flow runs"])
+    def get_flow_run(flow_run_id: IdParam) -> Response:
+        """A flow run, with its task runs counted by state name in ``task_runs``."""
+        return _json(tracker.read(lambda s: s.get_flow_run(flow_run_id)))
+
+    @api.get("/flow-runs/{flow_run_id}/task-runs", tags=["flow runs"])
+    def list_task_runs(
+        flow_run_id: IdParam,
+        state: StateQuery = None,
+        task_name: Annotated[str | None, Query(max_length=500)] = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+        order_by: Annotated[
+            str | None,
+            Query(max_length=200, description="e.g. result.loss, -result.accuracy, duration"),
+        ] = None,
+    ) -> Response:
+        """One page of a flow run's task runs, in submission order unless ``order_by`` says else."""
+
+        def read(s: Store) -> dict[str, Any]:
+            items = s.list_task_runs(
+                flow_run_id, state=state, task_name=task_name, limit=limit, offset=offset,
+                order_by=order_by,
+            )
+            total = s.count_task_runs(flow_run_id, state=state, task_name=task_name)
+            return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+        return _json(tracker.read(read))
+
+    @api.get("/flow-runs/{flow_run_id}/task-run-counts", tags=["flow runs"])
+    def task_run_counts(flow_run_id: IdParam) -> Response:
+        """The flow run's task runs by state name, counted now."""
+        return _json(tracker.read(lambda s: s.task_run_counts(flow_run_id)))
+
+    @api.get("/flow-runs/{flow_run_id}/throughput", tags=["flow runs"])
+    def throughput(flow_run_id: IdParam, buckets: Annotated[int, Query(ge=1, le=1000)] = 60) -> Response:
+        return _json(tracker.read(lambda s: s.throughput(flow_run_id, buckets=buckets)))
+
+    @api.get("/flow-runs/{flow_run_id}/logs", tags=["logs"])
+    def flow_run_logs(flow_run_id: IdParam, limit: Limit = 1000, offset: Offset = 0) -> Response:
+        """A flow run's log lines, its task runs' included, oldest first."""
+        items = tracker.read(lambda s: s.logs(flow_run_id=flow_run_id, limit=limit, offset=offset))
+        return _json({"items": items, "limit": limit, "offset": offset})
+
+    @api.get("/task-runs/{task_run_id}", tags=["task runs"])
+    def get_task_run(task_run_id: IdParam) -> Response:
+        """A task run: parameters, result, error with traceback, and its state history."""
+        return _json(tracker.read(lambda s: s.get_task_run(task_run_id)))
+
+    @api.get("/task-runs/{task_run_id}/logs", tags=["logs"])
+    def task_run_logs(task_run_id: IdParam, limit: Limit = 1000, offset: Offset = 0) -> Response:
+        items = tracker.read(lambda s: s.logs(task_run_id=task_run_id, limit=limit, offset=offset))
+        return _json({"items": items, "limit": limit, "offset": offset})
+
+    @api.get("/runs/{run_id}", tags=["meta"])
+    def find_run(run_id: IdParam) -> Response:
+        """Whether an id (or unique prefix) is a flow run or a task run: ``{"kind", "id"}``."""
+        kind, found = tracker.read(lambda s: s.find_run(run_id))
+        return _json({"kind": kind, "id": found})
+
+    @api.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False)
+    def unknown_route(rest: str) -> Response:
+        return _error(404, f"no such API route: /api/{rest}")
+
+    try:  # the dashboard's own routes, under /api/dashboard, before the catch-all
+        from prefect_like.server.dashboard import router as dashboard_router
+    except ImportError:
+        dashboard_router = None
+    if dashboard_router is not None:
+        app.include_router(dashboard_router)
+    app.include_router(api)
+    if (STATIC / "index.html").is_file():
+        from starlette.staticfiles import StaticFiles
+
+        app.mount("/", StaticFiles(directory=STATIC, html=True), name="dashboard")
+
+    app.add_middleware(Guard, api_key=api_key, max_body=limit)  # type: ignore[arg-type]
+    if cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,  # type: ignore[arg-type]
+            allow_origins=cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    return app
+
+
+__all__ = ["Tracker", "create_app"]
