@@ -277,7 +277,7 @@ def _show_flow_run(run: dict[str, Any], failed: list[dict[str, Any]]) -> None:
         table.add_column("ERROR", overflow="fold")
         for task_run in failed:
             table.add_row(
-                Text(task_run["id"][:8]),
+                Text(task_run["id"]),
                 Text(task_run["name"] or task_run["task_name"] or ""),
                 Text(_short(task_run["parameters"], 36)),
                 Text(task_run["message"] or _short(task_run["error"], 80)),
@@ -378,7 +378,7 @@ def runs_tasks(
     table.add_column("MESSAGE", max_width=40, overflow="ellipsis", no_wrap=True)
     for run in task_runs:
         table.add_row(
-            Text(run["id"][:8]),
+            Text(run["id"]),
             Text(run["task_name"] or ""),
             "" if run["map_index"] is None else str(run["map_index"]),
             _state(run),
@@ -418,7 +418,7 @@ def runs_logs(run_id: str, limit: int | None, offset: int, as_json: bool) -> Non
         click.echo("no logs")
         return
     for line in lines:
-        source = f" {line['task_run_id'][:8]}" if line["task_run_id"] and kind == "flow" else ""
+        source = f" {line['task_run_id']}" if line["task_run_id"] and kind == "flow" else ""
         click.echo(
             f"{_time(line['timestamp'])} {line['level'] or '':<8} {line['logger'] or ''}{source} | "
             f"{line['message'] or ''}"

@@ -45,7 +45,10 @@ def connect() -> Reader:
         return Client(url)
     from prefect_like.tracking.store import Store
 
-    return Store(settings.database_path())
+    store = Store(settings.database_path())
+    # No server watches an embedded store: whoever reads it ends the runs whose process died.
+    store.mark_crashed(settings.heartbeat_timeout())
+    return store
 
 
 def _params(**values: Any) -> dict[str, Any]:

@@ -115,6 +115,8 @@ def resolve_inputs(call: TaskCall) -> tuple[dict[str, Any], str | None]:
             return kind(resolve(item) for item in value)
         if kind is dict:
             return {key: resolve(item) for key, item in value.items()}
+        if isinstance(value, list):  # FutureList and other subclasses: a plain list of results
+            return [resolve(item) for item in value]
         return value
 
     parameters = {name: resolve(value) for name, value in call.parameters.items()}

@@ -103,8 +103,11 @@ def _summarize_slow(value: Any, depth: int) -> Any:
             return summarize(item())
         except Exception:
             pass
-    if isinstance(value, _SCALARS):  # subclasses: bool/int/float/str enums and the like
-        return summarize(value.__class__.__mro__[-2](value)) if not isinstance(value, bool) else bool(value)
+    if isinstance(value, bool):
+        return bool(value)
+    for base in (int, float, str):  # subclasses: IntEnum, StrEnum and the like
+        if isinstance(value, base):
+            return summarize(base.__str__(value) if base is str else base(value))
     if depth < 2 and isinstance(value, dict) and len(value) <= MAX_ITEMS and all(type(k) is str for k in value):
         return {k: summarize(v) if type(v) in _SCALAR_TYPES else _summarize_slow(v, depth + 1) for k, v in value.items()}
     if depth < 2 and isinstance(value, (list, tuple)) and len(value) <= MAX_ITEMS:

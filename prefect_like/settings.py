@@ -39,6 +39,11 @@ def api_key() -> str | None:
     return _get("API_KEY")
 
 
+def heartbeat_timeout() -> float:
+    """Seconds without a heartbeat after which a live flow run is taken for crashed."""
+    return float_setting("HEARTBEAT_TIMEOUT", 6 * float_setting("HEARTBEAT_SECONDS", 10.0))
+
+
 def float_setting(name: str, default: float) -> float:
     value = _get(name)
     if value is None:

@@ -147,6 +147,9 @@ def find_upstream(value: Any, found: list[Any]) -> None:
     elif kind is dict:
         for item in value.values():
             find_upstream(item, found)
+    elif isinstance(value, (list, tuple)):  # FutureList and other subclasses
+        for item in value:
+            find_upstream(item, found)
 
 
 class Task(Generic[P, R]):

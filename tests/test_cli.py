@@ -30,7 +30,7 @@ def record_sweep(n: int = 6, failed: tuple[int, ...] = (2,)) -> None:
         Event("flow", FLOW_ID, 0, None, T0, "RUNNING", "Running", None,
               {"name": "brave-otter", "flow_name": "sweep", "parameters": {"n": n},
                "parent_task_run_id": None, "runner": "thread"}),
-        Event("log", FLOW_ID, 0, None, T0 + 0.5, "INFO", "INFO", "sweep starting",
+        Event("log", FLOW_ID, 0, None, T0 + 0.5, None, "INFO", "sweep starting",
               {"level": 20, "logger": "prefect_like.flow"}),
     ]
     for i in range(n):
@@ -46,7 +46,7 @@ def record_sweep(n: int = 6, failed: tuple[int, ...] = (2,)) -> None:
                    "result": {"loss": 1.0 / (i + 1)} if ok else None, "run_count": 1,
                    "error": None if ok else {"type": "ValueError", "message": f"lr too big ({i})",
                                              "traceback": "Traceback (most recent call last):\n..."}}),
-            Event("log", tid(i), 0, FLOW_ID, ts + 0.2, "INFO", "INFO", f"training {i}",
+            Event("log", tid(i), 0, FLOW_ID, ts + 0.2, None, "INFO", f"training {i}",
                   {"level": 20, "logger": "prefect_like.task"}),
         ]
     events.append(Event("flow", FLOW_ID, 1, None, T0 + n + 2, "FAILED", "Failed",

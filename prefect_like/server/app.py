@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +51,8 @@ from prefect_like import __version__, settings
 from prefect_like.errors import RunNotFoundError, TrackingError
 from prefect_like.server.schemas import BatchAccepted, EventBatch, Problem, parse_batch
 from prefect_like.tracking.store import Store
+
+log = logging.getLogger("prefect_like.server")
 
 T = TypeVar("T")
 
@@ -88,6 +91,16 @@ class Tracker:
 
     async def write(self, events: list[Any]) -> None:
         await asyncio.wrap_future(self._write_thread.submit(self.writer.write, events))
+
+    async def watch_heartbeats(self) -> None:
+        """End CRASHED the live flow runs whose heartbeats stopped (their process died)."""
+        timeout = settings.heartbeat_timeout()
+        while True:
+            await asyncio.sleep(min(timeout / 3, 10.0))
+            try:
+                await asyncio.wrap_future(self._write_thread.submit(self.writer.mark_crashed, timeout))
+            except TrackingError:
+                log.warning("could not check flow run heartbeats; will try again", exc_info=True)
 
     def reader(self) -> Store:
         store = getattr(self._local, "store", None)
@@ -189,7 +202,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
+        watcher = asyncio.create_task(tracker.watch_heartbeats())
         yield
+        watcher.cancel()
         tracker.close()
 
     app = FastAPI(

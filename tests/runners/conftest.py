@@ -64,6 +64,16 @@ def at_session_end(cleanup: Callable[[], Any]) -> None:
     _session_cleanups.append(cleanup)
 
 
+from . import engines  # noqa: E402
+
+engines.register(RUNNERS, RUNNER_MARKS, at_session_end)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "dask: runs on a Dask cluster (deselect with -m 'not dask')")
+    config.addinivalue_line("markers", "ray: runs on Ray (deselect with -m 'not ray')")
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # Built at collection time, so entries added to RUNNERS after this module loads still count.
     if "runner_name" in metafunc.fixturenames:

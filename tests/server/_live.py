@@ -22,7 +22,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
 # TODO(dashboard): "prefect_like.server" once app.py includes the dashboard router.
-SERVER_MODULE = "tests.server._dev_server"
+SERVER_MODULE = "prefect_like.server"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

@@ -1,0 +1,469 @@
+"""The flow half of the distributed runners: batching, dependencies and crashes, engine-agnostic.
+
+``BatchingTaskRunner`` is the Dask and Ray runners' common base; a subclass supplies five engine
+hooks (start/stop, submit one batch, cancel, the event channel) and reports each engine task's
+outcome to ``_batch_done``. What happens to a submitted call, in order:
+
+1. ``submit`` wraps the call in a ``DistFuture`` and adds it to the pending batch of its task.
+   An upstream future still in an unsent batch gets that batch sent first, so a batch never holds
+   a run and its upstream. Nothing waits: upstream futures are replaced by ``Upstream``
+   placeholders pointing at the upstream batch's engine future (Dask) / ObjectRef (Ray), passed
+   to the engine task as arguments, which the engine resolves on the cluster.
+2. Batches are sized by measured duration: the first call of a task goes alone as a probe and
+   the rest wait (at most ``batch_seconds``) for its time; then a batch holds about
+   ``batch_seconds`` of work (1 call for slow tasks, up to ``max_batch_size`` for trivial ones).
+   A batch goes when full, when submission pauses for a tick, after ``max_linger`` seconds, or
+   at once when someone waits on one of its futures.
+3. ``worker.run_batch`` runs it (see there); its result carries the final states and the events
+   not yet streamed. The events go into this process's buffer (the Recorder's), *then* the
+   futures get their states, so a flow that saw a future end never outruns its events.
+4. An engine task that raised: if an upstream it was given had not completed on the cluster (it
+   crashed or is being re-run), the batch is re-submitted once those upstreams ended, with their
+   final states. Otherwise a batch of several calls is split into single re-runs to find the
+   culprit; a single call whose worker died ends CRASHED ("the worker died ..."), or is re-run
+   as a retry when it has retries left; any other engine error ends it FAILED. Re-runs number
+   their events above everything the earlier attempt could have stored.
+"""
+
+from __future__ import annotations
+
+import abc
+import os
+import pickle
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import cloudpickle
+
+from prefect_like.engine import error_details
+from prefect_like.futures import TaskFuture
+from prefect_like.logging import logger
+from prefect_like.results import short_repr
+from prefect_like.states import Cancelled, Crashed, Failed, State, StateType
+from prefect_like.task_runners import DEFAULT_MAX_IN_FLIGHT, TaskRunner, when_done
+from prefect_like.tasks import TaskCall
+from prefect_like.tracking import events as _events
+from prefect_like.tracking.events import TASK, Event
+
+from . import worker
+from .worker import ENV_PREFIX, SEQ_STRIDE, Channel, Upstream, replace_upstream
+
+
+class DistFuture(TaskFuture[Any]):
+    """A task run's future on a distributed runner: waiting on it sends its batch at once."""
+
+    __slots__ = ("_runner", "_call", "_batch", "_ref", "_slot", "_attempt", "_runs")
+
+    def __init__(self, runner: BatchingTaskRunner, call: TaskCall) -> None:
+        super().__init__(call.task_run_id, call.task.name)
+        self._runner = runner
+        self._call: TaskCall | None = call
+        self._batch: Batch | None = None
+        self._ref: Any = None  # the engine future / ObjectRef whose result holds this run's state
+        self._slot = 0
+        self._attempt = 0  # re-runs so far (worker deaths, split batches)
+        self._runs = 0  # runs used up by worker deaths, counted against retries
+
+    def add_done_callback(self, fn: Callable[[TaskFuture[Any]], Any]) -> None:
+        batch = self._batch
+        if self._state is None and batch is not None and batch.ref is None:
+            self._runner._send_now(batch)
+        super().add_done_callback(fn)
+
+
+class Batch:
+    """Task calls of one task that go to the engine as one engine task."""
+
+    __slots__ = ("task", "futures", "created", "seen", "ref", "uses", "single")
+
+    def __init__(self, task: Any, single: bool = False) -> None:
+        self.task = task
+        self.futures: list[DistFuture] = []
+        self.created = time.monotonic()
+        self.seen = 0  # its size at the flusher's last tick
+        self.ref: Any = None  # the engine's future once sent
+        self.uses: list[tuple[DistFuture, Any]] = []  # upstream futures and the refs it was given
+        self.single = single
+
+
+class BatchingTaskRunner(TaskRunner):
+    """Submits task calls to a distributed engine in adaptively sized batches."""
+
+    name = "batching"
+
+    def __init__(
+        self,
+        *,
+        batch_seconds: float = 0.05,
+        max_batch_size: int = 1000,
+        event_interval: float = 0.25,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> None:
+        super().__init__(max_in_flight)
+        if batch_seconds < 0 or max_batch_size < 1:
+            raise ValueError("batch_seconds must be >= 0 and max_batch_size >= 1")
+        self.batch_seconds = batch_seconds
+        self.max_batch_size = max_batch_size
+        self.event_interval = event_interval
+        self._lock = threading.RLock()
+        self._idle = threading.Condition(self._lock)
+        self._started = False
+
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "batch_seconds": self.batch_seconds,
+            "max_batch_size": self.max_batch_size,
+            "event_interval": self.event_interval,
+            "max_in_flight": self.max_in_flight,
+        }
+
+    # -- engine hooks ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _engine_start(self) -> None: ...
+
+    @abc.abstractmethod
+    def _engine_stop(self) -> None: ...
+
+    @abc.abstractmethod
+    def _engine_channel(self) -> Channel:
+        """The picklable channel workers send event batches over."""
+
+    @abc.abstractmethod
+    def _engine_submit(self, payload: bytes, args: list[Any], options: dict[str, Any], name: str) -> Any:
+        """Start ``run_batch(payload, channel, interval, *args)``; return the engine's future."""
+
+    @abc.abstractmethod
+    def _engine_slots(self) -> int:
+        """How many engine tasks the cluster runs at once (worker threads / CPUs)."""
+
+    @abc.abstractmethod
+    def _engine_cancel(self, refs: list[Any]) -> None: ...
+
+    @abc.abstractmethod
+    def _is_worker_death(self, exc: BaseException) -> bool: ...
+
+    def _engine_collect_events(self) -> None:
+        """Pull streamed events that the engine does not push (called at shutdown)."""
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._started:
+            raise RuntimeError(f"this {type(self).__name__} is already started; use duplicate()")
+        self._pending: dict[Any, Batch] = {}
+        self._inflight: set[Batch] = set()
+        self._unresolved = 0
+        self._seconds_per_call: dict[Any, float] = {}
+        self._probing: dict[Any, int] = {}  # task function -> its single runs out while unmeasured
+        self._env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+        self._key = uuid.uuid4().hex
+        self._stopping = False
+        self._wake = threading.Event()
+        self._engine_start()
+        self._slots = max(1, self._engine_slots())
+        self._channel = self._engine_channel()
+        self._flusher = threading.Thread(target=self._flush_loop, name="prefect-like-batcher", daemon=True)
+        self._started = True
+        self._flusher.start()
+
+    def shutdown(self, cancel_pending: bool = False) -> None:
+        if not self._started:
+            return
+        try:
+            with self._lock:
+                if cancel_pending:
+                    self._cancel_everything()
+                else:
+                    for batch in list(self._pending.values()):
+                        self._send(batch)
+                while self._unresolved:
+                    self._idle.wait(1.0)
+            self._engine_collect_events()
+        finally:
+            self._stopping = True
+            self._wake.set()
+            self._flusher.join()
+            self._engine_stop()
+            self._started = False
+
+    # -- submission -----------------------------------------------------------------------------
+
+    def submit(self, call: TaskCall) -> TaskFuture[Any]:
+        if not self._started:
+            raise RuntimeError("the task runner is not started")
+        future = DistFuture(self, call)
+        with self._lock:
+            self._unresolved += 1
+        # A future of another runner (a parent flow's), or one itself waiting for such a future:
+        # this call is queued by its done-callback, never by a waiting thread.
+        foreign = [
+            u for u in call.upstream
+            if not u.done() and (not isinstance(u, DistFuture) or u._runner is not self or u._batch is None)
+        ]
+        if foreign:
+            when_done(foreign, lambda: self._add(future))
+        else:
+            self._add(future)
+        return future
+
+    def _add(self, future: DistFuture) -> None:
+        call = future._call
+        assert call is not None
+        task = call.task
+        with self._lock:
+            for upstream in call.upstream:
+                batch = getattr(upstream, "_batch", None)
+                if batch is not None and batch.ref is None:
+                    self._send(batch)  # an upstream may never share a batch with its downstream
+            fn = task.fn
+            if fn not in self._seconds_per_call and self._probing.get(fn, 0) < self._slots:
+                self._probing[fn] = self._probing.get(fn, 0) + 1
+                self._send_single(future)
+                return
+            batch = self._pending.get(task)
+            if batch is None:
+                self._pending[task] = batch = Batch(task)
+                self._wake.set()
+            future._batch = batch
+            batch.futures.append(future)
+            size = self._batch_size(fn)
+            if size is not None and len(batch.futures) >= size:
+                self._send(batch)
+
+    def _batch_size(self, fn: Any) -> int | None:
+        """How many calls of ``fn`` make a batch; None while every worker slot runs a probe of it."""
+        per_call = self._seconds_per_call.get(fn)
+        if per_call is None:
+            return 1 if self._probing.get(fn, 0) < self._slots else None
+        return max(1, min(self.max_batch_size, int(self.batch_seconds / max(per_call, 1e-7))))
+
+    def _flush_loop(self) -> None:
+        tick = 0.005
+        while not self._stopping:
+            if not self._pending:
+                self._wake.wait()
+                self._wake.clear()
+                continue
+            time.sleep(tick)
+            now = time.monotonic()
+            with self._lock:
+                for batch in list(self._pending.values()):
+                    size = self._batch_size(batch.task.fn)
+                    if size is None:
+                        continue
+                    paused = len(batch.futures) == batch.seen
+                    if paused or now - batch.created >= 10 * tick or len(batch.futures) >= size:
+                        self._send(batch)
+                    else:
+                        batch.seen = len(batch.futures)
+
+    def _send_now(self, batch: Batch) -> None:
+        with self._lock:
+            if batch.ref is None and self._pending.get(batch.task) is batch:
+                self._send(batch)
+
+    def _send(self, batch: Batch) -> None:
+        """Send a pending batch, in chunks of the current batch size (call with the lock held)."""
+        if self._pending.get(batch.task) is batch:
+            del self._pending[batch.task]
+        size = self._batch_size(batch.task.fn) or max(1, len(batch.futures))
+        futures = batch.futures
+        if len(futures) <= size:
+            self._dispatch(batch)
+            return
+        for start in range(0, len(futures), size):
+            chunk = Batch(batch.task)
+            chunk.futures = futures[start : start + size]
+            self._dispatch(chunk)
+
+    def _send_single(self, future: DistFuture) -> None:
+        batch = Batch(future._call.task if future._call else None, single=True)  # type: ignore[union-attr]
+        batch.futures.append(future)
+        self._dispatch(batch)
+
+    def _dispatch(self, batch: Batch) -> None:
+        """Ship one batch to the engine (lock held): calls with placeholders, upstream refs as args."""
+        args: list[Any] = []
+        index: dict[int, int] = {}
+        uses: list[tuple[DistFuture, Any]] = []
+
+        def leaf(upstream: Any) -> Upstream:
+            if isinstance(upstream, DistFuture) and upstream._runner is self:
+                ref = upstream._ref if upstream.done() else (upstream._batch.ref if upstream._batch else None)
+                if ref is not None:
+                    uses.append((upstream, ref))
+                    if id(ref) not in index:
+                        index[id(ref)] = len(args)
+                        args.append(ref)
+                    return Upstream(index[id(ref)], upstream._slot, upstream.task_run_id, upstream.task_name)
+            # Ended in this process (crashed, cancelled) or a foreign future: its state by value.
+            args.append(upstream.state)
+            return Upstream(len(args) - 1, None, upstream.task_run_id, upstream.task_name)
+
+        calls: list[TaskCall] = []
+        offsets: dict[int, tuple[int, int]] = {}
+        for position, future in enumerate(batch.futures):
+            call = future._call
+            assert call is not None
+            future._batch, future._slot = batch, position
+            if call.upstream:
+                call = TaskCall(
+                    call.task,
+                    {name: replace_upstream(value, leaf) for name, value in call.parameters.items()},
+                    call.task_run_id, call.flow_run_id, call.name, call.map_index,
+                    (True,), tuple(replace_upstream(value, leaf) for value in call.wait_for),
+                )
+            if future._attempt:
+                offsets[position] = (future._attempt * SEQ_STRIDE, future._runs)
+                if future._runs:
+                    retries_left = max(0, call.task.options.retries - future._runs)
+                    call = TaskCall(call.task.with_options(retries=retries_left), call.parameters, call.task_run_id,
+                                    call.flow_run_id, call.name, call.map_index, call.upstream, call.wait_for)
+            calls.append(call)
+        batch.uses = uses
+        try:
+            payload = cloudpickle.dumps((calls, self._env, offsets))
+        except Exception as exc:
+            from prefect_like.errors import SerializationError
+
+            error = SerializationError(f"task run arguments cannot be sent to the cluster: {exc}")
+            self._batch_done(batch, False, error, serialization=True)
+            return
+        task = batch.futures[0]._call.task  # type: ignore[union-attr]
+        batch.ref = self._engine_submit(payload, args, dict(task.options.engine_options), task.name)
+        self._inflight.add(batch)
+
+    # -- outcomes -------------------------------------------------------------------------------
+
+    def _batch_done(self, batch: Batch, ok: bool, value: Any, serialization: bool = False) -> None:
+        """Called by the engine's collector with a batch's result, or the error it raised."""
+        try:
+            self._handle_outcome(batch, ok, value, serialization)
+        except Exception as exc:  # a bug here must not hang the flow: its runs end CRASHED
+            logger.exception("prefect-like could not handle the outcome of a batch")
+            for future in batch.futures:
+                if not future.done() and future._call is not None:
+                    self._end(future, Crashed(f"Crashed: the runner failed to handle the result: {exc}", exc), exc)
+
+    def _handle_outcome(self, batch: Batch, ok: bool, value: Any, serialization: bool) -> None:
+        if ok:
+            states_blob, info_blob = value
+            states: list[State] = pickle.loads(states_blob)
+            elapsed, events = pickle.loads(info_blob)
+            if events:
+                _events.BUFFER.extend(events)
+            fn = batch.futures[0]._call.task.fn  # type: ignore[union-attr]
+            with self._lock:
+                self._inflight.discard(batch)
+                per_call = elapsed / len(states)
+                known = self._seconds_per_call.get(fn)
+                self._seconds_per_call[fn] = per_call if known is None else 0.7 * known + 0.3 * per_call
+                if batch.single:
+                    self._probing.pop(fn, None)
+            for slot, (future, state) in enumerate(zip(batch.futures, states, strict=True)):
+                future._ref, future._slot = batch.ref, slot
+                self._resolve(future, state)
+            return
+        with self._lock:
+            self._inflight.discard(batch)
+            fn = batch.task.fn if batch.task is not None else None
+            if batch.single and self._probing.get(fn, 0) > 0:
+                self._probing[fn] -= 1
+            if self._stopping:
+                for future in batch.futures:
+                    self._end(future, Cancelled("the flow run ended before it ran"))
+                return
+            fresh = [u for u, ref in batch.uses if not (u.done() and u._ref is ref)]
+        if fresh:  # an upstream did not complete on the cluster: retry once they all ended
+            futures = batch.futures
+            when_done(fresh, lambda: self._rerun(futures))  # type: ignore[arg-type]
+            return
+        if len(batch.futures) > 1:  # find the culprit: every call again, on its own
+            for future in batch.futures:
+                future._attempt += 1
+            self._rerun(batch.futures, singles=True)
+            return
+        (future,) = batch.futures
+        call = future._call
+        assert call is not None
+        if serialization or not self._is_worker_death(value):
+            self._end(future, Failed(value), value)
+            return
+        message = f"the worker died while running task run {call.name!r} ({type(value).__name__}: {value})"
+        if future._runs < call.task.options.retries:
+            self._emit(future, State(StateType.RUNNING, "Retrying", message), {"run_count": future._runs + 1})
+            future._attempt += 1
+            future._runs += 1
+            self._rerun([future], singles=True)
+            return
+        self._end(future, Crashed(message, value), value)
+
+    def _rerun(self, futures: list[DistFuture], singles: bool = False) -> None:
+        with self._lock:
+            if singles:
+                for future in futures:
+                    self._send_single(future)
+                return
+            batch = Batch(futures[0]._call.task)  # type: ignore[union-attr]
+            batch.futures = list(futures)
+            self._dispatch(batch)
+
+    def _emit(self, future: DistFuture, state: State, data: dict[str, Any]) -> None:
+        call = future._call
+        assert call is not None
+        seq = future._attempt * SEQ_STRIDE + SEQ_STRIDE - 1
+        _events.emit(Event(TASK, call.task_run_id, seq, call.flow_run_id, state.timestamp,
+                           state.type.value, state.name, state.message, data))
+
+    def _end(self, future: DistFuture, state: State, error: BaseException | None = None) -> None:
+        """End a run in this process (crashed, failed to ship, cancelled) and record it."""
+        call = future._call
+        assert call is not None
+        state.run_id = call.task_run_id
+        data: dict[str, Any] = {
+            "parameters": {name: short_repr(value) for name, value in call.parameters.items()},
+            "run_count": future._runs + (1 if state.type is not StateType.CANCELLED else 0),
+            "duration": 0.0,
+        }
+        if error is not None:
+            data["error"] = error_details(error)
+        self._emit(future, state, data)
+        future._ref = None
+        self._resolve(future, state)
+
+    def _resolve(self, future: DistFuture, state: State) -> None:
+        future._batch = None
+        future._call = None
+        future._set_state(state)
+        with self._lock:
+            self._unresolved -= 1
+            if not self._unresolved:
+                self._idle.notify_all()
+
+    def _cancel_everything(self) -> None:
+        for batch in list(self._pending.values()):
+            for future in batch.futures:
+                self._end(future, Cancelled("Cancelled before it started: the flow run was interrupted"))
+        self._pending.clear()
+        inflight = list(self._inflight)
+        self._stopping = True
+        self._engine_cancel([batch.ref for batch in inflight])
+        for batch in inflight:
+            for future in batch.futures:
+                if not future.done():
+                    self._end(future, Cancelled("Cancelled: the flow run was interrupted"))
+        self._inflight.clear()
+
+
+def pythonpath_for_workers() -> str:
+    """A PYTHONPATH under which worker processes import prefect_like and these runners."""
+    import prefect_like
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(worker.__file__)))
+    core = os.path.dirname(os.path.dirname(os.path.abspath(prefect_like.__file__)))
+    parts = [core, here, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return os.pathsep.join(dict.fromkeys(parts))

@@ -1,0 +1,226 @@
+"""DaskTaskRunner: task runs on a Dask cluster, in batches, with their events streamed home.
+
+What happens, in order (the engine-agnostic part is ``batching``/``worker``; this is the Dask part):
+
+1. ``start`` connects a ``distributed.Client``: to ``address`` (an existing scheduler, left
+   running), or to a cluster it starts itself (``cluster_class``, by default a ``LocalCluster``
+   of worker processes, closed again by ``shutdown``). Its own cluster gets
+   ``allowed_failures=0``, so a worker dying mid-task reaches us at once and prefect-like's
+   retries, not Dask's, decide what happens; on someone else's cluster Dask may first re-run the
+   task on other workers. Worker processes get a PYTHONPATH that imports prefect-like.
+2. The client subscribes to a topic of its own. Workers ``log_event`` pickled event batches to
+   it (over the worker's ordered stream to the scheduler, the same stream that later reports the
+   task's result), and the handler puts them in this process's event buffer.
+3. Each batch is one ``client.submit(run_batch, payload, channel, interval, *upstream_futures)``
+   with the task's ``engine_options`` as submit keywords (``resources``, ``workers``,
+   ``priority``...). Upstream Dask futures are arguments: the scheduler resolves the dependency.
+4. A done-callback queues each finished future; one collector thread gathers whatever has
+   finished in one round trip and hands results (or errors) to ``_batch_done``.
+   ``KilledWorker`` (and a worker lost with a task) counts as the worker dying.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import queue
+import threading
+import uuid
+from typing import Any
+
+from prefect_like.errors import MissingEngineError
+from prefect_like.tracking import events as _events
+
+from . import worker
+from .batching import Batch, BatchingTaskRunner, pythonpath_for_workers
+from .worker import Channel, run_batch
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError as exc:
+        raise MissingEngineError("Dask", "dask") from exc
+    return distributed
+
+
+class DaskChannel(Channel):
+    """Events to the flow process through the scheduler's event topics."""
+
+    def __init__(self, topic: str) -> None:
+        self.key = topic
+        self._worker: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"key": self.key}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.key = state["key"]
+        self._worker = None
+
+    def attach(self) -> None:
+        from distributed import get_worker
+
+        self._worker = get_worker()
+
+    def send(self, blob: bytes) -> None:
+        self._worker.log_event(self.key, blob)
+
+
+class DaskTaskRunner(BatchingTaskRunner):
+    """Runs task runs on a Dask cluster: a local one of its own, or an existing one by address.
+
+    ``DaskTaskRunner()`` starts a ``LocalCluster`` (worker processes) for the flow run and closes
+    it after; ``DaskTaskRunner(address="tcp://...")`` uses a running scheduler and leaves it be.
+    Batching is tuned by ``batch_seconds`` (work per engine task) and ``max_batch_size``.
+    """
+
+    name = "dask"
+
+    def __init__(
+        self,
+        address: str | None = None,
+        cluster_class: Any = None,
+        cluster_kwargs: dict[str, Any] | None = None,
+        client_kwargs: dict[str, Any] | None = None,
+        **settings: Any,
+    ) -> None:
+        super().__init__(**settings)
+        if address is not None and cluster_class is not None:
+            raise ValueError("give either address or cluster_class, not both")
+        self.address = address
+        self.cluster_class = cluster_class
+        self.cluster_kwargs = dict(cluster_kwargs or {})
+        self.client_kwargs = dict(client_kwargs or {})
+        self.client: Any = None
+        self.cluster: Any = None
+
+    def duplicate(self) -> DaskTaskRunner:
+        return DaskTaskRunner(self.address, self.cluster_class, self.cluster_kwargs, self.client_kwargs, **self._settings())
+
+    def __repr__(self) -> str:
+        where = f"address={self.address!r}" if self.address else f"cluster_class={self._cluster_name()}"
+        return f"DaskTaskRunner({where})"
+
+    def _cluster_name(self) -> str:
+        return getattr(self.cluster_class, "__name__", None) or "LocalCluster"
+
+    # -- engine hooks -----------------------------------------------------------------------------
+
+    def _engine_start(self) -> None:
+        distributed = _import_distributed()
+        if self.address is None:
+            cluster_class = self.cluster_class or distributed.LocalCluster
+            kwargs = dict(self.cluster_kwargs)
+            if cluster_class is distributed.LocalCluster:
+                kwargs.setdefault("processes", True)
+                kwargs.setdefault("dashboard_address", ":0")
+                kwargs.setdefault("silence_logs", logging.ERROR)
+                scheduler_kwargs = {"allowed_failures": 0, **kwargs.get("scheduler_kwargs", {})}
+                kwargs["scheduler_kwargs"] = scheduler_kwargs
+                if kwargs["processes"]:
+                    env = {"PYTHONPATH": pythonpath_for_workers(), **kwargs.get("env", {})}
+                    kwargs["env"] = env
+            self.cluster = cluster_class(**kwargs)
+            target: Any = self.cluster
+        else:
+            target = self.address
+        self.client = distributed.Client(target, set_as_default=False, **self.client_kwargs)
+        worker.IN_FLOW_PROCESS = worker.IN_FLOW_PROCESS or not self._workers_are_processes()
+        self._topic = f"prefect-like-events-{uuid.uuid4().hex}"
+        self.client.subscribe_topic(self._topic, self._on_event)
+        self._done: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
+        self._collector = threading.Thread(target=self._collect, name="prefect-like-dask-collector", daemon=True)
+        self._collector.start()
+
+    def _workers_are_processes(self) -> bool:
+        return not (self.cluster is not None and self.cluster_kwargs.get("processes") is False)
+
+    def _engine_stop(self) -> None:
+        self._done.put(None)
+        self._collector.join()
+        try:
+            topic = self._topic
+            self.client.unsubscribe_topic(topic)
+            self.client.run_on_scheduler(_truncate_topic, topic=topic)
+        except Exception:
+            pass
+        self.client.close()
+        self.client = None
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
+
+    def _engine_channel(self) -> Channel:
+        return DaskChannel(self._topic)
+
+    def _engine_submit(self, payload: bytes, args: list[Any], options: dict[str, Any], name: str) -> Any:
+        key = f"{name}-batch-{uuid.uuid4().hex}"
+        future = self.client.submit(
+            run_batch, payload, self._channel, self.event_interval, *args, key=key, pure=False, **options
+        )
+        return future
+
+    def _engine_slots(self) -> int:
+        return sum(self.client.nthreads().values())
+
+    def _engine_cancel(self, refs: list[Any]) -> None:
+        if refs:
+            self.client.cancel(refs, force=True)
+
+    def _is_worker_death(self, exc: BaseException) -> bool:
+        from distributed.scheduler import KilledWorker
+
+        return isinstance(exc, KilledWorker)
+
+    # -- events and results ---------------------------------------------------------------------
+
+    def _on_event(self, event: tuple[float, bytes]) -> None:
+        _events.BUFFER.extend(pickle.loads(event[1]))
+
+    def _dispatch(self, batch: Batch) -> None:
+        super()._dispatch(batch)
+        if batch.ref is not None:
+            batch.ref.add_done_callback(lambda _: self._done.put(batch))
+
+    def _collect(self) -> None:
+        """Gather finished batches, many per round trip, and hand them over."""
+        while True:
+            first = self._done.get()
+            if first is None:
+                return
+            finished = [first]
+            while True:
+                try:
+                    item = self._done.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._done.put(None)
+                    break
+                finished.append(item)
+            ok = [b for b in finished if b.ref.status == "finished"]
+            failed = [b for b in finished if b.ref.status != "finished"]
+            if ok:
+                try:
+                    results = self.client.gather([b.ref for b in ok], errors="raise")
+                except Exception:
+                    results = None
+                if results is None:
+                    failed.extend(ok)
+                else:
+                    for batch, result in zip(ok, results, strict=True):
+                        self._batch_done(batch, True, result)
+            for batch in failed:
+                try:
+                    error = batch.ref.exception()
+                except BaseException as exc:  # cancelled, or the client lost the scheduler
+                    error = exc
+                if error is None:  # finished after all (raced with the status read)
+                    self._batch_done(batch, True, batch.ref.result())
+                else:
+                    self._batch_done(batch, False, error)
+
+
+def _truncate_topic(dask_scheduler: Any, topic: str) -> None:
+    dask_scheduler._broker.truncate(topic)

@@ -1,0 +1,274 @@
+"""The worker half of the distributed runners: run a batch of task runs, send their events home.
+
+Shared by the Dask and Ray runners (one distribution ships both packages); nothing here imports
+an engine. What happens on a worker, in order:
+
+1. ``run_batch`` gets one pickled payload (task calls, the flow process's ``PREFECT_LIKE_*``
+   settings, seq offsets of re-run task runs), the runner's event ``Channel`` and the results of
+   the upstream engine tasks as positional arguments: the engine resolved those (Dask futures,
+   Ray ObjectRefs) before calling us, so no worker ever waits on an upstream.
+2. Each call's ``Upstream`` placeholders become the upstream runs' final ``State`` objects, which
+   ``engine.resolve_inputs`` accepts in place of futures: a failed upstream makes the run end
+   NotReady without calling the function. Then ``run_task`` runs it, timed.
+3. Every state change and log line lands in this process's ``events.BUFFER``. The ``Outbox``
+   drains it under one lock, rewrites the seq numbers of re-runs (so a run re-run after its
+   worker died never collides with what its first attempt stored) and sorts events by the flow
+   run they belong to. A streamer thread ships what waited ``interval`` seconds over the channel
+   (so the tracker shows RUNNING while a long task runs); the batch takes the rest with it in
+   its return value. A batch returns only after every event of its runs has been handed to the
+   channel or packed into its result, so when the flow process sees the result it has (or is
+   sure to get before the next result) every event of those runs: nothing is lost.
+4. The return value is ``(states_blob, info_blob)``: the final states, pickled with cloudpickle
+   (downstream batches unpickle only this), and the events plus the measured compute time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import cloudpickle
+
+from prefect_like.engine import run_task, run_task_async
+from prefect_like.errors import SerializationError
+from prefect_like.futures import TaskFuture
+from prefect_like.logging import install_print_capture, setup_logging
+from prefect_like.states import Failed, State
+from prefect_like.tasks import TaskCall, allow_failure
+from prefect_like.tracking import events as _events
+from prefect_like.tracking.events import TASK, Event
+
+# A re-run of a task run (after its worker died) numbers its events from attempt * SEQ_STRIDE, and
+# the flow process records the end of an attempt at the top of that attempt's range.
+SEQ_STRIDE = 1_000_000
+ENV_PREFIX = "PREFECT_LIKE_"
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Stands for an upstream future in a shipped call: ``args[arg]``, or slot ``slot`` of it."""
+
+    arg: int
+    slot: int | None
+    task_run_id: str
+    task_name: str
+
+
+def replace_upstream(value: Any, leaf: Any) -> Any:
+    """``value`` with every TaskFuture / Upstream inside it replaced by ``leaf(it)``."""
+    kind = type(value)
+    if isinstance(value, (TaskFuture, Upstream)):
+        return leaf(value)
+    if kind is allow_failure:
+        return allow_failure(replace_upstream(value.future, leaf))
+    if kind in (list, tuple, set, frozenset):
+        return kind(replace_upstream(item, leaf) for item in value)
+    if kind is dict:
+        return {key: replace_upstream(item, leaf) for key, item in value.items()}
+    return value
+
+
+class Channel:
+    """How a worker sends event batches to one runner's flow process (engine-specific)."""
+
+    key: str
+
+    def attach(self) -> None:
+        """Called on the worker, in a task thread, when the channel is first used there."""
+
+    def send(self, blob: bytes) -> None:
+        raise NotImplementedError
+
+    def ack(self) -> None:
+        """Return once everything sent has reached the flow side's queue."""
+
+
+class Outbox:
+    """This process's events, sorted by the channel of the flow run they belong to."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.channels: dict[str, Channel] = {}
+        self.routes: dict[str, str] = {}  # flow run id -> channel key
+        self.rewrites: dict[str, tuple[int, int]] = {}  # task run id -> (seq offset, run_count offset)
+        self.pending: defaultdict[str, list[Any]] = defaultdict(list)
+        self.waiting_since = 0.0
+        self._streamer: threading.Thread | None = None
+
+    def register(self, channel: Channel) -> Channel:
+        with self.lock:
+            known = self.channels.get(channel.key)
+            if known is None:
+                channel.attach()
+                self.channels[channel.key] = known = channel
+        return known
+
+    def collect(self, default_key: str) -> None:
+        """Move the buffer's events into ``pending`` (call with the lock held)."""
+        batch = _events.drain()
+        if not batch:
+            return
+        if not self.waiting_since:
+            self.waiting_since = time.monotonic()
+        rewrites, routes, pending = self.rewrites, self.routes, self.pending
+        if not rewrites and len(self.channels) <= 1:
+            key = next(iter(self.channels), default_key)
+            pending[key].extend(e for e in batch if e.__class__ is Event)
+            return
+        for event in batch:
+            if event.__class__ is not Event:
+                continue  # a flush marker of a Recorder in this process: not ours to carry
+            shift = rewrites.get(event.run_id)
+            if shift is not None:
+                data = event.data
+                if event.kind == TASK and data and "run_count" in data:
+                    data = {**data, "run_count": data["run_count"] + shift[1]}
+                event = event._replace(seq=event.seq + shift[0], data=data)
+            pending[routes.get(event.flow_run_id or "", default_key)].append(event)
+
+    def take(self, channel: Channel) -> list[Any]:
+        """Every event for ``channel`` so far; what the streamer sent is acknowledged first."""
+        with self.lock:
+            self.collect(channel.key)
+            channel.ack()
+            events = self.pending.pop(channel.key, [])
+            if not self.pending:
+                self.waiting_since = 0.0
+            return events
+
+    def stream(self, interval: float) -> None:
+        """Start (once per process) the thread that ships events which waited ``interval`` s."""
+        if self._streamer is not None:
+            return
+        with self.lock:
+            if self._streamer is None:
+                self._streamer = threading.Thread(
+                    target=self._stream, args=(interval,), name="prefect-like-shipper", daemon=True
+                )
+                self._streamer.start()
+
+    def _stream(self, interval: float) -> None:
+        while True:
+            time.sleep(interval / 2)
+            if not _events.BUFFER and not self.pending:
+                continue
+            with self.lock:
+                self.collect(next(iter(self.channels), ""))
+                if not self.pending or time.monotonic() - self.waiting_since < interval:
+                    continue
+                for key, events in list(self.pending.items()):
+                    channel = self.channels.get(key)
+                    if channel is None or not events:
+                        continue
+                    try:
+                        channel.send(cloudpickle.dumps(events))
+                        del self.pending[key]
+                    except Exception:  # the batch carries them home instead
+                        pass
+                self.waiting_since = 0.0 if not self.pending else self.waiting_since
+
+
+OUTBOX = Outbox()
+# True in the flow process itself: a worker thread there (Dask's processes=False) already emits
+# into the flow's own buffer, which the Recorder drains; nothing must be shipped.
+IN_FLOW_PROCESS = False
+_applied_env: dict[str, str] | None = None
+_logging_ready = False
+
+
+def _apply_env(env: dict[str, str]) -> None:
+    """Use the flow process's settings (home, API URL) here, so results and caches are shared."""
+    global _applied_env
+    if env == _applied_env:
+        return
+    for key in [k for k in os.environ if k.startswith(ENV_PREFIX) and k not in env]:
+        del os.environ[key]
+    os.environ.update(env)
+    _applied_env = dict(env)
+
+
+def _resolve_arg(value: Any) -> Any:
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], bytes):
+        return pickle.loads(value[0])  # an upstream batch's result: its list of final states
+    return value
+
+
+def _run_one(call: TaskCall) -> State:
+    if not call.task.is_async:
+        return run_task(call)
+    return asyncio.run(run_task_async(call))
+
+
+def run_batch(payload: bytes, channel: Channel, interval: float, *upstream: Any) -> tuple[bytes, bytes]:
+    """Run a batch of task calls on this worker; see the module docstring for the steps."""
+    global _logging_ready
+    calls, env, offsets = pickle.loads(payload)
+    _apply_env(env)
+    if not _logging_ready:
+        setup_logging()
+        _logging_ready = True
+    shipping = not IN_FLOW_PROCESS
+    if shipping:
+        channel = OUTBOX.register(channel)
+        OUTBOX.stream(interval)
+        with OUTBOX.lock:
+            for call in calls[:1]:
+                OUTBOX.routes[call.flow_run_id] = channel.key
+            for index, shift in offsets.items():
+                OUTBOX.rewrites[calls[index].task_run_id] = shift
+    resolved = [_resolve_arg(value) for value in upstream]
+
+    def leaf(placeholder: Any) -> TaskFuture[Any]:
+        # A done future rather than the bare state: a NotReady message then names the upstream task.
+        value = resolved[placeholder.arg]
+        future: TaskFuture[Any] = TaskFuture(placeholder.task_run_id, placeholder.task_name)
+        future._set_state(value if placeholder.slot is None else value[placeholder.slot])
+        return future
+
+    states: list[State] = []
+    started = time.perf_counter()
+    for call in calls:
+        if call.upstream:
+            call.parameters = {name: replace_upstream(v, leaf) for name, v in call.parameters.items()}
+            call.wait_for = tuple(replace_upstream(v, leaf) for v in call.wait_for)
+        if call.task.options.log_prints:
+            install_print_capture()
+        states.append(_run_one(call))
+    elapsed = time.perf_counter() - started
+    states_blob = _dump_states(states, calls, offsets)
+    events: list[Any] = []
+    if shipping:
+        events = OUTBOX.take(channel)
+        if offsets:
+            with OUTBOX.lock:
+                for index in offsets:
+                    OUTBOX.rewrites.pop(calls[index].task_run_id, None)
+    return states_blob, cloudpickle.dumps((elapsed, events))
+
+
+def _dump_states(states: list[State], calls: list[TaskCall], offsets: dict[int, tuple[int, int]]) -> bytes:
+    try:
+        return cloudpickle.dumps(states)
+    except Exception:
+        pass
+    # Some result cannot travel: that run ends FAILED (recorded above what it stored), the rest stand.
+    for index, state in enumerate(states):
+        try:
+            cloudpickle.dumps(state)
+        except Exception as exc:
+            call = calls[index]
+            error = SerializationError(f"the result of task run {call.name!r} cannot be sent home: {exc}")
+            failed = Failed(error)
+            failed.run_id = call.task_run_id
+            seq = offsets.get(index, (0, 0))[0] + SEQ_STRIDE - 2
+            data = {"run_count": 1, "error": {"type": "SerializationError", "message": str(error), "traceback": ""}}
+            _events.emit(Event(TASK, call.task_run_id, seq, call.flow_run_id, failed.timestamp,
+                               "FAILED", failed.name, failed.message, data))
+            states[index] = failed
+    return cloudpickle.dumps(states)

@@ -1,0 +1,220 @@
+"""RayTaskRunner: task runs as Ray tasks, in batches, with their events streamed home by an actor.
+
+What happens, in order (the engine-agnostic part is ``prefect_like_dask.batching``/``worker``,
+shared with the Dask runner; this is the Ray part):
+
+1. ``start`` uses the Ray this process is already connected to, or calls ``ray.init`` (a local
+   Ray, or ``address``), with a runtime env whose PYTHONPATH imports prefect-like on workers;
+   only a Ray it initialised itself is shut down by ``shutdown``.
+2. One ``EventSink`` actor per driver and Ray session (no CPU of its own) receives the event
+   batches that workers stream while tasks run; a poller thread takes this runner's batches
+   every ``event_interval`` seconds into this process's event buffer, and once more at shutdown.
+   A batch returns only after the sink acknowledged what its worker streamed, so that last take
+   finds every event.
+3. Each batch is one ``run_batch_remote.options(**engine_options).remote(payload, channel,
+   interval, *upstream_refs)`` (``num_cpus``, ``num_gpus``, ``resources``, ``memory``...), with
+   ``max_retries=0``: upstream ObjectRefs are arguments, Ray resolves them on the cluster.
+4. A collector thread ``ray.wait``\\ s on the batches in flight, gets every ready one and hands
+   results (or errors) to ``_batch_done``. ``WorkerCrashedError``, ``OutOfMemoryError`` and a
+   dead node count as the worker dying.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import queue
+import threading
+import uuid
+from typing import Any
+
+from prefect_like_dask.batching import Batch, BatchingTaskRunner, pythonpath_for_workers
+from prefect_like_dask.worker import Channel
+
+from prefect_like.errors import MissingEngineError
+from prefect_like.tracking import events as _events
+
+_sink_lock = threading.Lock()
+_sink: tuple[Any, Any] | None = None  # (the Ray session's job and node ids, the EventSink handle)
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise MissingEngineError("Ray", "ray") from exc
+    return ray
+
+
+def _event_sink() -> Any:
+    """This driver's EventSink in the current Ray session, created on first use."""
+    global _sink
+    import ray
+
+    from ._remote import EventSink
+
+    context = ray.get_runtime_context()
+    # A new Ray session may reuse job id 01000000: the node id tells sessions apart.
+    job = (context.get_job_id(), context.get_node_id())
+    with _sink_lock:
+        if _sink is None or _sink[0] != job:
+            name = f"prefect-like-events-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            _sink = (job, EventSink.options(name=name).remote())
+        return _sink[1]
+
+
+class RayTaskRunner(BatchingTaskRunner):
+    """Runs task runs on Ray: a local Ray of its own, the one already initialised, or ``address``.
+
+    ``init_kwargs`` go to ``ray.init``. Batching is tuned by ``batch_seconds`` (work per Ray
+    task) and ``max_batch_size``.
+    """
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, init_kwargs: dict[str, Any] | None = None, **settings: Any) -> None:
+        super().__init__(**settings)
+        self.address = address
+        self.init_kwargs = dict(init_kwargs or {})
+        self._owns_ray = False
+
+    def duplicate(self) -> RayTaskRunner:
+        return RayTaskRunner(self.address, self.init_kwargs, **self._settings())
+
+    def __repr__(self) -> str:
+        return f"RayTaskRunner(address={self.address!r})"
+
+    # -- engine hooks -----------------------------------------------------------------------------
+
+    def _engine_start(self) -> None:
+        ray = _import_ray()
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
+            kwargs.update(self.init_kwargs)
+            runtime_env = dict(kwargs.pop("runtime_env", None) or {})
+            env_vars = {"PYTHONPATH": pythonpath_for_workers(), **runtime_env.get("env_vars", {})}
+            runtime_env["env_vars"] = env_vars
+            ray.init(address=self.address or "local", runtime_env=runtime_env, **kwargs)
+            self._owns_ray = True
+        from ._remote import RayChannel, run_batch_remote
+
+        self._remote = run_batch_remote
+        self._remotes: dict[Any, Any] = {}
+        self._sink = _event_sink()
+        self._channel_obj = RayChannel(uuid.uuid4().hex, self._sink)
+        self._new: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
+        self._stop_polling = threading.Event()
+        self._collector = threading.Thread(target=self._collect, name="prefect-like-ray-collector", daemon=True)
+        self._poller = threading.Thread(target=self._poll, name="prefect-like-ray-events", daemon=True)
+        self._collector.start()
+        self._poller.start()
+
+    def _engine_stop(self) -> None:
+        self._new.put(None)
+        self._stop_polling.set()
+        self._collector.join()
+        self._poller.join()
+        if self._owns_ray:
+            global _sink
+            import ray
+
+            with _sink_lock:
+                _sink = None
+            ray.shutdown()
+            self._owns_ray = False
+
+    def _engine_channel(self) -> Channel:
+        return self._channel_obj
+
+    def _engine_slots(self) -> int:
+        import ray
+
+        return int(ray.cluster_resources().get("CPU", 1))
+
+    def _engine_submit(self, payload: bytes, args: list[Any], options: dict[str, Any], name: str) -> Any:
+        remote = self._remote
+        if options:
+            key = repr(sorted(options.items()))
+            remote = self._remotes.get(key)
+            if remote is None:
+                remote = self._remotes[key] = self._remote.options(**options)
+        return remote.remote(payload, self._channel, self.event_interval, *args)
+
+    def _engine_cancel(self, refs: list[Any]) -> None:
+        import ray
+
+        for ref in refs:
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
+
+    def _is_worker_death(self, exc: BaseException) -> bool:
+        from ray import exceptions
+
+        deaths = tuple(
+            getattr(exceptions, name)
+            for name in ("WorkerCrashedError", "OutOfMemoryError", "NodeDiedError", "LocalRayletDiedError")
+            if hasattr(exceptions, name)
+        )
+        return isinstance(exc, deaths)
+
+    def _engine_collect_events(self) -> None:
+        self._take_events()
+
+    # -- events and results ---------------------------------------------------------------------
+
+    def _take_events(self) -> None:
+        import ray
+
+        for blob in ray.get(self._sink.take.remote(self._channel_obj.key)):
+            _events.BUFFER.extend(pickle.loads(blob))
+
+    def _poll(self) -> None:
+        while not self._stop_polling.wait(self.event_interval):
+            with contextlib.suppress(Exception):  # Ray going away: the final take reports it
+                self._take_events()
+
+    def _dispatch(self, batch: Batch) -> None:
+        super()._dispatch(batch)
+        if batch.ref is not None:
+            self._new.put(batch)
+
+    def _collect(self) -> None:
+        """Wait on the batches in flight; get every finished one and hand it over."""
+        import ray
+
+        inflight: dict[Any, Batch] = {}
+        closing = False
+        while not (closing and not inflight):
+            block = not inflight
+            while True:
+                try:
+                    item = self._new.get(block=block)
+                except queue.Empty:
+                    break
+                block = False
+                if item is None:
+                    closing = True
+                else:
+                    inflight[item.ref] = item
+            if not inflight:
+                continue
+            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.05)
+            if not ready:
+                continue
+            ready, _ = ray.wait(list(inflight), num_returns=len(inflight), timeout=0)
+            batches = [inflight.pop(ref) for ref in ready]
+            try:
+                results = ray.get(ready)
+            except Exception:
+                results = None
+            for position, batch in enumerate(batches):
+                if results is not None:
+                    self._batch_done(batch, True, results[position])
+                    continue
+                try:
+                    result = ray.get(batch.ref)
+                except Exception as exc:
+                    self._batch_done(batch, False, exc)
+                else:
+                    self._batch_done(batch, True, result)

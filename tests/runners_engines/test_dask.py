@@ -1,0 +1,229 @@
+"""DaskTaskRunner on real Dask clusters: its own LocalCluster, an external scheduler/worker pair,
+a worker dying mid-task, RUNNING visible while a task runs, and per-task tracking under batching."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from prefect_like import flow, get_run_logger, task
+
+from ._support import (
+    ENV,
+    flow_in_thread,
+    wait_for_file,
+    wait_for_task_state,
+)
+
+distributed = pytest.importorskip("distributed")
+from prefect_like_dask import DaskTaskRunner  # noqa: E402
+
+pytestmark = pytest.mark.dask
+
+
+def own_cluster(**kwargs) -> DaskTaskRunner:
+    return DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, **kwargs})
+
+
+@task
+def where_am_i(i: int = 0) -> dict:
+    from distributed import get_worker
+
+    return {"pid": os.getpid(), "scheduler": get_worker().scheduler.address}
+
+
+@task
+def inc(x: int) -> int:
+    return x + 1
+
+
+@task
+def die() -> int:
+    os._exit(1)
+
+
+@task(retries=1)
+def die_once(log: str) -> str:
+    with open(log, "a") as f:
+        f.write("x\n")
+    if len(Path(log).read_text().splitlines()) == 1:
+        os._exit(1)
+    return "survived"
+
+
+@task
+def wait_for(path: str) -> str:
+    wait_for_file(path, timeout=60)
+    return "released"
+
+
+@task
+def chatty(x: int) -> int:
+    logger = get_run_logger()
+    logger.info("start %d", x)
+    logger.info("end %d", x)
+    return x
+
+
+def test_own_local_cluster_runs_tasks_in_worker_processes_and_is_closed(store):
+    @flow(task_runner=own_cluster())
+    def pipeline() -> tuple[list[dict], int]:
+        return where_am_i.map(range(4)).result(), inc(inc.submit(1))
+
+    places, value = pipeline()
+    assert value == 3
+    assert all(place["pid"] != os.getpid() for place in places)
+    with pytest.raises((OSError, TimeoutError)):
+        distributed.Client(places[0]["scheduler"], timeout=2)
+
+
+@pytest.fixture
+def external_cluster(tmp_path):
+    """A `dask scheduler` and a `dask worker` started as subprocesses, stopped after the test."""
+    scheduler_file = tmp_path / "scheduler.json"
+    bin_dir = Path(sys.executable).parent
+    common = {"env": ENV, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler = subprocess.Popen(
+        [str(bin_dir / "dask"), "scheduler", "--scheduler-file", str(scheduler_file), "--port", "0",
+         "--no-dashboard"], **common)
+    worker = subprocess.Popen(
+        [str(bin_dir / "dask"), "worker", "--scheduler-file", str(scheduler_file), "--nworkers", "1",
+         "--nthreads", "2", "--no-dashboard"], **common)
+    try:
+        client = distributed.Client(scheduler_file=str(scheduler_file), timeout=60)
+        client.wait_for_workers(1, timeout=60)
+        yield client
+        client.close()
+    finally:
+        for process in (worker, scheduler):
+            process.terminate()
+        for process in (worker, scheduler):
+            process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_external_scheduler_by_address_is_used_and_left_running(external_cluster, store):
+    address = external_cluster.scheduler.address
+
+    @flow(task_runner=DaskTaskRunner(address=address))
+    def pipeline() -> tuple[list[int], list[dict]]:
+        return inc.map(range(50)).result(), where_am_i.map(range(2)).result()
+
+    state = pipeline(return_state=True)
+    values, places = state.result()
+    assert values == list(range(1, 51))
+    assert {place["scheduler"] for place in places} == {address}
+    assert store.get_flow_run(state.run_id)["task_runs"] == {"Completed": 52}
+    # the scheduler and its worker are still there for the next flow
+    assert len(external_cluster.nthreads()) == 1
+    assert pipeline()[0] == list(range(1, 51))
+
+
+@pytest.mark.slow
+def test_worker_dying_mid_task_ends_it_crashed_and_the_flow_goes_on(store):
+    @flow(task_runner=own_cluster())
+    def pipeline():
+        crashed = die.submit()
+        crashed.wait()
+        return crashed.task_run_id, (crashed.state.is_crashed(), crashed.state.message), inc.map(range(10)).result()
+
+    state = pipeline(return_state=True)
+    assert state.is_completed()
+    task_run_id, crashed, values = state.result()
+    assert values == list(range(1, 11))
+    assert crashed[0]
+    assert "worker died" in crashed[1]
+    assert store.get_task_run(task_run_id)["state"] == "CRASHED"
+    assert store.get_flow_run(state.run_id)["task_runs"] == {"Completed": 10, "Crashed": 1}
+
+
+@pytest.mark.slow
+def test_downstream_of_a_crashed_task_is_not_ready():
+    @flow(task_runner=own_cluster())
+    def pipeline() -> str:
+        down = inc.submit(die.submit())
+        down.wait()
+        return down.state.name
+
+    assert pipeline() == "NotReady"
+
+
+@pytest.mark.slow
+def test_a_task_whose_worker_died_is_retried_when_it_has_retries_left(call_log, store):
+    @flow(task_runner=own_cluster())
+    def pipeline():
+        future = die_once.submit(call_log)
+        return future.task_run_id, future.result()
+
+    task_run_id, value = pipeline()
+    assert value == "survived"
+    run = store.get_task_run(task_run_id)
+    assert run["state"] == "COMPLETED"
+    assert run["run_count"] == 2
+    assert "Retrying" in [s["state_name"] for s in run["states"]]
+
+
+@pytest.mark.slow
+def test_running_is_stored_while_the_task_runs(tmp_path, store):
+    release = str(tmp_path / "release")
+
+    @flow(task_runner=own_cluster(n_workers=1))
+    def pipeline() -> str:
+        return wait_for.submit(release).result()
+
+    with flow_in_thread(pipeline) as outcome:
+        run = wait_for_task_state(store, "wait_for", "RUNNING", timeout=60)
+        Path(release).touch()
+    assert outcome.value == "released"
+    assert store.get_task_run(run["id"])["state"] == "COMPLETED"
+
+
+@pytest.mark.slow
+def test_events_and_logs_from_workers_are_all_stored(store):
+    @flow(task_runner=own_cluster())
+    def pipeline() -> list[str]:
+        futures = chatty.map(range(300))
+        futures.wait()
+        return [f.task_run_id for f in futures]
+
+    state = pipeline(return_state=True)
+    ids = state.result()
+    assert store.get_flow_run(state.run_id)["task_runs"] == {"Completed": 300}
+    assert len(store.logs(flow_run_id=state.run_id, limit=10_000)) >= 600
+    assert [r["message"] for r in store.logs(task_run_id=ids[123])] == ["start 123", "end 123"]
+    names = [s["state_name"] for s in store.get_task_run(ids[-1])["states"]]
+    assert names == ["Pending", "Running", "Completed"]
+
+
+@pytest.mark.slow
+def test_batching_keeps_every_task_run_tracked(store):
+    n = 20_000
+
+    @flow(task_runner=own_cluster())
+    def pipeline() -> int:
+        return sum(inc.map(range(n)).result())
+
+    state = pipeline(return_state=True)
+    assert state.result() == sum(range(1, n + 1))
+    assert store.get_flow_run(state.run_id)["task_runs"] == {"Completed": n}
+    runs = store.list_task_runs(state.run_id, limit=n + 10)
+    assert len(runs) == n
+    assert len({r["id"] for r in runs}) == n
+    assert sorted(r["map_index"] for r in runs) == list(range(n))
+
+
+def test_missing_dask_gives_the_install_hint(tmp_path):
+    script = (
+        "import sys; sys.modules['distributed'] = None\n"
+        "from prefect_like import flow\n"
+        "@flow(task_runner='dask')\n"
+        "def pipeline():\n    return 1\n"
+        "try:\n    pipeline()\nexcept ImportError as exc:\n    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env={**ENV, "PREFECT_LIKE_HOME": str(tmp_path)},
+                          capture_output=True, text=True, timeout=120)
+    assert 'pip install "prefect-like[dask]"' in done.stdout, done.stderr
