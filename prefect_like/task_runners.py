@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import itertools
 import os
 import queue
 import threading
@@ -307,8 +308,12 @@ def _run_sync_or_async(call: TaskCall) -> State:
 class AsyncioTaskRunner(TaskRunner):
     """Runs async tasks concurrently on one event loop (in its own thread), sync tasks in a pool.
 
-    Upstreams are awaited on the loop, so a waiting task costs a coroutine, not a thread.
+    An async run's upstreams are awaited on the loop, so a waiting run costs a coroutine, not a
+    thread; ``map`` hands the loop its runs in chunks, one thread-safe call per chunk. Sync tasks
+    go straight to a ``ThreadPoolTaskRunner``, which waits for upstreams by callbacks.
     """
+
+    CHUNK = 256
 
     name = "asyncio"
 
@@ -347,45 +352,65 @@ class AsyncioTaskRunner(TaskRunner):
         ready.wait()
 
     def submit(self, call: TaskCall) -> TaskFuture[Any]:
-        if self._loop is None:
+        if self._loop is None or self._sync is None:
             raise RuntimeError("the task runner is not started")
+        if not call.task.is_async:
+            return self._sync.submit(call)
         future: TaskFuture[Any] = TaskFuture(call.task_run_id, call.task.name)
-        self._loop.call_soon_threadsafe(self._schedule, call, future)
+        self._loop.call_soon_threadsafe(self._schedule, [(call, future)])
         return future
 
-    def _schedule(self, call: TaskCall, future: TaskFuture[Any]) -> None:
+    def map(self, calls: Iterable[TaskCall]) -> FutureList[Any]:
+        if self._loop is None or self._sync is None:
+            raise RuntimeError("the task runner is not started")
+        calls = iter(calls)
+        first = next(calls, None)
+        if first is None:
+            return FutureList()
+        calls = itertools.chain([first], calls)
+        if not first.task.is_async:  # one task per map: all sync or all async
+            return self._sync.map(calls)
+        futures: FutureList[Any] = FutureList()
+        window = max(self.max_in_flight, 2 * self.CHUNK)
+        chunk: Batch = []
+        for index, call in enumerate(calls):
+            if index >= window:  # always in a chunk already handed to the loop
+                futures[index - window].wait()
+            future: TaskFuture[Any] = TaskFuture(call.task_run_id, call.task.name)
+            futures.append(future)
+            chunk.append((call, future))
+            if len(chunk) >= self.CHUNK:
+                self._loop.call_soon_threadsafe(self._schedule, chunk)
+                chunk = []
+        if chunk:
+            self._loop.call_soon_threadsafe(self._schedule, chunk)
+        return futures
+
+    def _schedule(self, chunk: Batch) -> None:
         assert self._idle is not None
-        self._pending += 1
+        self._pending += len(chunk)
         self._idle.clear()
-        running = asyncio.ensure_future(self._run(call, future))
-        self._tasks.add(running)
-        running.add_done_callback(self._tasks.discard)
+        for call, future in chunk:
+            running = asyncio.ensure_future(self._run(call, future))
+            self._tasks.add(running)
+            running.add_done_callback(self._tasks.discard)
 
     async def _run(self, call: TaskCall, future: TaskFuture[Any]) -> None:
         assert self._loop is not None and self._idle is not None
         started = False
-        sync_future: TaskFuture[Any] | None = None
         try:
             waiting = [u for u in call.upstream if not u.done()]
             if waiting:
                 await asyncio.gather(*(self._wrap(u) for u in waiting))
             if self._cancelling:
                 cancel_call(call, future, NOT_STARTED)
-            elif call.task.is_async:
+            else:
                 started = True
                 future._set_state(await run_task_async(call))
-            else:
-                assert self._sync is not None
-                sync_future = self._sync.submit(call)
-                await self._wrap(sync_future)
-                future._set_state(sync_future.state)
         except asyncio.CancelledError:
-            # Record each cancelled run exactly once: the sync runner records its own runs
-            # (queued or running) when it shuts down; the engine records an async run it began.
+            # Record each cancelled run exactly once: the engine records a run it began.
             if future.done():
                 pass
-            elif sync_future is not None:
-                sync_future.add_done_callback(lambda done: future._set_state(done.state))
             elif started:
                 future._set_state(Cancelled(ABANDONED))
             else:

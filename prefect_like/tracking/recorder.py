@@ -16,9 +16,14 @@ next command that reads the embedded store (``Store.mark_crashed``).
 The Recorder also counts the final states of task runs per flow run as they pass, so a flow run
 can record "how many of my task runs ended how" without a query or a lock on the hot path.
 
-A sink that raises keeps its batch: the Recorder retries it with backoff, holding at most
-``max_held`` events in memory; past that it spills batches to a file under PREFECT_LIKE_HOME and
-delivers the spill when the sink works again. Nothing is dropped.
+A sink that raises keeps its batch, and the Recorder goes on draining: retries never block it.
+After a failure it notes a retry-at time (exponential backoff, at most ``MAX_BACKOFF`` seconds)
+and, until then, appends every new batch to the ones it holds, at most ``max_held`` events in
+memory; past that the oldest go to a spill file under PREFECT_LIKE_HOME. So a fast flow keeps
+its speed and its memory while the tracker is down. When a retry succeeds the Recorder delivers
+the spill file, then what it holds, in the order the events were made, before anything new.
+Nothing is dropped: what is still undelivered when the process stops stays in the spill file,
+sent by the next run or by ``prefect-like runs flush``.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -41,6 +46,10 @@ from prefect_like.tracking.events import HEARTBEAT, TASK, Event
 log = logging.getLogger("prefect_like.tracking")
 
 _FINAL_VALUES = frozenset(s.value for s in FINAL_STATES)
+MAX_BACKOFF = 5.0  # seconds between retries of a failing sink, at most
+# Held batches are merged up to this size: fewer requests when the sink is back, yet small
+# enough that a retry which fails part-way does not resend much.
+HELD_BATCH = 10_000
 
 
 class Sink(Protocol):
@@ -63,9 +72,9 @@ def open_sink(target: str) -> Sink:
         from prefect_like.tracking.http import HttpSink
 
         return HttpSink(target)
-    from prefect_like.tracking.store import Store
+    from prefect_like.tracking.writer import StoreWriter
 
-    return Store(target)
+    return StoreWriter(target)
 
 
 def current_target() -> str:
@@ -91,7 +100,9 @@ class Recorder:
         # The pid in the name tells a later run whether this file's process has ended.
         self._spill_path = settings.home() / "spill" / f"events-{os.getpid()}-{id(self):x}-{time.time_ns()}.msgpack"
         self._spilled = 0
+        self._spill_sent = 0  # batches at the head of the spill file already delivered
         self._failures = 0
+        self._retry_at = 0.0  # time.monotonic() before which a failing sink is not tried again
         self._last_error: str | None = None
         self.heartbeat_seconds = settings.float_setting("HEARTBEAT_SECONDS", 10.0)
         self._live: dict[str, list[int]] = {}  # flow run id -> [next heartbeat seq]
@@ -139,7 +150,8 @@ class Recorder:
         if self._spilled or self._held_events:
             return (
                 f"{self._held_events} events held in memory and {self._spilled} spilled to "
-                f"{self._spill_path} ({self._last_error}); they are sent when the tracker is reachable"
+                f"{self._spill_path} ({self._last_error}); they are sent when the tracker is reachable "
+                "again, or by the next run or `prefect-like runs flush` if this process ends first"
             )
         return "the tracker is slow to answer"
 
@@ -172,7 +184,10 @@ class Recorder:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(min(self.interval, self.heartbeat_seconds))
+            wait = min(self.interval, self.heartbeat_seconds)
+            if self._held:
+                wait = max(0.0, min(wait, self._retry_at - time.monotonic()))
+            self._wake.wait(wait)
             self._wake.clear()
             try:
                 beats = self._heartbeats()
@@ -187,7 +202,7 @@ class Recorder:
     def _drain(self) -> None:
         while True:
             batch = _events.drain(self.max_batch)
-            if not batch and not self._held:
+            if not batch and not self._held and not self._spilled:
                 return
             events: list[Event] = []
             markers: list[_Flush] = []
@@ -210,11 +225,12 @@ class Recorder:
                 return
 
     def _deliver(self, events: list[Event]) -> None:
-        if self._held:
-            self._retry_held()
+        backlog = bool(self._held or self._spilled)
+        if backlog and time.monotonic() >= self._retry_at:
+            backlog = not self._retry_held()
         if not events:
             return
-        if self._held or self._spilled:
+        if backlog:
             self._hold(events)  # keep order: older undelivered batches go first
             return
         try:
@@ -227,16 +243,27 @@ class Recorder:
     def _note_failure(self, exc: Exception) -> None:
         self._failures += 1
         self._last_error = f"{type(exc).__name__}: {exc}"
+        # Never a wait: the Recorder goes on draining into held and spilled batches until then.
+        self._retry_at = time.monotonic() + min(MAX_BACKOFF, 0.05 * 2 ** min(self._failures, 7))
         if self._failures in (1, 10) or self._failures % 100 == 0:
             log.warning("tracking sink %s failed (%s); events are kept and retried", self.target, self._last_error)
 
     def _hold(self, events: list[Event]) -> None:
-        self._held.append(events)
+        held = self._held
+        if held and len(held[-1]) + len(events) <= min(self.max_batch, HELD_BATCH):
+            held[-1].extend(events)  # fewer, fuller requests when the sink is back
+        else:
+            held.append(events)
         self._held_events += len(events)
-        while self._held_events > self.max_held and len(self._held) > 1:
-            spilled = self._held.popleft()
+        while self._held_events > self.max_held and len(held) > 1:
+            spilled = held.popleft()
             self._held_events -= len(spilled)
             self._spill(spilled)
+        if self._held_events > self.max_held and len(held[0]) > 1:
+            first = held[0]  # one batch over the bound on its own: spill all of it but the last event
+            self._spill(first[:-1])
+            del first[:-1]
+            self._held_events = len(first)
 
     def _spill(self, events: list[Event]) -> None:
         import msgpack
@@ -246,33 +273,38 @@ class Recorder:
             file.write(msgpack.packb([list(e) for e in events], use_bin_type=True))
         self._spilled += len(events)
 
-    def _retry_held(self) -> None:
-        backoff = min(5.0, 0.05 * 2 ** min(self._failures, 7))
-        if self._failures and self._wake.wait(backoff):
-            self._wake.clear()
+    def _retry_held(self) -> bool:
+        """Try to deliver the backlog, oldest first; True once it is all delivered."""
         try:
             if self._spilled:
-                for batch in read_spill(self._spill_path):
-                    self._sink.write(batch)
+                for index, batch in enumerate(iter_spill(self._spill_path)):
+                    if index >= self._spill_sent:
+                        self._sink.write(batch)
+                        self._spill_sent = index + 1
                 self._spill_path.unlink(missing_ok=True)
-                self._spilled = 0
+                self._spilled = self._spill_sent = 0
             while self._held:
                 self._sink.write(self._held[0])
                 self._held_events -= len(self._held.popleft())
-            self._failures = 0
         except Exception as exc:
             self._note_failure(exc)
+            return False
+        self._failures = 0
+        return True
+
+
+def iter_spill(path: Path) -> Iterator[list[Event]]:
+    """The batches in a spill file, as events, read one at a time."""
+    import msgpack
+
+    with path.open("rb") as file:
+        for batch in msgpack.Unpacker(file, raw=False, strict_map_key=False):
+            yield [Event(*item) for item in batch]
 
 
 def read_spill(path: Path) -> list[list[Event]]:
     """The batches in a spill file, as events."""
-    import msgpack
-
-    batches = []
-    with path.open("rb") as file:
-        for batch in msgpack.Unpacker(file, raw=False, strict_map_key=False):
-            batches.append([Event(*item) for item in batch])
-    return batches
+    return list(iter_spill(path))
 
 
 _lock = threading.Lock()

@@ -1,0 +1,56 @@
+"""The embedded store's writer: small batches in-process, big ones through a writer process."""
+
+from __future__ import annotations
+
+import pytest
+
+from prefect_like.errors import TrackingError
+from prefect_like.tracking.events import Event
+from prefect_like.tracking.store import Store
+from prefect_like.tracking.writer import StoreWriter
+
+FLOW = "f" * 32
+
+
+def batch(start: int, count: int) -> list[Event]:
+    events = [Event("flow", FLOW, 0, None, 1.0, "RUNNING", "Running", None, {"name": "n", "flow_name": "sweep", "parameters": {}})]
+    for i in range(start, start + count):
+        run_id = f"{FLOW[:12]}-t{i}"
+        events.append(Event("task", run_id, 0, FLOW, 1.0, "PENDING", "Pending", None, {"task_name": "train", "map_index": i, "tags": ["a"]}))
+        events.append(Event("task", run_id, 1, FLOW, 2.0, "RUNNING", "Running", None, {"run_count": 1}))
+        events.append(Event("task", run_id, 2, FLOW, 3.0, "COMPLETED", "Completed", None,
+                            {"parameters": {"lr": 0.1, "layers": [1, 2]}, "result": {"loss": i / 10}, "run_count": 1, "duration": 1.0}))
+    return events
+
+
+def test_big_batches_are_stored_by_a_writer_process_exactly_like_small_ones(tmp_path):
+    path = tmp_path / "store.db"
+    writer = StoreWriter(path, threshold=50)
+    writer.write(batch(0, 5))  # small: in-process
+    assert writer._child is None
+    writer.write(batch(5, 100))  # big: the writer process takes over
+    assert writer._child is not None
+    writer.write(batch(105, 5))  # and keeps every later batch, so there is one writer
+    writer.write(batch(0, 5))  # a batch sent twice is stored once
+    writer.close()
+    with Store(path) as store:
+        assert store.task_run_counts(FLOW) == {"Completed": 110}
+        best = store.list_task_runs(FLOW, order_by="-result.loss", limit=1)[0]
+        assert best["result"] == {"loss": 10.9}
+        assert best["parameters"] == {"lr": 0.1, "layers": [1, 2]}
+        assert best["tags"] == ["a"]
+
+
+def test_a_dead_writer_process_fails_the_write_and_the_next_write_starts_a_new_one(tmp_path):
+    path = tmp_path / "store.db"
+    writer = StoreWriter(path, threshold=10)
+    writer.write(batch(0, 20))
+    assert writer._child is not None
+    writer._child.kill()
+    writer._child.wait()
+    with pytest.raises(TrackingError, match="writer process"):
+        writer.write(batch(20, 20))  # the Recorder keeps this batch and retries it
+    writer.write(batch(20, 20))
+    writer.close()
+    with Store(path) as store:
+        assert store.task_run_counts(FLOW) == {"Completed": 40}
