@@ -8,6 +8,7 @@ anything else that goes wrong on the way ``TrackingError`` with a message that s
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import Any, Protocol
@@ -17,7 +18,7 @@ import httpx
 from prefect_like import settings
 from prefect_like.errors import RunNotFoundError, TrackingError
 from prefect_like.tracking.events import Event
-from prefect_like.tracking.http import auth_headers, detail
+from prefect_like.tracking.http import auth_headers, detail, retry_after
 
 
 class Reader(Protocol):
@@ -35,6 +36,8 @@ class Reader(Protocol):
     def logs(self, flow_run_id: str | None = None, task_run_id: str | None = None, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]: ...
     def find_run(self, id_or_prefix: str) -> tuple[str, str]: ...
     def close(self) -> None: ...
+    def __enter__(self) -> Any: ...
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any, /) -> None: ...
 
 
 def connect() -> Reader:
@@ -82,13 +85,18 @@ class Client:
     # -- transport -------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise TrackingError(
-                f"cannot reach the tracking server at {self.url} ({type(exc).__name__}: {exc}); "
-                "is it running (`prefect-like server start`) and is PREFECT_LIKE_API_URL right?"
-            ) from exc
+        for attempt in range(4):
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                raise TrackingError(
+                    f"cannot reach the tracking server at {self.url} ({type(exc).__name__}: {exc}); "
+                    "is it running (`prefect-like server start`) and is PREFECT_LIKE_API_URL right?"
+                ) from exc
+            wait = retry_after(response)
+            if wait is None or attempt == 3:
+                break
+            time.sleep(wait)  # the server's rate limit asked for this pause
         status = response.status_code
         if status < 300:
             return response.json()
@@ -112,19 +120,19 @@ class Client:
     # -- the Store's read methods ----------------------------------------------------------
 
     def health(self) -> dict[str, Any]:
-        return self._get("/health")  # type: ignore[no-any-return]
+        return self._get("/health")
 
     def list_flow_runs(
         self, state: str | None = None, flow_name: str | None = None, limit: int = 50, offset: int = 0
     ) -> list[dict[str, Any]]:
         page = self._get("/flow-runs", state=state, flow_name=flow_name, limit=limit, offset=offset)
-        return page["items"]  # type: ignore[no-any-return]
+        return page["items"]
 
     def count_flow_runs(self, state: str | None = None, flow_name: str | None = None) -> int:
         return int(self._get("/flow-runs", state=state, flow_name=flow_name, limit=0)["total"])
 
     def get_flow_run(self, id_or_prefix: str) -> dict[str, Any]:
-        return self._get(f"/flow-runs/{_quote(id_or_prefix)}")  # type: ignore[no-any-return]
+        return self._get(f"/flow-runs/{_quote(id_or_prefix)}")
 
     def list_task_runs(
         self,
@@ -135,7 +143,7 @@ class Client:
         offset: int = 0,
         order_by: str | None = None,
     ) -> list[dict[str, Any]]:
-        return self.task_run_page(flow_run_id, state, task_name, limit, offset, order_by)["items"]  # type: ignore[no-any-return]
+        return self.task_run_page(flow_run_id, state, task_name, limit, offset, order_by)["items"]
 
     def task_run_page(
         self,
@@ -147,7 +155,7 @@ class Client:
         order_by: str | None = None,
     ) -> dict[str, Any]:
         """One page of task runs with ``total``, as the API returns it."""
-        return self._get(  # type: ignore[no-any-return]
+        return self._get(
             f"/flow-runs/{_quote(flow_run_id)}/task-runs", state=state, task_name=task_name,
             limit=limit, offset=offset, order_by=order_by,
         )
@@ -156,10 +164,10 @@ class Client:
         return int(self.task_run_page(flow_run_id, state, task_name, limit=0)["total"])
 
     def get_task_run(self, id_or_prefix: str) -> dict[str, Any]:
-        return self._get(f"/task-runs/{_quote(id_or_prefix)}")  # type: ignore[no-any-return]
+        return self._get(f"/task-runs/{_quote(id_or_prefix)}")
 
     def task_run_counts(self, flow_run_id: str) -> dict[str, int]:
-        return self._get(f"/flow-runs/{_quote(flow_run_id)}/task-run-counts")  # type: ignore[no-any-return]
+        return self._get(f"/flow-runs/{_quote(flow_run_id)}/task-run-counts")
 
     def iter_task_runs(self, flow_run_id: str, batch: int = 5000) -> Iterator[dict[str, Any]]:
         """Every task run of a flow run in submission order, ``batch`` per request."""
@@ -173,7 +181,7 @@ class Client:
             offset += len(rows)
 
     def throughput(self, flow_run_id: str, buckets: int = 60) -> list[dict[str, Any]]:
-        return self._get(f"/flow-runs/{_quote(flow_run_id)}/throughput", buckets=buckets)  # type: ignore[no-any-return]
+        return self._get(f"/flow-runs/{_quote(flow_run_id)}/throughput", buckets=buckets)
 
     def logs(
         self,

@@ -146,7 +146,8 @@ def parse_batch(payload: Any) -> list[Any]:
         raise Problem(422, errors) from None
     # The store takes any 9-sequence in Event order: no Event objects are built here.
     events: list[Any] = validated
-    for i, item in enumerate(validated):
+    for i, given in enumerate(validated):
+        item: Any = given
         if type(item) is dict:
             item = events[i] = tuple(item.get(name) for name in FIELDS)
         data = item[8]
