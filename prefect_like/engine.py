@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import ctypes
+import functools
 import random
 import signal
 import threading
@@ -287,29 +289,28 @@ def _raise_in_thread(thread: threading.Thread, exc_type: type[BaseException]) ->
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type))
 
 
-def _call_with_timeout(fn: Callable[..., Any], parameters: dict[str, Any], timeout: float, name: str) -> Any:
-    """Run ``fn`` in a helper thread and stop waiting after ``timeout`` seconds.
+def call_with_timeout(fn: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Run ``fn`` in a helper thread and stop waiting for it after ``timeout`` seconds.
 
-    Python cannot kill a thread: a timed-out function is asked to stop and abandoned, and the
-    run ends FAILED at once so the flow goes on.
+    Python cannot kill a thread: a timed-out function is asked to stop (an exception raised
+    at its next bytecode) and abandoned, and the run ends FAILED at once so the flow goes on.
+    ``what`` names the run in the TimeoutError, e.g. "task run 'train-3'".
     """
-    import contextvars
-
     outcome: list[Any] = []
     context = contextvars.copy_context()
 
     def target() -> None:
         try:
-            outcome.append((True, context.run(fn, **parameters)))
+            outcome.append((True, context.run(fn)))
         except BaseException as exc:  # delivered to the waiting thread below
             outcome.append((False, exc))
 
-    thread = threading.Thread(target=target, name=f"prefect-like-timeout-{name}", daemon=True)
+    thread = threading.Thread(target=target, name=f"prefect-like-timeout {what}", daemon=True)
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
         _raise_in_thread(thread, TimeoutError)
-        raise TimeoutError(f"task run {name!r} exceeded its timeout of {timeout:g} s")
+        raise TimeoutError(f"{what} exceeded its timeout of {timeout:g} s")
     ok, value = outcome[0]
     if not ok:
         raise value
@@ -321,7 +322,7 @@ def _invoke(run: TaskRun) -> Any:
     timeout = run.options.timeout_seconds
     if timeout is None:
         return call.task.fn(**run.parameters)
-    return _call_with_timeout(call.task.fn, run.parameters, timeout, call.name)
+    return call_with_timeout(functools.partial(call.task.fn, **run.parameters), timeout, f"task run {call.name!r}")
 
 
 async def _invoke_async(run: TaskRun) -> Any:
@@ -547,30 +548,6 @@ def _flow_failure(exc: BaseException) -> State:
     return Failed(exc)
 
 
-def _run_body_with_timeout(body: Callable[[], Any], timeout: float, name: str) -> Any:
-    import contextvars
-
-    outcome: list[Any] = []
-    context = contextvars.copy_context()
-
-    def target() -> None:
-        try:
-            outcome.append((True, context.run(body)))
-        except BaseException as exc:
-            outcome.append((False, exc))
-
-    thread = threading.Thread(target=target, name=f"prefect-like-flow-{name}", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        _raise_in_thread(thread, TimeoutError)
-        raise TimeoutError(f"flow run {name!r} exceeded its timeout of {timeout:g} s")
-    ok, value = outcome[0]
-    if not ok:
-        raise value
-    return value
-
-
 class Interrupted(KeyboardInterrupt):
     """SIGTERM, delivered like Ctrl-C so a flow run ends CANCELLED and flushes its events."""
 
@@ -615,7 +592,7 @@ def _run_flow(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any
         try:
             body = lambda: flow.fn(**run.parameters)  # noqa: E731
             timeout = run.options.timeout_seconds
-            result = body() if timeout is None else _run_body_with_timeout(body, timeout, run.name)
+            result = body() if timeout is None else call_with_timeout(body, timeout, f"flow run {run.name!r}")
             state, _ = run.evaluate(result)
             error = None if state.is_completed() else state.result(raise_on_failure=False)
         except Exception as exc:
