@@ -15,9 +15,8 @@ import itertools
 import math
 import random
 
-from prefect_like import flow, get_run_logger, task
+from prefect_like import flow, get_run_logger, settings, task
 from prefect_like.tracking.store import Store
-from prefect_like import settings
 
 
 @task(retries=2, task_run_name="lr={lr}-m={momentum}-seed={seed}")

@@ -23,8 +23,12 @@ never block the writer, nor it them). Every read returns the dicts ``queries`` b
 same shapes the CLI's ``--json`` prints, serialised with orjson.
 
 Security: with an API key configured, every ``/api`` route requires ``Authorization: Bearer
-<key>``, compared in constant time. No CORS headers unless origins are configured. Binding to
-a non-loopback address without a key is refused by ``serve``, not here.
+<key>``, compared in constant time. Each client address gets a token bucket of requests
+(``PREFECT_LIKE_SERVER_RATE_LIMIT`` a second, bursts of ``PREFECT_LIKE_SERVER_RATE_BURST``;
+0 turns it off); past it, 429 with ``Retry-After``, which the HTTP sink retries. The dashboard's
+pages carry a Content-Security-Policy that runs only its own scripts. No CORS headers unless
+origins are configured. Binding to a non-loopback address without a key is refused by
+``serve``, not here.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -59,6 +65,8 @@ T = TypeVar("T")
 MSGPACK = "application/msgpack"
 JSON = "application/json"
 DEFAULT_MAX_BODY = 64 * 2**20
+DEFAULT_RATE_LIMIT = 200.0  # requests a second per client address; a flow sends ~5-10
+DEFAULT_RATE_BURST = 400.0
 MAX_PAGE = 10_000
 STATIC = Path(__file__).parent / "static"
 
@@ -128,20 +136,77 @@ class Tracker:
             self._readers.clear()
 
 
-class Guard:
-    """ASGI middleware: the bearer-key check on ``/api`` and the request size cap everywhere."""
+class RateLimit:
+    """A token bucket per client address: ``rate`` requests a second, bursts up to ``burst``.
 
-    def __init__(self, app: ASGIApp, api_key: str | None, max_body: int) -> None:
+    Checked in the event loop only (no lock needed); idle clients' buckets are forgotten once
+    there are many, so a scan from many addresses cannot grow it without bound.
+    """
+
+    MAX_CLIENTS = 10_000
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = max(1.0, burst)
+        self._buckets: dict[str, list[float]] = {}
+
+    def wait(self, client: str) -> float:
+        """0 if the request may go now (a token is taken), else seconds until it may."""
+        now = time.monotonic()
+        bucket = self._buckets.get(client)
+        if bucket is None:
+            if len(self._buckets) >= self.MAX_CLIENTS:
+                self._forget_idle(now)
+            bucket = self._buckets[client] = [self.burst, now]
+        tokens = min(self.burst, bucket[0] + (now - bucket[1]) * self.rate)
+        bucket[1] = now
+        if tokens >= 1.0:
+            bucket[0] = tokens - 1.0
+            return 0.0
+        bucket[0] = tokens
+        return (1.0 - tokens) / self.rate
+
+    def _forget_idle(self, now: float) -> None:
+        full = [c for c, (tokens, last) in self._buckets.items() if tokens + (now - last) * self.rate >= self.burst]
+        for client in full or list(self._buckets)[: self.MAX_CLIENTS // 2]:
+            del self._buckets[client]
+
+
+# The dashboard's pages: only its own scripts run, so user data can never become code.
+_PAGE_HEADERS = [
+    (b"content-security-policy",
+     b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+     b"object-src 'none'; base-uri 'none'; frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+class Guard:
+    """ASGI middleware: the rate limit, the bearer-key check on ``/api``, the request size cap,
+    and the security headers of the dashboard's pages."""
+
+    def __init__(self, app: ASGIApp, api_key: str | None, max_body: int, rate_limit: RateLimit | None = None) -> None:
         self.app = app
         self.key = api_key.encode() if api_key else None
         self.max_body = max_body
+        self.rate_limit = rate_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.rate_limit is not None:
+            client = scope.get("client")
+            wait = self.rate_limit.wait(client[0] if client else "")
+            if wait:
+                response = _error(429, "too many requests: slow down and retry after the Retry-After seconds")
+                response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+                await response(scope, receive, send)
+                return
         headers = dict(scope["headers"])
-        if self.key is not None and scope["path"].startswith("/api"):
+        is_api = scope["path"].startswith("/api")
+        if self.key is not None and is_api:
             scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
             if scheme.lower() != b"bearer" or not hmac.compare_digest(given.strip(), self.key):
                 response = _error(401, "missing or wrong API key: send 'Authorization: Bearer <PREFECT_LIKE_API_KEY>'")
@@ -152,7 +217,16 @@ class Guard:
         if length is not None and (not length.isdigit() or int(length) > self.max_body):
             await _error(413, f"request body over the {self.max_body} byte limit")(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        if is_api:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *_PAGE_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -186,12 +260,16 @@ def create_app(
     api_key: str | None = None,
     max_body: int | None = None,
     cors_origins: list[str] | None = None,
+    rate_limit: float | None = None,
+    rate_burst: float | None = None,
 ) -> FastAPI:
     """The tracking API over the store in ``home``.
 
-    ``api_key``, ``max_body`` and ``cors_origins`` default to the settings
-    ``PREFECT_LIKE_API_KEY``, ``PREFECT_LIKE_SERVER_MAX_BODY`` (bytes, 64 MiB) and
-    ``PREFECT_LIKE_SERVER_CORS_ORIGINS`` (comma-separated; none by default).
+    ``api_key``, ``max_body``, ``cors_origins``, ``rate_limit`` and ``rate_burst`` default to the
+    settings ``PREFECT_LIKE_API_KEY``, ``PREFECT_LIKE_SERVER_MAX_BODY`` (bytes, 64 MiB),
+    ``PREFECT_LIKE_SERVER_CORS_ORIGINS`` (comma-separated; none by default),
+    ``PREFECT_LIKE_SERVER_RATE_LIMIT`` (requests a second per client address, 200; 0 for no
+    limit) and ``PREFECT_LIKE_SERVER_RATE_BURST`` (400).
     """
     tracker = Tracker(Path(home))
     api_key = api_key if api_key is not None else settings.api_key()
@@ -354,7 +432,10 @@ def create_app(
 
         app.mount("/", StaticFiles(directory=STATIC, html=True), name="dashboard")
 
-    app.add_middleware(Guard, api_key=api_key, max_body=limit)  # type: ignore[arg-type]
+    rate = rate_limit if rate_limit is not None else settings.float_setting("SERVER_RATE_LIMIT", DEFAULT_RATE_LIMIT)
+    burst = rate_burst if rate_burst is not None else settings.float_setting("SERVER_RATE_BURST", DEFAULT_RATE_BURST)
+    bucket = RateLimit(rate, burst) if rate > 0 else None
+    app.add_middleware(Guard, api_key=api_key, max_body=limit, rate_limit=bucket)  # type: ignore[arg-type]
     if cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 
@@ -367,4 +448,4 @@ def create_app(
     return app
 
 
-__all__ = ["Tracker", "create_app"]
+__all__ = ["Guard", "RateLimit", "Tracker", "create_app"]

@@ -11,7 +11,7 @@ delivery, and must either deliver the batch or raise:
    (``PREFECT_LIKE_HTTP_CONCURRENCY``) so the server decodes one while it stores the other;
    the store applies batches in any order with the same result.
 2. Retry a request a few times with short exponential backoff (tenacity), for what a retry
-   can fix: connection errors, timeouts, 5xx, 429. Short, because a down server is the
+   can fix: connection errors, timeouts, 5xx, and 429 (after the server's ``Retry-After``). Short, because a down server is the
    Recorder's problem: its backoff is the one that should grow, and the Recorder thread must
    come back to take more events off the buffer. Retrying is safe: ingestion is idempotent.
 3. A refused request is not retried as is. 413 (too large): send each half. 400/422 (the
@@ -28,6 +28,7 @@ the Recorder forever. The API key, when set, goes in ``Authorization: Bearer``.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import time
@@ -49,12 +50,41 @@ log = logging.getLogger("prefect_like.tracking")
 MSGPACK = "application/msgpack"
 
 
+MAX_RETRY_AFTER = 10.0  # seconds: the longest a 429's Retry-After holds one request
+
+
 class _Transient(Exception):
     """A response worth retrying (5xx, 429)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, (httpx.TransportError, _Transient))
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """A 429's Retry-After in seconds (capped), or None."""
+    if response.status_code != 429:
+        return None
+    try:
+        return min(MAX_RETRY_AFTER, max(0.0, float(response.headers.get("Retry-After", "1"))))
+    except ValueError:
+        return 1.0
+
+
+_backoff = tenacity.wait_exponential(multiplier=0.05, max=1.0)
+
+
+def _wait(state: tenacity.RetryCallState) -> float:
+    """The server's Retry-After when it asked us to slow down, else a short exponential backoff."""
+    outcome = state.outcome
+    exc = outcome.exception() if outcome is not None else None
+    if isinstance(exc, _Transient) and exc.retry_after is not None:
+        return exc.retry_after
+    return float(_backoff(state))
 
 
 def _fallback(value: Any) -> Any:
@@ -110,6 +140,8 @@ class HttpSink:
             timeout=timeout, headers={**auth_headers(api_key), "Content-Type": MSGPACK}
         )
         self._orphans = self._find_orphans() if send_orphans else []
+        # (seconds, events) of each delivered POST, latest last: what the load benchmark reports.
+        self.timings: collections.deque[tuple[float, int]] = collections.deque(maxlen=100_000)
 
     # -- the Sink interface ----------------------------------------------------------------
 
@@ -138,9 +170,11 @@ class HttpSink:
 
     def _send(self, events: Sequence[Event]) -> None:
         body = msgpack.packb(events, use_bin_type=True, default=_fallback)
+        started = time.perf_counter()
         response = self._post(body)
         status = response.status_code
         if status < 300:
+            self.timings.append((time.perf_counter() - started, len(events)))
             return
         if status in (400, 413, 422) and len(events) > 1:
             half = len(events) // 2
@@ -165,7 +199,7 @@ class HttpSink:
     def _post(self, body: bytes) -> httpx.Response:
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.attempts),
-            wait=tenacity.wait_exponential(multiplier=0.05, max=1.0),
+            wait=_wait,
             retry=tenacity.retry_if_exception(_retryable),
             reraise=True,
         )
@@ -174,7 +208,7 @@ class HttpSink:
                 with attempt:
                     response = self._client.post(self.url, content=body)
                     if response.status_code >= 500 or response.status_code == 429:
-                        raise _Transient(f"HTTP {response.status_code}: {detail(response)}")
+                        raise _Transient(f"HTTP {response.status_code}: {detail(response)}", retry_after(response))
         except httpx.TransportError as exc:
             raise TrackingError(
                 f"cannot reach the tracking server at {self.base_url}: {type(exc).__name__}: {exc}"

@@ -330,7 +330,7 @@ class BatchingTaskRunner(TaskRunner):
         except Exception as exc:
             from prefect_like.errors import SerializationError
 
-            error = SerializationError(f"task run arguments cannot be sent to the cluster: {exc}")
+            error = SerializationError(_unpicklable(calls, exc))
             self._batch_done(batch, False, error, serialization=True)
             return
         task = batch.futures[0]._call.task  # type: ignore[union-attr]
@@ -447,16 +447,33 @@ class BatchingTaskRunner(TaskRunner):
     def _cancel_everything(self) -> None:
         for batch in list(self._pending.values()):
             for future in batch.futures:
-                self._end(future, Cancelled("Cancelled before it started: the flow run was interrupted"))
+                self._end(future, Cancelled(NOT_STARTED))
         self._pending.clear()
         inflight = list(self._inflight)
         self._stopping = True
         self._engine_cancel([batch.ref for batch in inflight])
         for batch in inflight:
             for future in batch.futures:
-                if not future.done():
-                    self._end(future, Cancelled("Cancelled: the flow run was interrupted"))
+                if not future.done():  # its seq outranks anything its attempt sent from the cluster
+                    self._end(future, Cancelled(ON_CLUSTER))
         self._inflight.clear()
+
+
+def _unpicklable(calls: list[TaskCall], exc: Exception) -> str:
+    """What cannot travel to the cluster, and why: the first argument cloudpickle refuses."""
+    for call in calls:
+        for name, value in call.parameters.items():
+            try:
+                cloudpickle.dumps(value)
+            except Exception as error:
+                return (f"argument {name!r} of task run {call.name!r} ({type(value).__name__}) cannot be "
+                        f"sent to the cluster: {error}; pass something picklable, or create it inside the task")
+    return f"task run arguments cannot be sent to the cluster: {exc}"
+
+
+NOT_STARTED = "Cancelled before it started: the flow run was interrupted"
+# This process cannot tell which calls of a batch sent to the cluster had begun.
+ON_CLUSTER = "Cancelled while running or queued on the cluster: the flow run was interrupted"
 
 
 def pythonpath_for_workers() -> str:

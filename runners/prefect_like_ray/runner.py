@@ -25,6 +25,7 @@ import contextlib
 import os
 import pickle
 import queue
+import signal
 import threading
 import uuid
 from typing import Any
@@ -95,7 +96,13 @@ class RayTaskRunner(BatchingTaskRunner):
             runtime_env = dict(kwargs.pop("runtime_env", None) or {})
             env_vars = {"PYTHONPATH": pythonpath_for_workers(), **runtime_env.get("env_vars", {})}
             runtime_env["env_vars"] = env_vars
+            # ray.init makes SIGTERM exit the process; the flow's own handler must stay, so that
+            # SIGTERM cancels the flow run (and this runner's work) like Ctrl-C.
+            in_main = threading.current_thread() is threading.main_thread()
+            previous = signal.getsignal(signal.SIGTERM) if in_main else None
             ray.init(address=self.address or "local", runtime_env=runtime_env, **kwargs)
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
             self._owns_ray = True
         from ._remote import RayChannel, run_batch_remote
 

@@ -242,3 +242,41 @@ def test_missing_ray_gives_the_install_hint(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], env={**ENV, "PREFECT_LIKE_HOME": str(tmp_path)},
                           capture_output=True, text=True, timeout=120)
     assert 'pip install "prefect-like[ray]"' in done.stdout, done.stderr
+
+
+@task
+def takes(value: object) -> str:
+    return type(value).__name__
+
+
+@task
+def returns_a_lock(i: int) -> dict:
+    import threading
+
+    return {"i": i, "lock": threading.Lock()}
+
+
+def test_what_cannot_travel_to_or_from_the_cluster_fails_that_run_saying_why(local_ray, store):
+    """A lock or a generator as argument, a lock in a result: that run FAILS, the rest go on."""
+    import threading
+
+    @flow(task_runner=RayTaskRunner())
+    def pipeline():
+        sent = [takes.submit(threading.Lock()), takes.submit(i for i in range(3)),
+                takes.submit(lambda x: x)]  # cloudpickle carries a lambda: that one runs
+        back = returns_a_lock.submit(1)
+        fine = inc.map(range(5))
+        states = [(f.wait(), f.state)[1] for f in [*sent, back]]
+        return [(s.run_id, s.type.value, s.message) for s in states], fine.result()
+
+    (lock_arg, gen_arg, lambda_arg, lock_result), fine = pipeline(return_state=True).result()
+    assert fine == [1, 2, 3, 4, 5]
+    assert lambda_arg[1] == "COMPLETED" and store.get_task_run(lambda_arg[0])["result"] == "function"
+    for (run_id, state, message), what, why in [
+        (lock_arg, "argument 'value' of task run", "cannot pickle '_thread.lock'"),
+        (gen_arg, "argument 'value' of task run", "generator"),
+        (lock_result, "cannot be sent home", "cannot pickle '_thread.lock'"),
+    ]:
+        assert state == "FAILED" and what in message and why in message, message
+        stored = store.get_task_run(run_id)
+        assert stored["state"] == "FAILED" and stored["error"]["type"] == "SerializationError"

@@ -242,3 +242,41 @@ def test_any_page_of_a_200k_task_flow_run_answers_fast(tmp_path: Path) -> None:
         start = time.perf_counter()
         assert client.get(f"/api/flow-runs/{flow_id}").json()["task_runs"] == {"Completed": 200_000}
         assert time.perf_counter() - start < 1.0
+
+
+# -- hostile input beyond the malformed: huge, unknown, repeated, out of order ------------------
+
+
+def test_a_huge_string_is_refused_naming_the_field(client: TestClient) -> None:
+    huge = ["task", "t-2", 2, "f-1", 1.7e9, "FAILED", "Failed", "x" * 2_000_000, None]
+    response = post(client, [GOOD, huge])
+    assert response.status_code == 422 and "message" in response.text
+    assert rows(client) == (0, 0, 0)
+    long_id = ["task", "t" * 100_000, 0, "f-1", 1.7e9, "PENDING", "Pending", None, None]
+    assert post(client, [long_id]).status_code == 422
+    assert rows(client) == (0, 0, 0)
+
+
+def test_an_unknown_field_is_refused_naming_it(client: TestClient) -> None:
+    event = dict(zip(("kind", "run_id", "seq", "flow_run_id", "timestamp", "state_type", "state_name",
+                      "message", "data"), GOOD, strict=True))
+    response = client.post("/api/events", content=orjson.dumps([{**event, "colour": "red"}]),
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 422 and "colour" in response.text
+    assert rows(client) == (0, 0, 0)
+
+
+def test_duplicate_and_out_of_order_events_store_the_true_final_state(client: TestClient) -> None:
+    flow_id, events = sweep_events(30, fail=(4,))
+    finals = [e for e in events if e.kind == "task" and e.seq == 2]
+    rest = [e for e in events if not (e.kind == "task" and e.seq == 2)]
+    assert post(client, list(reversed(finals))).status_code == 200  # the end first
+    assert post(client, rest + rest[:40]).status_code == 200  # then the start, some of it twice in one batch
+    assert post(client, events).status_code == 200  # and everything again
+    run = client.get(f"/api/flow-runs/{flow_id}").json()
+    assert run["state"] == "COMPLETED" and run["task_runs"] == {"Completed": 29, "Failed": 1}
+    counts = client.get(f"/api/flow-runs/{flow_id}/task-run-counts").json()
+    assert counts == {"Completed": 29, "Failed": 1}
+    one = client.get(f"/api/task-runs/{finals[0].run_id}").json()
+    assert [s["state"] for s in one["states"]] == ["PENDING", "RUNNING", "COMPLETED"]
+    assert rows(client)[1] == 30
