@@ -6,11 +6,11 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 from prefect_like import settings
 from prefect_like.tracking.store import Store
+from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,14 +37,6 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _poll(condition, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _counts(path: Path) -> dict[str, int]:
@@ -67,7 +59,7 @@ def test_killed_flow_is_marked_crashed_and_keeps_what_was_delivered(tmp_path):
     process = subprocess.Popen([sys.executable, str(script), str(tmp_path / "never")], env=env)
     try:
         path = settings.database_path()
-        _poll(lambda: _counts(path).get("Completed") == 10 and _counts(path).get("Running", 0) >= 1,
+        wait_until(lambda: _counts(path).get("Completed") == 10 and _counts(path).get("Running", 0) >= 1,
               what="ten completed and some running task runs")
         process.kill()
         process.wait(timeout=30)
@@ -79,7 +71,7 @@ def test_killed_flow_is_marked_crashed_and_keeps_what_was_delivered(tmp_path):
         flow_run = store.list_flow_runs(limit=1)[0]
         assert flow_run["state"] == "RUNNING"  # nobody has noticed yet
         assert store.mark_crashed(stale_after=60) == 0  # heartbeats were recent: not stale yet
-        _poll(lambda: store.mark_crashed(stale_after=1.0), what="the run to go stale")
+        wait_until(lambda: store.mark_crashed(stale_after=1.0), what="the run to go stale")
         flow_run = store.get_flow_run(flow_run["id"])
         assert flow_run["state"] == "CRASHED"
         assert "heartbeat" in flow_run["message"]
@@ -108,7 +100,7 @@ def _kill_mid_sweep(tmp_path: Path, env: dict[str, str], progress) -> None:
     script.write_text(SCRIPT)
     process = subprocess.Popen([sys.executable, str(script), str(tmp_path / "never")], env=env)
     try:
-        _poll(progress, what="ten completed and some running task runs")
+        wait_until(progress, what="ten completed and some running task runs")
         process.kill()
         process.wait(timeout=30)
     finally:
@@ -134,7 +126,7 @@ def test_a_killed_flow_is_shown_crashed_by_the_next_cli_command(tmp_path):
         (run,) = _cli_json("runs", "ls", env=env)
         return run if run["state"] == "CRASHED" else None
 
-    run = _poll(shown_crashed, what="`prefect-like runs ls` to show the run CRASHED")
+    run = wait_until(shown_crashed, what="`prefect-like runs ls` to show the run CRASHED")
     assert "heartbeat" in run["message"]
     tasks = _cli_json("runs", "tasks", run["id"], "--limit", "100", env=env)
     states = [t["state"] for t in tasks]
@@ -157,7 +149,7 @@ def test_a_killed_flow_is_marked_crashed_by_the_server(tmp_path):
 
             _kill_mid_sweep(tmp_path, env, progress)
             # Nobody reads the store: the server notices the silence on its own.
-            run = _poll(lambda: (r := client.list_flow_runs(limit=1)[0])["state"] == "CRASHED" and r,
+            run = wait_until(lambda: (r := client.list_flow_runs(limit=1)[0])["state"] == "CRASHED" and r,
                         what="the server to mark the run CRASHED")
             assert "heartbeat" in run["message"]
             counts = client.task_run_counts(run["id"])

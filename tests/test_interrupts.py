@@ -14,6 +14,7 @@ import pytest
 
 from prefect_like import settings
 from prefect_like.tracking.store import Store
+from tests.polling import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,14 +41,6 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _wait_until(condition, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _running_task_runs(store_path: Path) -> int:
@@ -71,7 +64,7 @@ def test_interrupted_flow_ends_cancelled_and_records_every_task(tmp_path, runner
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        _wait_until(lambda: _running_task_runs(settings.database_path()) >= 2, what="task runs RUNNING")
+        wait_until(lambda: _running_task_runs(settings.database_path()) >= 2, what="task runs RUNNING")
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=60)  # prompt: no waiting for the running tasks
     finally:
@@ -172,7 +165,7 @@ def test_interrupted_flow_on_a_cluster_ends_cancelled(tmp_path, request, engine,
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        _wait_until(lambda: _running_task_runs(settings.database_path()) >= 2, what="task runs RUNNING")
+        wait_until(lambda: _running_task_runs(settings.database_path()) >= 2, what="task runs RUNNING")
         sent = time.monotonic()
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=60)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from tests.polling import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PYTHONPATH = os.pathsep.join(
@@ -17,16 +18,8 @@ PYTHONPATH = os.pathsep.join(
 ENV = {**os.environ, "PYTHONPATH": PYTHONPATH}
 
 
-def poll(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    """Check ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
+# The engines' tests wait the same way as every other test.
+poll = wait_until
 
 
 def wait_for_file(path: str, timeout: float) -> None:

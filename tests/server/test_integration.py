@@ -17,15 +17,8 @@ from prefect_like import flow, get_run_logger, task
 from prefect_like.client import Client
 from prefect_like.errors import RunNotFoundError
 from prefect_like.tracking.recorder import shutdown_recorder
+from tests.polling import wait_until
 from tests.server._procs import ServerProcess, sweep_events
-
-
-def wait_until(condition: Any, timeout: float = 30.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)  # polling a condition, with a deadline
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from prefect_like import flow, task
 from prefect_like.client import Client
 from prefect_like.tracking.recorder import get_recorder, shutdown_recorder
 from prefect_like.tracking.store import Store
+from tests.polling import wait_until
 from tests.server._procs import ROOT, ServerProcess, sweep_events
 
 OUTAGE_SECONDS = 60.0  # "unreachable for a minute"
@@ -30,15 +31,6 @@ N = 100_000
 MAX_HELD = 20_000  # small, so the outage also goes through the spill file
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)  # polling a condition, with a deadline
 
 
 @pytest.fixture
