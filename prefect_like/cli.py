@@ -9,6 +9,7 @@
     prefect-like runs flush                     send events earlier runs could not deliver
     prefect-like run FILE.py:FLOW [--param k=v ...] [--runner NAME]
     prefect-like server start [--host H] [--port P] [--home DIR]
+    prefect-like bench [--runner NAME] [--tasks N] [--task-seconds S] [--api-url URL]
 
 Every command reads through ``_reader()``, the one place that decides where runs come from: the
 tracking server (``prefect_like.client``) when PREFECT_LIKE_API_URL is set, else the embedded
@@ -457,8 +458,13 @@ def runs_export(flow_run_id: str, output: Path) -> None:
 
     if not output.suffix:
         output = output.with_suffix(".parquet")
+    if not output.parent.is_dir():
+        raise click.ClickException(f"cannot write {output}: no such directory {output.parent}")
     with _reader() as reader:
-        rows = export_task_runs(flow_run_id, output, source=reader)
+        try:
+            rows = export_task_runs(flow_run_id, output, source=reader)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {output}: {exc.strerror or exc}") from None
     click.echo(f"wrote {rows} task runs to {output}")
 
 
@@ -547,6 +553,131 @@ def run_command(target: str, params: tuple[str, ...], runner: str | None, no_pro
         click.echo(f"flow run ended in state {state.name}{': ' + state.message if state.message else ''}")
     if not state.is_completed():
         raise SystemExit(1)
+
+
+@cli.command("bench")
+@click.option("--runner", default="thread", show_default=True,
+              help="sequential, thread, asyncio, dask, ray (or any installed runner's name).")
+@click.option("--tasks", "n", default=10_000, show_default=True, type=click.IntRange(min=1),
+              help="How many tasks to map.")
+@click.option("--task-seconds", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="Each task sleeps this long (0: the trivial task x + 1).")
+@click.option("--api-url", help="Stream to this tracking server instead of the embedded store.")
+@click.option("--address", help="Dask scheduler or Ray cluster address (default: a local cluster).")
+@_friendly_errors
+def bench_command(runner: str, n: int, task_seconds: float, api_url: str | None, address: str | None) -> None:
+    """Map N tasks on a runner, tracked, and the same work on the raw engine: tasks/s, overhead, ratio.
+
+    The raw engine is what you would use instead: a loop, ThreadPoolExecutor, asyncio.gather,
+    Dask client.map or Ray .remote (on the same cluster as the runner). The tracked run streams
+    every state change to the store (or the server at --api-url); every run is counted after.
+    """
+    import asyncio
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from prefect_like import flow, task
+    from prefect_like.runfile import run_with_progress
+    from prefect_like.task_runners import load_task_runner_class
+
+    runner = runner.lower()
+    load_task_runner_class(runner)  # an unknown name fails here
+    if api_url:
+        os.environ[settings.PREFIX + "API_URL"] = api_url
+
+    def work(x: int) -> int:
+        if task_seconds:
+            time.sleep(task_seconds)
+        return x + 1
+
+    async def awork(x: int) -> int:
+        if task_seconds:
+            await asyncio.sleep(task_seconds)
+        return x + 1
+
+    console = _console()
+    task_runner: Any = runner
+    cleanup: list[Callable[[], Any]] = []
+    started = time.perf_counter()
+    if runner == "sequential":
+        raw_name = "a plain loop"
+        [work(i) for i in range(n)]
+    elif runner == "thread":
+        raw_name = "ThreadPoolExecutor"
+        with ThreadPoolExecutor(min(32, (os.cpu_count() or 1) + 4)) as pool:
+            [f.result() for f in [pool.submit(work, i) for i in range(n)]]
+    elif runner == "asyncio":
+        raw_name = "asyncio.gather"
+
+        async def gather() -> list[int]:
+            return await asyncio.gather(*(awork(i) for i in range(n)))
+
+        asyncio.run(gather())
+    elif runner == "dask":
+        from distributed import Client
+        from prefect_like_dask import DaskTaskRunner
+
+        raw_name = "Dask client.map"
+        client = Client(address) if address else Client(processes=True, dashboard_address=":0")
+        cleanup.append(client.close)
+        if client.cluster is not None:
+            cleanup.append(client.cluster.close)
+        task_runner = DaskTaskRunner(address=client.scheduler_info()["address"])
+        client.gather(client.map(work, range(min(n, 100)), pure=False))  # warm the workers up
+        started = time.perf_counter()
+        client.gather(client.map(work, range(n), pure=False))
+    elif runner == "ray":
+        import ray
+
+        raw_name = "Ray .remote"
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False)
+        cleanup.append(ray.shutdown)
+        remote = ray.remote(work)
+        ray.get([remote.remote(i) for i in range(min(n, 100))])  # warm the workers up
+        started = time.perf_counter()
+        ray.get([remote.remote(i) for i in range(n)])
+    else:
+        raw_name = ""
+    raw_wall = time.perf_counter() - started if raw_name else None
+
+    fn: Callable[[int], Any] = awork if runner == "asyncio" else work
+    tracked_fn = task(name="bench-task")(fn)
+
+    @flow(name="prefect-like-bench", task_runner=task_runner)
+    def bench(n: int) -> int:
+        return len(tracked_fn.map(range(n)).result())
+
+    walls: list[float] = []
+
+    class Timed:  # the flow call's own wall time, not the progress view's polling
+        name = bench.name
+
+        def __call__(self, **kwargs: Any) -> Any:
+            begun = time.perf_counter()
+            try:
+                return bench(**kwargs)
+            finally:
+                walls.append(time.perf_counter() - begun)
+
+    try:
+        console.print(f"{n:,} tasks on the {runner} runner, tracked in "
+                      f"{settings.api_url() or settings.database_path()}")
+        state, flow_run_id = run_with_progress(Timed(), {"n": n}, console)  # type: ignore[arg-type]
+        wall = walls[0]
+    finally:
+        for close in cleanup:
+            close()
+    recorded = 0
+    if flow_run_id is not None:
+        with _reader() as reader:
+            recorded = reader.count_task_runs(flow_run_id)
+    console.print(f"tracked: {wall:.2f} s, [bold]{n / wall:,.0f} tasks/s[/], {recorded:,} of {n:,} task runs recorded")
+    if raw_wall is not None:
+        console.print(f"raw {raw_name}: {raw_wall:.2f} s, {n / raw_wall:,.0f} tasks/s")
+        console.print(f"overhead per task: {(wall - raw_wall) / n * 1e6:,.0f} µs; "
+                      f"tracked time / raw time: {wall / raw_wall:.2f}x")
+    if not state.is_completed():
+        raise click.ClickException(f"the benchmark flow ended in state {state.name}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
