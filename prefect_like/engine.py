@@ -321,12 +321,12 @@ def _invoke(run: TaskRun) -> Any:
     call = run.call
     timeout = run.options.timeout_seconds
     if timeout is None:
-        return call.task.fn(**run.parameters)
-    return call_with_timeout(functools.partial(call.task.fn, **run.parameters), timeout, f"task run {call.name!r}")
+        return call.task.call_function(run.parameters)
+    return call_with_timeout(functools.partial(call.task.call_function, run.parameters), timeout, f"task run {call.name!r}")
 
 
 async def _invoke_async(run: TaskRun) -> Any:
-    coroutine = run.call.task.fn(**run.parameters)
+    coroutine = run.call.task.call_function(run.parameters)
     timeout = run.options.timeout_seconds
     if timeout is None:
         return await coroutine

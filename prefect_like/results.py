@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import reprlib
 import tempfile
 import time
 from pathlib import Path
@@ -119,9 +120,20 @@ def summarize_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     return {k: v if type(v) in _SCALAR_TYPES and type(v) is not str else summarize(v) for k, v in parameters.items()}
 
 
+_REPR = reprlib.Repr()  # keyword arguments to Repr() arrived only in Python 3.12
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 2, MAX_REPR, MAX_REPR, 40
+
+
 def short_repr(value: Any) -> str:
+    """At most ``MAX_REPR`` characters of repr, without rendering all of a big value first."""
     try:
-        text = repr(value)
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            size = len(value)
+            text = f"<{type(value).__name__} of {size:,} bytes>" if size > MAX_REPR else repr(bytes(value))
+        elif isinstance(value, (str, list, tuple, dict, set, frozenset)):
+            text = _REPR.repr(value)
+        else:
+            text = repr(value)
     except Exception:
         text = f"<{type(value).__name__}>"
     return text if len(text) <= MAX_REPR else text[: MAX_REPR - 1] + "…"

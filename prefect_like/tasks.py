@@ -169,11 +169,25 @@ class Task(Generic[P, R]):
         self._plain_signature = all(
             p.kind is p.POSITIONAL_OR_KEYWORD and p.default is p.empty for p in self.signature.parameters.values()
         )
+        # *args or **kwargs in the signature: the function is called with the bound arguments
+        # rebuilt, not with the parameters as keywords.
+        self.takes_varargs = any(
+            p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in self.signature.parameters.values()
+        )
         self._tags = sorted(options.tags)
         # Read on every run: worked out once here rather than per task run.
         self.cache_policy = options.effective_cache_policy
         self.persists = options.persists
         functools.update_wrapper(self, fn)
+
+    def call_function(self, parameters: dict[str, Any]) -> Any:
+        """Call the function with bound parameters (what ``bind`` made of the call's arguments)."""
+        fn: Callable[..., Any] = self.fn
+        if not self.takes_varargs:
+            return fn(**parameters)
+        bound = self.signature.bind_partial()
+        bound.arguments.update(parameters)
+        return fn(*bound.args, **bound.kwargs)
 
     @functools.cached_property
     def key(self) -> str:

@@ -28,3 +28,11 @@ def test_a_result_too_large_for_its_storage_fails_that_run_only(tmp_path):
         stored = store.get_task_run(big_id)
     assert stored["state"] == "FAILED" and stored["error"]["type"] == "SerializationError"
     assert len(list((tmp_path / "results").iterdir())) == 2  # nothing half-written for the big one
+
+
+def test_a_huge_result_is_summarised_without_rendering_it_whole():
+    from prefect_like.results import MAX_REPR, short_repr
+
+    assert short_repr(b"x" * 10_000_000) == "<bytes of 10,000,000 bytes>"
+    assert len(short_repr("y" * 10_000_000)) <= MAX_REPR
+    assert short_repr(list(range(1_000_000))).startswith("[0, 1, 2")

@@ -420,12 +420,9 @@ def create_app(
     def unknown_route(rest: str) -> Response:
         return _error(404, f"no such API route: /api/{rest}")
 
-    try:  # the dashboard's own routes, under /api/dashboard, before the catch-all
-        from prefect_like.server.dashboard import router as dashboard_router
-    except ImportError:
-        dashboard_router = None
-    if dashboard_router is not None:
-        app.include_router(dashboard_router)
+    from prefect_like.server.dashboard import router as dashboard_router
+
+    app.include_router(dashboard_router)  # the dashboard's routes, before the catch-all below
     app.include_router(api)
     if (STATIC / "index.html").is_file():
         from starlette.staticfiles import StaticFiles
@@ -435,12 +432,12 @@ def create_app(
     rate = rate_limit if rate_limit is not None else settings.float_setting("SERVER_RATE_LIMIT", DEFAULT_RATE_LIMIT)
     burst = rate_burst if rate_burst is not None else settings.float_setting("SERVER_RATE_BURST", DEFAULT_RATE_BURST)
     bucket = RateLimit(rate, burst) if rate > 0 else None
-    app.add_middleware(Guard, api_key=api_key, max_body=limit, rate_limit=bucket)  # type: ignore[arg-type]
+    app.add_middleware(Guard, api_key=api_key, max_body=limit, rate_limit=bucket)
     if cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 
         app.add_middleware(
-            CORSMiddleware,  # type: ignore[arg-type]
+            CORSMiddleware,
             allow_origins=cors_origins,
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],

@@ -318,3 +318,17 @@ def test_failing_subflow_raises_into_its_parent(runner, store):
     state = parent(return_state=True)
     assert state.is_completed()
     assert state.result() == ("Failed", "child failed")
+
+
+@task
+def weighted_total(*values: int, weight: int = 1, **extra: int) -> int:
+    return sum(values) * weight + sum(extra.values())
+
+
+def test_tasks_with_star_args_and_star_kwargs(runner):
+    @flow(task_runner=runner())
+    def pipeline() -> tuple[int, int]:
+        parts = [add.submit(i, i) for i in range(3)]
+        return weighted_total.submit(*parts, weight=2, bonus=1).result(), weighted_total(1, 2, 3)
+
+    assert pipeline() == ((0 + 2 + 4) * 2 + 1, 6)
