@@ -14,7 +14,9 @@ What ``data`` holds, by kind and state:
   ``tags``.
 - ``task``, RUNNING: ``run_count``.
 - ``task``, terminal (and NotReady): ``parameters`` (summary), ``result`` (summary), ``run_count``,
-  ``error`` (``{"type", "message", "traceback"}``) on failure, ``duration`` in seconds.
+  ``error`` (``{"type", "message", "traceback"}``) on failure, ``duration`` in seconds. A final
+  event may also carry its run's PENDING and first RUNNING events folded in (see ``coalesce``):
+  then it has the first event's keys too, plus ``created`` and ``started`` (their timestamps).
 - ``flow``, first event (RUNNING): ``name``, ``flow_name``, ``parameters``, ``parent_task_run_id``,
   ``runner``. ``flow_run_id`` holds the parent flow run's id for a subflow, else None.
 - ``flow``, terminal: ``task_runs`` (state name to count), ``error``, ``duration``.
@@ -62,6 +64,54 @@ OVERRIDE_SEQ = 1 << 40
 # append without a lock; exactly one consumer (Recorder or shipper) pops from the left.
 BUFFER: collections.deque[Any] = collections.deque()
 emit = BUFFER.append
+
+
+_FINAL_TYPES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
+
+
+def coalesce(events: list[Event]) -> list[Event]:
+    """Fold each task run's Pending (seq 0) and first Running (seq 1) into its final event,
+    when all of them are in this batch.
+
+    A short task run starts and ends between two batches: its Pending and Running states were
+    never visible to anyone, and the final event can carry what they said (their data and
+    timestamps). Two thirds of the events, and of the work of every store that ingests them,
+    are saved. A run still going when the batch is made keeps its events as they are, so
+    RUNNING is stored while it runs. One pass; it runs on the Recorder's thread.
+    """
+    out: list[Event | None] = []
+    pending: dict[str, int] = {}  # run id -> index in out of its Pending event
+    running: dict[str, int] = {}  # run id -> index in out of its first Running event
+    folded = 0
+    for event in events:
+        if event[0] == TASK:
+            seq = event[2]
+            if seq == 0 and event[6] == "Pending":
+                pending[event[1]] = len(out)
+            elif seq == 1 and event[6] == "Running":
+                running[event[1]] = len(out)
+            elif event[5] in _FINAL_TYPES or event[6] == "NotReady":
+                at = pending.pop(event[1], None)
+                if at is not None:
+                    first = out[at]
+                    assert first is not None
+                    out[at] = None
+                    data = {**first[8], **event[8]} if first[8] else dict(event[8] or {})
+                    data["created"] = first[4]
+                    started = running.pop(event[1], None)
+                    if started is not None:
+                        data["started"] = out[started][4]  # type: ignore[index]
+                        out[started] = None
+                        folded += 1
+                    folded += 1
+                    event = _new_tuple(Event, (*event[:8], data))
+        out.append(event)
+    if not folded:
+        return events
+    return [event for event in out if event is not None]
+
+
+_new_tuple = tuple.__new__
 
 
 def drain(limit: int = 1 << 62) -> list[Any]:

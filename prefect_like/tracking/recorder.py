@@ -215,8 +215,10 @@ class Recorder:
                 else:
                     item.drained.set()
                     markers.append(item)
-            self._deliver(events)
+            self._deliver(_events.coalesce(events))
             self._markers.extend(markers)
+            if self._markers and not self._held and not self._spilled:
+                self._settle_sink()
             if not self._held and not self._spilled:
                 for marker in self._markers:
                     marker.done.set()
@@ -239,6 +241,17 @@ class Recorder:
         except Exception as exc:
             self._note_failure(exc)
             self._hold(events)
+
+    def _settle_sink(self) -> None:
+        """A sink that keeps a batch in flight (the store's writer) stores it before a flush ends."""
+        settle = getattr(self._sink, "flush", None)
+        if settle is None:
+            return
+        try:
+            settle()
+        except Exception as exc:  # the sink still holds the batch and retries it itself
+            self._note_failure(exc)
+            self._held.append([])  # makes the flush wait until the sink has caught up
 
     def _note_failure(self, exc: Exception) -> None:
         self._failures += 1

@@ -7,10 +7,10 @@ PATH``, and from then on hands it every batch: the flow process pays only for pa
 with msgpack (C code), and the fold and the SQLite work run on another core.
 
 Small batches (a few task runs, the usual test or notebook flow) are written in-process and no
-child is ever started. There is still one writer at a time: ``write`` returns only when the
-batch is stored (the child acknowledges it), so the Recorder's flush and ordering guarantees hold.
-A child that dies makes ``write`` raise; the Recorder keeps the batch and retries it, and the next
-``write`` starts a new child. The child ignores Ctrl-C (it belongs to the flow's process group):
+child is ever started. There is still one writer at a time, batches are stored in order, and the
+Recorder's ``flush`` calls ``StoreWriter.flush``, which returns when every batch is acknowledged.
+A child that dies or fails a batch does not lose it: the batch is written again in-process, and
+the next big batch starts a new child. The child ignores Ctrl-C (it belongs to the flow's process group):
 it writes what it was given and exits when the flow process closes its pipe, or dies.
 
 Wire: each batch is a 4-byte big-endian length and a msgpack array of events; the child answers
@@ -29,14 +29,20 @@ from pathlib import Path
 from typing import IO, Any
 
 from prefect_like import settings
-from prefect_like.errors import TrackingError
 from prefect_like.tracking.events import Event
 
 _HEADER = struct.Struct(">I")
 
 
 class StoreWriter:
-    """A sink for the embedded store: in-process for small batches, a writer process for big ones."""
+    """A sink for the embedded store: in-process for small batches, a writer process for big ones.
+
+    With the writer process, one batch may be in flight: ``write`` sends a batch and returns, and
+    the next ``write`` (or ``flush``) first waits for the previous batch's acknowledgement, so the
+    Recorder prepares batch k+1 while the child stores batch k. A batch stays here until it is
+    acknowledged; if the child fails, it is written again (by a new child, or in-process), so a
+    batch handed to ``write`` is never lost while this process lives.
+    """
 
     def __init__(self, path: str | Path, threshold: int | None = None) -> None:
         self.path = Path(path)
@@ -44,14 +50,27 @@ class StoreWriter:
         self.threshold = (threshold or settings.int_setting("WRITER_PROCESS_THRESHOLD", 10_000)) if enabled else None
         self._store: Any = None
         self._child: subprocess.Popen[bytes] | None = None
+        self._unacked: Sequence[Event] | None = None
         self._lock = threading.Lock()
+        # Open (and if need be create) the database now, on the thread starting the flow run,
+        # before task threads compete with the Recorder for the GIL.
+        self._local()
 
     def write(self, events: Sequence[Event]) -> None:
         with self._lock:
+            if not events:
+                self._settle()
+                return
             if self._child is None and (self.threshold is None or len(events) < self.threshold):
                 self._local().write(events)
                 return
+            self._settle()
             self._send(events)
+
+    def flush(self) -> None:
+        """Return once every batch handed to ``write`` is stored."""
+        with self._lock:
+            self._settle()
 
     def _local(self) -> Any:
         if self._store is None:
@@ -60,26 +79,46 @@ class StoreWriter:
             self._store = Store(self.path)
         return self._store
 
+    def _settle(self) -> None:
+        """Wait for the batch in flight; if the child failed it, store it another way."""
+        batch, self._unacked = self._unacked, None
+        if batch is None:
+            return
+        problem = self._acknowledgement()
+        if problem is None:
+            return
+        self._forget_child()
+        try:
+            self._local().write(batch)  # the store itself says what is wrong, if it still fails
+        except Exception:
+            self._unacked = batch  # kept for the next write or flush
+            raise
+
+    def _acknowledgement(self) -> str | None:
+        child = self._child
+        if child is None or child.stdout is None:
+            return "the writer process is gone"
+        try:
+            answer = child.stdout.readline().decode(errors="replace").strip()
+        except OSError as exc:
+            return str(exc)
+        if answer == "ok":
+            return None
+        return answer.removeprefix("error ").strip() or "the writer process stopped"
+
     def _send(self, events: Sequence[Event]) -> None:
         import msgpack
 
-        child = self._child or self._start()
         payload = msgpack.packb(events, use_bin_type=True, default=str)
-        assert child.stdin is not None and child.stdout is not None
+        self._unacked = events
+        child = self._child or self._start()
+        assert child.stdin is not None
         try:
             child.stdin.write(_HEADER.pack(len(payload)))
             child.stdin.write(payload)
             child.stdin.flush()
-            answer = child.stdout.readline().decode(errors="replace").strip()
-        except (BrokenPipeError, OSError) as exc:
-            self._forget_child()
-            raise TrackingError(f"the store's writer process stopped: {exc}") from exc
-        if answer == "ok":
-            return
-        if not answer:
-            self._forget_child()
-            raise TrackingError("the store's writer process stopped before storing a batch")
-        raise TrackingError(answer.removeprefix("error ").strip() or "the writer process failed")
+        except OSError:
+            pass  # noticed when its acknowledgement does not come; the batch is still here
 
     def _start(self) -> subprocess.Popen[bytes]:
         if self._store is not None:  # one writer: the child takes over from here
@@ -99,13 +138,16 @@ class StoreWriter:
 
     def close(self) -> None:
         with self._lock:
-            if self._store is not None:
-                self._store.close()
-                self._store = None
-            child, self._child = self._child, None
+            try:
+                self._settle()
+            finally:
+                child, self._child = self._child, None
+                if self._store is not None:
+                    self._store.close()
+                    self._store = None
         if child is not None:
             assert child.stdin is not None
-            child.stdin.close()  # the child finishes what it has and exits
+            child.stdin.close()  # the child has stored everything (settled above) and exits
             try:
                 child.wait(timeout=60)
             except subprocess.TimeoutExpired:
@@ -141,8 +183,11 @@ def serve(path: str) -> None:
                 answer = b"ok\n"
             except Exception as exc:  # told to the flow process, which keeps the batch
                 answer = f"error {type(exc).__name__}: {exc}".replace("\n", " ").encode() + b"\n"
-            stdout.write(answer)
-            stdout.flush()
+            try:
+                stdout.write(answer)
+                stdout.flush()
+            except BrokenPipeError:  # the flow process is gone: what it sent is stored
+                return
 
 
 if __name__ == "__main__":

@@ -361,3 +361,32 @@ with Store({str(path)!r}) as s:
     with Store(path) as s:
         assert s.count_flow_runs() == 30
         assert sum(s.task_run_counts(f"p1-{b:04d}")["Completed"] for b in range(15)) == 3000
+
+
+def test_coalesced_batches_store_the_same_task_runs_as_plain_ones(tmp_path):
+    from prefect_like.tracking.events import coalesce
+
+    flow_id = "c" * 32
+
+    def lifecycle(i: int) -> list[Event]:
+        run_id = f"{flow_id[:12]}-r{i}"
+        return [
+            Event("task", run_id, 0, flow_id, 10.0 + i, "PENDING", "Pending", None, {"task_name": "t", "map_index": i}),
+            Event("task", run_id, 1, flow_id, 20.0 + i, "RUNNING", "Running", None, {"run_count": 1}),
+            Event("task", run_id, 2, flow_id, 30.0 + i, "RUNNING", "Retrying", "again", {"run_count": 2}),
+            Event("task", run_id, 3, flow_id, 40.0 + i, "COMPLETED", "Completed", None,
+                  {"parameters": {"i": i}, "result": i, "run_count": 2, "duration": 1.0}),
+        ]
+
+    events = [e for i in range(3) for e in lifecycle(i)]
+    # The third run's Pending went out in an earlier batch: it is not folded.
+    earlier, batch = events[8:9], events[:8] + events[9:]
+    folded = coalesce(batch)
+    assert len(folded) == len(batch) - 4
+    with Store(tmp_path / "plain.db") as plain, Store(tmp_path / "folded.db") as store:
+        plain.write(events)
+        store.write(earlier)
+        store.write(folded)
+        for i in range(3):
+            run_id = f"{flow_id[:12]}-r{i}"
+            assert store.get_task_run(run_id) == plain.get_task_run(run_id)

@@ -41,16 +41,27 @@ def test_big_batches_are_stored_by_a_writer_process_exactly_like_small_ones(tmp_
         assert best["tags"] == ["a"]
 
 
-def test_a_dead_writer_process_fails_the_write_and_the_next_write_starts_a_new_one(tmp_path):
+def test_a_batch_in_flight_when_the_writer_process_dies_is_still_stored(tmp_path):
     path = tmp_path / "store.db"
     writer = StoreWriter(path, threshold=10)
-    writer.write(batch(0, 20))
+    writer.write(batch(0, 20))  # handed to the writer process, not yet acknowledged
     assert writer._child is not None
     writer._child.kill()
     writer._child.wait()
-    with pytest.raises(TrackingError, match="writer process"):
-        writer.write(batch(20, 20))  # the Recorder keeps this batch and retries it
-    writer.write(batch(20, 20))
+    writer.write(batch(20, 20))  # stores the lost batch in-process, then starts a new child
+    writer.flush()
     writer.close()
     with Store(path) as store:
         assert store.task_run_counts(FLOW) == {"Completed": 40}
+
+
+def test_a_batch_the_store_refuses_is_kept_and_the_error_reported(tmp_path):
+    path = tmp_path / "store.db"
+    writer = StoreWriter(path, threshold=10)
+    bad = batch(0, 20)
+    bad.append(Event("nonsense", "x", 0, None, 1.0, None, None, None, None))
+    writer.write(bad)
+    with pytest.raises(TrackingError, match="nonsense"):
+        writer.flush()  # the Recorder keeps waiting, and says why
+    writer._unacked = None  # what a user would do: nothing; here, let the writer close
+    writer.close()
