@@ -96,7 +96,7 @@ def coalesce(events: list[Event]) -> list[Event]:
                     first = out[at]
                     assert first is not None
                     out[at] = None
-                    data = {**first[8], **event[8]} if first[8] else dict(event[8] or {})
+                    data = {**(first[8] or {}), **(event[8] or {})}
                     data["created"] = first[4]
                     started = running.pop(event[1], None)
                     if started is not None:
