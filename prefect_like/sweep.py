@@ -36,7 +36,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prefect_like.futures import FutureList
-from prefect_like.tasks import Task, unmapped
+from prefect_like.tasks import Task, _is_iterable, unmapped
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -358,14 +358,6 @@ def best(
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def _is_iterable(value: Any) -> bool:
-    try:
-        iter(value)
-    except TypeError:
-        return False
-    return True
 
 
 def _bounds(kind: str, lo: float, hi: float) -> tuple[float, float]:
