@@ -56,7 +56,6 @@ from prefect_like.states import (
     Retrying,
     Running,
     State,
-    StateType,
 )
 from prefect_like.tasks import _LEAVES, TaskCall, _new_event, allow_failure
 from prefect_like.tracking.events import FLOW, TASK, Event, emit
@@ -544,10 +543,6 @@ class FlowRun:
         return range(self.options.retries + 1)
 
 
-def _flow_failure(exc: BaseException) -> State:
-    return Failed(exc)
-
-
 class Interrupted(KeyboardInterrupt):
     """SIGTERM, delivered like Ctrl-C so a flow run ends CANCELLED and flushes its events."""
 
@@ -597,7 +592,7 @@ def _run_flow(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any
             error = None if state.is_completed() else state.result(raise_on_failure=False)
         except Exception as exc:
             cancel = isinstance(exc, TimeoutError)
-            state, error = _flow_failure(exc), exc
+            state, error = Failed(exc), exc
         except BaseException as exc:
             run.exit(tokens, cancel=True)
             run.finish(Cancelled(_interruption(exc)), None)
@@ -633,7 +628,7 @@ async def run_flow_async(
             error = None if state.is_completed() else state.result(raise_on_failure=False)
         except Exception as exc:
             cancel = isinstance(exc, TimeoutError)
-            state, error = _flow_failure(exc), exc
+            state, error = Failed(exc), exc
         except BaseException as exc:
             run.reset(tokens)
             await asyncio.shield(asyncio.to_thread(run.runner.shutdown, cancel_pending=True))
@@ -649,4 +644,4 @@ async def run_flow_async(
     return state if return_state else state.result()
 
 
-__all__ = ["run_task", "run_task_async", "run_flow", "run_flow_async", "resolve_inputs", "StateType"]
+__all__ = ["call_with_timeout", "resolve_inputs", "run_flow", "run_flow_async", "run_task", "run_task_async"]
