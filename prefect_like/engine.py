@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import tenacity
 
+from prefect_like import collector
 from prefect_like.context import FlowRunContext, TaskRunContext, flow_run_context, task_run_context
 from prefect_like.futures import TaskFuture
 from prefect_like.logging import capture_prints, install_print_capture, logger, setup_logging
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
     from prefect_like.flows import Flow
 
 MAX_TRACEBACK = 20_000
+_FIRST_RUN = {"run_count": 1}  # the data of every first RUNNING event: one shared dict, never changed
 
 
 def error_details(exc: BaseException) -> dict[str, str]:
@@ -185,7 +187,9 @@ class TaskRun:
         self.started = time.time()
         self.run_count = 1
         self.context.run_count = 1
-        self._emit(Running(), {"run_count": 1})
+        emit(_new_event(Event, (TASK, call.task_run_id, self.seq, call.flow_run_id, self.started, "RUNNING",
+                                "Running", None, _FIRST_RUN)))
+        self.seq += 1
         return None
 
     def _parameter_summary(self) -> dict[str, Any]:
@@ -212,7 +216,15 @@ class TaskRun:
         return data
 
     def _finish(self, state: State, data: dict[str, Any]) -> State:
-        state.run_id = self.call.task_run_id
+        """Emit the final state. Its event says all the run's Pending and Running said (task
+        name, map index, both timestamps), so it stands alone when they were never sent."""
+        call = self.call
+        state.run_id = call.task_run_id
+        call.describe(data)
+        if call.created:
+            data["created"] = call.created
+        if self.started:
+            data["started"] = self.started
         self._emit(state, data)
         return state
 
@@ -573,7 +585,7 @@ def _interruption(exc: BaseException) -> str:
 
 def run_flow(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool) -> Any:
     """Run a sync flow to its final state; returns its value (or the State, if asked)."""
-    with _sigterm_interrupts():
+    with _sigterm_interrupts(), collector.tuned():
         return _run_flow(flow, args, kwargs, return_state)
 
 
@@ -611,6 +623,13 @@ async def run_flow_async(
     flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool
 ) -> Any:
     """The async twin of ``run_flow``: the body is awaited; the same steps around it."""
+    with collector.tuned():
+        return await _run_flow_async(flow, args, kwargs, return_state)
+
+
+async def _run_flow_async(
+    flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool
+) -> Any:
     run = FlowRun(flow, args, kwargs)
     error: BaseException | None = None
     state: State = Crashed("the flow body did not run")

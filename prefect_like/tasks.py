@@ -28,7 +28,7 @@ from prefect_like.errors import MappingLengthError
 from prefect_like.futures import FutureList, TaskFuture
 from prefect_like.results import ResultStorage
 from prefect_like.states import State
-from prefect_like.tracking.events import TASK, Event, emit
+from prefect_like.tracking.events import TASK, Event, PendingRun, emit
 
 if TYPE_CHECKING:
     from prefect_like.context import TaskRunContext
@@ -109,8 +109,14 @@ class allow_failure:  # noqa: N801 - the name Prefect users know
 
 
 @dataclass(slots=True, eq=False)
-class TaskCall:
-    """One task run to be executed: what a runner submits and the engine runs."""
+class TaskCall(PendingRun):
+    """One task run to be executed: what a runner submits and the engine runs.
+
+    The call is also its run's PENDING state: ``_call`` appends it to the event buffer as it
+    is, and the Recorder makes it a Pending event only if the run has not ended by the time
+    the batch is made (else the final event, which says everything the Pending would, stands
+    alone). So a task run costs no event object until it runs.
+    """
 
     task: Task[..., Any]
     parameters: dict[str, Any]
@@ -120,6 +126,24 @@ class TaskCall:
     map_index: int | None = None
     upstream: tuple[Any, ...] = ()  # futures this run waits for (parameters and wait_for)
     wait_for: tuple[Any, ...] = ()
+    created: float = 0.0  # when the call was made: the run's PENDING timestamp (0: not known)
+
+    def describe(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Add what a Pending event says of the run (task name, map index, name, tags) to ``data``."""
+        task = self.task
+        data["task_name"] = task.name
+        data["map_index"] = self.map_index
+        if task.options.task_run_name is not None:
+            data["name"] = self.name
+        if task._tags:
+            data["tags"] = task._tags
+        return data
+
+    def pending_event(self) -> Event:
+        return _new_event(
+            Event, (TASK, self.task_run_id, 0, self.flow_run_id, self.created or time.time(), "PENDING",
+                    "Pending", None, self.describe({}))
+        )
 
     @property
     def has_upstream(self) -> bool:
@@ -239,14 +263,12 @@ class Task(Generic[P, R]):
         task_run_id = f"{flow_run_id[:12]}-{_PROCESS_TAG}{index:x}"
         if self.options.task_run_name is None:
             name = self.name if map_index is None else f"{self.name}-{map_index}"
-            data: dict[str, Any] = {"task_name": self.name, "map_index": map_index}
         else:
             name = self._run_name(parameters)
-            data = {"task_name": self.name, "map_index": map_index, "name": name}
-        if self._tags:
-            data["tags"] = self._tags
-        emit(_new_event(Event, (TASK, task_run_id, 0, flow_run_id, time.time(), "PENDING", "Pending", None, data)))
-        return TaskCall(self, parameters, task_run_id, flow_run_id, name, map_index, tuple(upstream), wait_for)
+        call = TaskCall(self, parameters, task_run_id, flow_run_id, name, map_index, tuple(upstream), wait_for,
+                        time.time())
+        emit(call)  # the run's PENDING (see TaskCall)
+        return call
 
     def _run_name(self, parameters: dict[str, Any]) -> str:
         template = self.options.task_run_name

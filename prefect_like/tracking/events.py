@@ -27,7 +27,6 @@ What ``data`` holds, by kind and state:
 
 from __future__ import annotations
 
-import collections
 from typing import Any, NamedTuple
 
 FLOW = "flow"
@@ -60,68 +59,133 @@ FIELDS = Event._fields
 # still send, so the store keeps the decision whatever arrives later.
 OVERRIDE_SEQ = 1 << 40
 
-# The process-local buffer. deque.append is atomic under the GIL, so producers on any thread
-# append without a lock; exactly one consumer (Recorder or shipper) pops from the left.
-BUFFER: collections.deque[Any] = collections.deque()
+# The process-local buffer: a list, because producers on any thread only append (atomic under
+# the GIL, no lock) and the one consumer (Recorder or shipper) takes a whole slice off the front
+# at C speed (``drain``).
+BUFFER: list[Any] = []
 emit = BUFFER.append
+
+
+class PendingRun:
+    """What may stand in the buffer for a task run's PENDING event: the run's call itself,
+    made into an event (``pending_event``) only if the run is still pending when a batch is
+    made. ``TaskCall`` is the one kind."""
+
+    __slots__ = ()
+    task_run_id: str
+
+    def pending_event(self) -> Event:
+        raise NotImplementedError
 
 
 _FINAL_TYPES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 
 
-def coalesce(events: list[Event]) -> list[Event]:
+def coalesce(events: list[Any]) -> list[Event]:
     """Fold each task run's Pending (seq 0) and first Running (seq 1) into its final event,
     when all of them are in this batch.
 
     A short task run starts and ends between two batches: its Pending and Running states were
-    never visible to anyone, and the final event can carry what they said (their data and
-    timestamps). Two thirds of the events, and of the work of every store that ingests them,
+    never visible to anyone, and the final event says what they said (the engine's final
+    events carry the task name, map index and both timestamps; for one that does not, they are
+    copied in). Two thirds of the events, and of the work of every store that ingests them,
     are saved. A run still going when the batch is made keeps its events as they are, so
-    RUNNING is stored while it runs. One pass; it runs on the Recorder's thread.
+    RUNNING is stored while it runs; a call still pending becomes its Pending event.
     """
-    out: list[Event | None] = []
-    pending: dict[str, int] = {}  # run id -> index in out of its Pending event
+    return fold(events, None)[0]
+
+
+def fold(
+    batch: list[Any], counts: dict[Any, Any] | None, carry_from: float | None = None
+) -> tuple[list[Event], list[Any], list[Any]]:
+    """``coalesce`` a drained batch in one pass, which also sets aside what is neither an event
+    nor a pending call (flush markers) and, given ``counts`` (flow run id to a ``Counter``),
+    counts each task run's final state by name.
+
+    With ``carry_from`` (a time), pending calls made since then are not made Pending events
+    but handed back (the third list) to lead the next batch: a short run made just before
+    this batch then ends in the next one and costs its store one row write, not two. A batch
+    with a flush marker carries nothing over, since everything before a marker must be sent.
+
+    It runs once per event on the Recorder's thread, so it indexes tuples by slot: 0 kind,
+    1 run_id, 2 seq, 3 flow_run_id, 4 timestamp, 5 state_type, 6 state_name, 8 data.
+    """
+    out: list[Any] = []
+    markers: list[Any] = []
+    pending: dict[str, int] = {}  # run id -> index in out of its Pending event or call
     running: dict[str, int] = {}  # run id -> index in out of its first Running event
-    folded = 0
-    for event in events:
+    dropped = False
+    append = out.append
+    final_types = _FINAL_TYPES
+    for event in batch:
+        if event.__class__ is not Event:
+            if isinstance(event, PendingRun):
+                pending[event.task_run_id] = len(out)
+                append(event)
+            else:
+                markers.append(event)
+            continue
         if event[0] == TASK:
             seq = event[2]
-            if seq == 0 and event[6] == "Pending":
+            name = event[6]
+            if seq == 0 and name == "Pending":
                 pending[event[1]] = len(out)
-            elif seq == 1 and event[6] == "Running":
+            elif seq == 1 and name == "Running":
                 running[event[1]] = len(out)
-            elif event[5] in _FINAL_TYPES or event[6] == "NotReady":
-                at = pending.pop(event[1], None)
-                if at is not None:
-                    first = out[at]
-                    assert first is not None
-                    out[at] = None
-                    data = {**(first[8] or {}), **(event[8] or {})}
-                    data["created"] = first[4]
-                    started = running.pop(event[1], None)
+            elif event[5] in final_types or name == "NotReady":
+                if counts is not None:
+                    counts[event[3]][name] += 1
+                first = pending.pop(event[1], None)
+                started = running.pop(event[1], None)
+                if first is not None or started is not None:
+                    data = event[8]
+                    if not data or "task_name" not in data or (started is not None and "started" not in data):
+                        event = _new_tuple(Event, (*event[:8], _folded_data(out, first, started, data)))
+                    if first is not None:
+                        out[first] = None
                     if started is not None:
-                        data["started"] = out[started][4]  # type: ignore[index]
                         out[started] = None
-                        folded += 1
-                    folded += 1
-                    event = _new_tuple(Event, (*event[:8], data))
-        out.append(event)
-    if not folded:
-        return events
-    return [event for event in out if event is not None]
+                    dropped = True
+        append(event)
+    carried: list[Any] = []
+    if carry_from is not None and markers:
+        carry_from = None
+    for at in pending.values():  # calls still pending when the batch was made
+        call = out[at]
+        if call.__class__ is not Event:
+            if carry_from is not None and call.created >= carry_from:
+                carried.append(call)
+                out[at] = None
+                dropped = True
+            else:
+                out[at] = call.pending_event()
+    if dropped:
+        out = [event for event in out if event is not None]
+    return out, markers, carried
+
+
+def _folded_data(out: list[Any], first: int | None, started: int | None, data: dict[str, Any] | None) -> dict[str, Any]:
+    """A final event's data with what its run's Pending and Running said, for a final event
+    made without it (a run cancelled before it started, for instance)."""
+    merged: dict[str, Any] = {}
+    if first is not None:
+        pending = out[first]
+        if pending.__class__ is not Event:
+            pending = pending.pending_event()
+        merged.update(pending[8] or {})
+        merged["created"] = pending[4]
+    merged.update(data or {})
+    if started is not None:
+        merged.setdefault("started", out[started][4])
+    return merged
 
 
 _new_tuple = tuple.__new__
 
 
 def drain(limit: int = 1 << 62) -> list[Any]:
-    """Pop up to ``limit`` items from the buffer, oldest first (single consumer only)."""
-    batch: list[Any] = []
-    pop = BUFFER.popleft
-    append = batch.append
-    try:
-        for _ in range(min(limit, len(BUFFER))):
-            append(pop())
-    except IndexError:
-        pass
+    """Take up to ``limit`` items off the front of the buffer, oldest first (single consumer
+    only: producers append meanwhile, and only the consumer ever removes)."""
+    batch = BUFFER[:limit]
+    del BUFFER[: len(batch)]
     return batch

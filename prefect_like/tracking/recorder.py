@@ -39,13 +39,11 @@ from pathlib import Path
 from typing import Protocol
 
 from prefect_like import settings
-from prefect_like.states import FINAL_STATES
 from prefect_like.tracking import events as _events
-from prefect_like.tracking.events import HEARTBEAT, TASK, Event
+from prefect_like.tracking.events import HEARTBEAT, Event
 
 log = logging.getLogger("prefect_like.tracking")
 
-_FINAL_VALUES = frozenset(s.value for s in FINAL_STATES)
 MAX_BACKOFF = 5.0  # seconds between retries of a failing sink, at most
 # Held batches are merged up to this size: fewer requests when the sink is back, yet small
 # enough that a retry which fails part-way does not resend much.
@@ -94,6 +92,7 @@ class Recorder:
         self._stopping = False
         self._counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
         self._held: collections.deque[list[Event]] = collections.deque()
+        self._carried: list[_events.PendingRun] = []  # pending calls held for the next batch
         self._markers: list[_Flush] = []  # flushes waiting for held events to be delivered
         self._held_events = 0
         self.max_held = settings.int_setting("RECORDER_MAX_HELD", 200_000)
@@ -201,21 +200,17 @@ class Recorder:
 
     def _drain(self) -> None:
         while True:
-            batch = _events.drain(self.max_batch)
+            fresh = _events.drain(self.max_batch)
+            batch, self._carried = (self._carried + fresh, []) if self._carried else (fresh, self._carried)
             if not batch and not self._held and not self._spilled:
                 return
-            events: list[Event] = []
-            markers: list[_Flush] = []
-            counts = self._counts
-            for item in batch:
-                if item.__class__ is Event:
-                    events.append(item)
-                    if item.kind == TASK and (item.state_type in _FINAL_VALUES or item.state_name == "NotReady"):
-                        counts[item.flow_run_id][item.state_name] += 1  # type: ignore[index]
-                else:
-                    item.drained.set()
-                    markers.append(item)
-            self._deliver(_events.coalesce(events))
+            # Calls made within the last interval wait for the next batch, where most of them
+            # have ended (see events.fold); a pass that drained nothing new carries nothing.
+            carry_from = time.time() - self.interval if fresh and not self._stopping else None
+            events, markers, self._carried = _events.fold(batch, self._counts, carry_from)
+            for marker in markers:
+                marker.drained.set()
+            self._deliver(events)
             self._markers.extend(markers)
             if self._markers and not self._held and not self._spilled:
                 self._settle_sink()
@@ -223,7 +218,7 @@ class Recorder:
                 for marker in self._markers:
                     marker.done.set()
                 self._markers.clear()
-            if not batch:
+            if not fresh:
                 return
 
     def _deliver(self, events: list[Event]) -> None:

@@ -259,12 +259,13 @@ def _collapse(
                     r[2] = data.get("map_index")
                     r[3] = data.get("name")
                     r[4] = data.get("tags")
-                if "created" in data:  # a final event that carries its Pending and Running
-                    if data["created"] < r[17]:
-                        r[17] = data["created"]
-                    started = data.get("started")
-                    if started is not None and (r[18] is None or started < r[18]):
-                        r[18] = started
+                # A final event that says what its run's Pending and Running said.
+                created = data.get("created")
+                if created is not None and created < r[17]:
+                    r[17] = created
+                started = data.get("started")
+                if started is not None and (r[18] is None or started < r[18]):
+                    r[18] = started
                 if "parameters" in data and seq > r[14]:
                     r[13] = data["parameters"]
                     r[14] = seq

@@ -19,6 +19,7 @@ one line, ``ok`` or ``error <message>``.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import struct
 import subprocess
@@ -113,12 +114,8 @@ class StoreWriter:
         self._unacked = events
         child = self._child or self._start()
         assert child.stdin is not None
-        try:
-            child.stdin.write(_HEADER.pack(len(payload)))
-            child.stdin.write(payload)
-            child.stdin.flush()
-        except OSError:
-            pass  # noticed when its acknowledgement does not come; the batch is still here
+        with contextlib.suppress(OSError):  # noticed when no acknowledgement comes; the batch is still here
+            _write_all(child.stdin, _HEADER.pack(len(payload)) + payload)
 
     def _start(self) -> subprocess.Popen[bytes]:
         if self._store is not None:  # one writer: the child takes over from here
@@ -152,6 +149,16 @@ class StoreWriter:
                 child.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 child.kill()
+
+
+def _write_all(stream: IO[bytes], data: bytes) -> None:
+    """Write all of ``data`` to an unbuffered pipe: a raw write may take only part of it (a
+    signal arriving mid-write, e.g. SIGTERM or a profiler attaching), and a batch cut short
+    would leave the child waiting for bytes that never come."""
+    view = memoryview(data)
+    while view:
+        written = stream.write(view)
+        view = view[written or 0 :]
 
 
 def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:

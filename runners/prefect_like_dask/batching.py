@@ -28,6 +28,7 @@ outcome to ``_batch_done``. What happens to a submitted call, in order:
 from __future__ import annotations
 
 import abc
+import dataclasses
 import os
 import pickle
 import threading
@@ -311,18 +312,17 @@ class BatchingTaskRunner(TaskRunner):
             assert call is not None
             future._batch, future._slot = batch, position
             if call.upstream:
-                call = TaskCall(
-                    call.task,
-                    {name: replace_upstream(value, leaf) for name, value in call.parameters.items()},
-                    call.task_run_id, call.flow_run_id, call.name, call.map_index,
-                    (True,), tuple(replace_upstream(value, leaf) for value in call.wait_for),
+                call = dataclasses.replace(
+                    call,
+                    parameters={name: replace_upstream(value, leaf) for name, value in call.parameters.items()},
+                    upstream=(True,),
+                    wait_for=tuple(replace_upstream(value, leaf) for value in call.wait_for),
                 )
             if future._attempt:
                 offsets[position] = (future._attempt * SEQ_STRIDE, future._runs)
                 if future._runs:
                     retries_left = max(0, call.task.options.retries - future._runs)
-                    call = TaskCall(call.task.with_options(retries=retries_left), call.parameters, call.task_run_id,
-                                    call.flow_run_id, call.name, call.map_index, call.upstream, call.wait_for)
+                    call = dataclasses.replace(call, task=call.task.with_options(retries=retries_left))
             calls.append(call)
         batch.uses = uses
         try:

@@ -111,7 +111,7 @@ class Outbox:
 
     def collect(self, default_key: str) -> None:
         """Move the buffer's events into ``pending`` (call with the lock held)."""
-        batch = _events.drain()
+        batch = _events.fold(_events.drain(), None)[0]  # pending calls become events; markers are not ours
         if not batch:
             return
         if not self.waiting_since:
@@ -119,11 +119,9 @@ class Outbox:
         rewrites, routes, pending = self.rewrites, self.routes, self.pending
         if not rewrites and len(self.channels) <= 1:
             key = next(iter(self.channels), default_key)
-            pending[key].extend(e for e in batch if e.__class__ is Event)
+            pending[key].extend(batch)
             return
         for event in batch:
-            if event.__class__ is not Event:
-                continue  # a flush marker of a Recorder in this process: not ours to carry
             shift = rewrites.get(event.run_id)
             if shift is not None:
                 data = event.data

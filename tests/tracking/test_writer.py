@@ -65,3 +65,23 @@ def test_a_batch_the_store_refuses_is_kept_and_the_error_reported(tmp_path):
         writer.flush()  # the Recorder keeps waiting, and says why
     writer._unacked = None  # what a user would do: nothing; here, let the writer close
     writer.close()
+
+
+def test_a_batch_cut_short_by_a_raw_pipe_write_is_sent_whole():
+    """A write to an unbuffered pipe may take part of the bytes (a signal mid-write); the rest
+    must follow, or the writer process waits for them forever."""
+    from prefect_like.tracking.writer import _write_all
+
+    class ShortWrites:
+        def __init__(self) -> None:
+            self.received = bytearray()
+
+        def write(self, data: memoryview) -> int:
+            taken = bytes(data[:1000])
+            self.received += taken
+            return len(taken)
+
+    stream = ShortWrites()
+    payload = bytes(range(256)) * 100
+    _write_all(stream, payload)  # type: ignore[arg-type]
+    assert stream.received == payload
