@@ -22,6 +22,7 @@ shared with the Dask runner; this is the Ray part):
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import pickle
 import queue
@@ -128,6 +129,10 @@ class RayTaskRunner(BatchingTaskRunner):
 
             with _sink_lock:
                 _sink = None
+            # Object refs and actor handles caught in reference cycles (a failed run's traceback,
+            # say) must be freed while Ray is up: freed after ``ray.shutdown`` they make Ray end
+            # the whole process ("the core worker has already been shutdown").
+            gc.collect()
             ray.shutdown()
             self._owns_ray = False
 
