@@ -28,7 +28,7 @@ from prefect_like.errors import MappingLengthError
 from prefect_like.futures import FutureList, TaskFuture
 from prefect_like.results import ResultStorage
 from prefect_like.states import State
-from prefect_like.tracking.events import TASK, Event, PendingRun, emit
+from prefect_like.tracking.events import PendingCall, emit
 
 if TYPE_CHECKING:
     from prefect_like.context import TaskRunContext
@@ -109,14 +109,8 @@ class allow_failure:  # noqa: N801 - the name Prefect users know
 
 
 @dataclass(slots=True, eq=False)
-class TaskCall(PendingRun):
-    """One task run to be executed: what a runner submits and the engine runs.
-
-    The call is also its run's PENDING state: ``_call`` appends it to the event buffer as it
-    is, and the Recorder makes it a Pending event only if the run has not ended by the time
-    the batch is made (else the final event, which says everything the Pending would, stands
-    alone). So a task run costs no event object until it runs.
-    """
+class TaskCall:
+    """One task run to be executed: what a runner submits and the engine runs."""
 
     task: Task[..., Any]
     parameters: dict[str, Any]
@@ -129,7 +123,7 @@ class TaskCall(PendingRun):
     created: float = 0.0  # when the call was made: the run's PENDING timestamp (0: not known)
 
     def describe(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Add what a Pending event says of the run (task name, map index, name, tags) to ``data``."""
+        """Add what the run's Pending event says (task name, map index, name, tags) to ``data``."""
         task = self.task
         data["task_name"] = task.name
         data["map_index"] = self.map_index
@@ -138,16 +132,6 @@ class TaskCall(PendingRun):
         if task._tags:
             data["tags"] = task._tags
         return data
-
-    def pending_event(self) -> Event:
-        return _new_event(
-            Event, (TASK, self.task_run_id, 0, self.flow_run_id, self.created or time.time(), "PENDING",
-                    "Pending", None, self.describe({}))
-        )
-
-    @property
-    def has_upstream(self) -> bool:
-        return bool(self.upstream)
 
 
 _LEAVES = frozenset({int, float, str, bool, type(None), bytes, complex})
@@ -265,10 +249,10 @@ class Task(Generic[P, R]):
             name = self.name if map_index is None else f"{self.name}-{map_index}"
         else:
             name = self._run_name(parameters)
-        call = TaskCall(self, parameters, task_run_id, flow_run_id, name, map_index, tuple(upstream), wait_for,
-                        time.time())
-        emit(call)  # the run's PENDING (see TaskCall)
-        return call
+        created = time.time()
+        emit(_new_event(PendingCall, (task_run_id, flow_run_id, created, self.name, map_index,
+                                      None if self.options.task_run_name is None else name, self._tags or None)))
+        return TaskCall(self, parameters, task_run_id, flow_run_id, name, map_index, tuple(upstream), wait_for, created)
 
     def _run_name(self, parameters: dict[str, Any]) -> str:
         template = self.options.task_run_name

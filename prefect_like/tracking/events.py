@@ -1,8 +1,10 @@
 """Events: the compact records that carry every state change and log line to the tracker.
 
 An event is made on the hot path of a task run, so it is a plain named tuple appended to a
-process-local deque: no I/O, no lock, no serialisation. Whatever drains the buffer (the Recorder
-in the flow process, a runner's shipper in a Dask or Ray worker) batches the events onward.
+process-local list: no I/O, no lock, no serialisation. Whatever drains the buffer (the Recorder
+in the flow process, a runner's shipper in a Dask or Ray worker) batches the events onward,
+after ``fold`` has made each ``PendingCall`` (a run's PENDING, as its call is made) an event or
+folded it into the run's final event.
 
 ``(kind, run_id, seq)`` is an event's unique id: ``seq`` counts the state changes (or log lines)
 of one run from 0, so ingesting the same event twice stores it once, and a store can apply
@@ -14,9 +16,10 @@ What ``data`` holds, by kind and state:
   ``tags``.
 - ``task``, RUNNING: ``run_count``.
 - ``task``, terminal (and NotReady): ``parameters`` (summary), ``result`` (summary), ``run_count``,
-  ``error`` (``{"type", "message", "traceback"}``) on failure, ``duration`` in seconds. A final
-  event may also carry its run's PENDING and first RUNNING events folded in (see ``coalesce``):
-  then it has the first event's keys too, plus ``created`` and ``started`` (their timestamps).
+  ``error`` (``{"type", "message", "traceback"}``) on failure, ``duration`` in seconds, and what
+  the run's PENDING and first RUNNING said: the first event's keys, plus ``created`` and
+  ``started`` (their timestamps). The engine's final events carry these themselves; for one
+  that does not, ``coalesce`` copies them in when the earlier events are in the same batch.
 - ``flow``, first event (RUNNING): ``name``, ``flow_name``, ``parameters``, ``parent_task_run_id``,
   ``runner``. ``flow_run_id`` holds the parent flow run's id for a subflow, else None.
 - ``flow``, terminal: ``task_runs`` (state name to count), ``error``, ``duration``.
@@ -66,16 +69,29 @@ BUFFER: list[Any] = []
 emit = BUFFER.append
 
 
-class PendingRun:
-    """What may stand in the buffer for a task run's PENDING event: the run's call itself,
-    made into an event (``pending_event``) only if the run is still pending when a batch is
-    made. ``TaskCall`` is the one kind."""
+class PendingCall(NamedTuple):
+    """A task run's PENDING as its call is made: what the Pending event would say, in a tuple
+    of plain values (no reference to the call's parameters or upstream futures, so nothing of
+    the user's stays alive in the buffer). The Recorder makes it a Pending event only if the
+    run is still pending when the batch is made (``fold``); otherwise the run's final event,
+    which says all of it too, stands alone. So a short task run costs one small tuple here, and
+    its store one row write."""
 
-    __slots__ = ()
     task_run_id: str
+    flow_run_id: str
+    created: float
+    task_name: str
+    map_index: int | None
+    name: str | None  # the run's name, when the task names its runs
+    tags: list[str] | None
 
-    def pending_event(self) -> Event:
-        raise NotImplementedError
+    def event(self) -> Event:
+        data: dict[str, Any] = {"task_name": self[3], "map_index": self[4]}
+        if self[5] is not None:
+            data["name"] = self[5]
+        if self[6]:
+            data["tags"] = self[6]
+        return _new_tuple(Event, (TASK, self[0], 0, self[1], self[2], "PENDING", "Pending", None, data))
 
 
 _FINAL_TYPES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
@@ -119,8 +135,8 @@ def fold(
     final_types = _FINAL_TYPES
     for event in batch:
         if event.__class__ is not Event:
-            if isinstance(event, PendingRun):
-                pending[event.task_run_id] = len(out)
+            if event.__class__ is PendingCall:
+                pending[event[0]] = len(out)
                 append(event)
             else:
                 markers.append(event)
@@ -152,13 +168,13 @@ def fold(
         carry_from = None
     for at in pending.values():  # calls still pending when the batch was made
         call = out[at]
-        if call.__class__ is not Event:
-            if carry_from is not None and call.created >= carry_from:
+        if call.__class__ is PendingCall:
+            if carry_from is not None and call[2] >= carry_from:
                 carried.append(call)
                 out[at] = None
                 dropped = True
             else:
-                out[at] = call.pending_event()
+                out[at] = call.event()
     if dropped:
         out = [event for event in out if event is not None]
     return out, markers, carried
@@ -170,8 +186,8 @@ def _folded_data(out: list[Any], first: int | None, started: int | None, data: d
     merged: dict[str, Any] = {}
     if first is not None:
         pending = out[first]
-        if pending.__class__ is not Event:
-            pending = pending.pending_event()
+        if pending.__class__ is PendingCall:
+            pending = pending.event()
         merged.update(pending[8] or {})
         merged["created"] = pending[4]
     merged.update(data or {})

@@ -92,7 +92,7 @@ class Recorder:
         self._stopping = False
         self._counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
         self._held: collections.deque[list[Event]] = collections.deque()
-        self._carried: list[_events.PendingRun] = []  # pending calls held for the next batch
+        self._carried: list[_events.PendingCall] = []  # pending calls held for the next batch
         self._markers: list[_Flush] = []  # flushes waiting for held events to be delivered
         self._held_events = 0
         self.max_held = settings.int_setting("RECORDER_MAX_HELD", 200_000)
