@@ -52,6 +52,8 @@ def plan(full: bool, tasks: int | None) -> list[tuple[str, str, int, tuple[str, 
             rows.append(("trivial-map", "asyncio", n, both, min(rounds, 2)))
         if 10_000 <= n <= 100_000:
             rows += [("trivial-map", engine, n, both if n < 100_000 else ("embedded",), 1) for engine in ENGINES]
+    if not tasks:  # the size of the core issue's 2x target
+        rows.append(("trivial-map", "thread", 200_000, ("embedded",), 2))
     other = tasks or 1_000
     rows += [(w, r, other // SMALLER.get(w, 1), both, 1) for w in OTHER_WORKLOADS for r in IN_PROCESS]
     rows += [(w, r, 200, ("embedded",), 1) for w in ("diamond", "sleep-10ms") for r in ENGINES]

@@ -201,7 +201,8 @@ class Recorder:
     def _drain(self) -> None:
         while True:
             fresh = _events.drain(self.max_batch)
-            batch, self._carried = (self._carried + fresh, []) if self._carried else (fresh, self._carried)
+            batch = self._carried + fresh if self._carried else fresh
+            self._carried = []
             if not batch and not self._held and not self._spilled:
                 return
             # Calls made within the last interval wait for the next batch, where most of them
