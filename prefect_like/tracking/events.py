@@ -19,7 +19,7 @@ What ``data`` holds, by kind and state:
   ``error`` (``{"type", "message", "traceback"}``) on failure, ``duration`` in seconds, and what
   the run's PENDING and first RUNNING said: the first event's keys, plus ``created`` and
   ``started`` (their timestamps). The engine's final events carry these themselves; for one
-  that does not, ``coalesce`` copies them in when the earlier events are in the same batch.
+  that does not, ``fold`` copies them in when the earlier events are in the same batch.
 - ``flow``, first event (RUNNING): ``name``, ``flow_name``, ``parameters``, ``parent_task_run_id``,
   ``runner``. ``flow_run_id`` holds the parent flow run's id for a subflow, else None.
 - ``flow``, terminal: ``task_runs`` (state name to count), ``error``, ``duration``.
@@ -97,9 +97,11 @@ class PendingCall(NamedTuple):
 _FINAL_TYPES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 
 
-def coalesce(events: list[Any]) -> list[Event]:
+def fold(
+    batch: list[Any], counts: dict[Any, Any] | None, carry_from: float | None = None
+) -> tuple[list[Event], list[Any], list[Any]]:
     """Fold each task run's Pending (seq 0) and first Running (seq 1) into its final event,
-    when all of them are in this batch.
+    when all of them are in this drained batch.
 
     A short task run starts and ends between two batches: its Pending and Running states were
     never visible to anyone, and the final event says what they said (the engine's final
@@ -107,16 +109,10 @@ def coalesce(events: list[Any]) -> list[Event]:
     copied in). Two thirds of the events, and of the work of every store that ingests them,
     are saved. A run still going when the batch is made keeps its events as they are, so
     RUNNING is stored while it runs; a call still pending becomes its Pending event.
-    """
-    return fold(events, None)[0]
 
-
-def fold(
-    batch: list[Any], counts: dict[Any, Any] | None, carry_from: float | None = None
-) -> tuple[list[Event], list[Any], list[Any]]:
-    """``coalesce`` a drained batch in one pass, which also sets aside what is neither an event
-    nor a pending call (flush markers) and, given ``counts`` (flow run id to a ``Counter``),
-    counts each task run's final state by name.
+    Returns the events, what is neither an event nor a pending call (flush markers), and the
+    calls carried over. Given ``counts`` (flow run id to a ``Counter``), it also counts each
+    task run's final state by name.
 
     With ``carry_from`` (a time), pending calls made since then are not made Pending events
     but handed back (the third list) to lead the next batch: a short run made just before

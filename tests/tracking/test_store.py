@@ -364,7 +364,7 @@ with Store({str(path)!r}) as s:
 
 
 def test_coalesced_batches_store_the_same_task_runs_as_plain_ones(tmp_path):
-    from prefect_like.tracking.events import coalesce
+    from prefect_like.tracking.events import fold
 
     flow_id = "c" * 32
 
@@ -381,7 +381,7 @@ def test_coalesced_batches_store_the_same_task_runs_as_plain_ones(tmp_path):
     events = [e for i in range(3) for e in lifecycle(i)]
     # The third run's Pending went out in an earlier batch: only its Running is folded.
     earlier, batch = events[8:9], events[:8] + events[9:]
-    folded = coalesce(batch)
+    folded, _, _ = fold(batch, None)
     assert len(folded) == len(batch) - 5
     with Store(tmp_path / "plain.db") as plain, Store(tmp_path / "folded.db") as store:
         plain.write(events)
