@@ -4,6 +4,7 @@ Importing the package does no I/O and starts no threads; engines load when a flo
 """
 
 from prefect_like import sweep
+from prefect_like.calls import allow_failure, quote, unmapped
 from prefect_like.flows import Flow, flow
 from prefect_like.futures import TaskFuture, as_completed, wait
 from prefect_like.logging import get_run_logger
@@ -14,7 +15,7 @@ from prefect_like.task_runners import (
     TaskRunner,
     ThreadPoolTaskRunner,
 )
-from prefect_like.tasks import Task, allow_failure, exponential_backoff, task, unmapped
+from prefect_like.tasks import Task, exponential_backoff, task
 
 __version__ = "0.1.0"
 
@@ -33,6 +34,7 @@ __all__ = [
     "exponential_backoff",
     "flow",
     "get_run_logger",
+    "quote",
     "sweep",
     "task",
     "unmapped",

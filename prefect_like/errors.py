@@ -13,7 +13,9 @@
     │   └── MappingLengthError           .map() over iterables of unequal length (also ValueError)
     ├── ImportError
     │   └── MissingEngineError           an optional engine is not installed (gives the install hint)
-    └── TimeoutError                     a task or flow ran past timeout_seconds (builtin, reused)
+    └── TimeoutError
+        ├── TaskRunTimeoutError          a task run ran past its timeout_seconds (ends TimedOut)
+        └── FlowRunTimeoutError          a flow run ran past its timeout_seconds (ends TimedOut)
 """
 
 from __future__ import annotations
@@ -65,3 +67,11 @@ class MissingEngineError(ImportError):
         )
         self.engine = engine
         self.extra = extra
+
+
+class TaskRunTimeoutError(TimeoutError):
+    """A task run ran past its ``timeout_seconds``; the run ends TimedOut (a FAILED state)."""
+
+
+class FlowRunTimeoutError(TimeoutError):
+    """A flow run ran past its ``timeout_seconds``; the run ends TimedOut (a FAILED state)."""

@@ -1,7 +1,10 @@
 """Futures of task runs, in the standard library's words.
 
-A ``TaskFuture`` ends when its task run reaches a final state; runners call ``_set_state`` once
-with that state (it never raises: a failed run is a FAILED state, not an exception). Everything a
+A ``TaskFuture`` ends when its task run reaches a final state. Its producer side is one public,
+fenced method, ``set_state`` (like ``concurrent.futures.Future.set_result``: only task runners,
+the engine and tests call it); the first state set wins, so a run cancelled while it ran keeps
+its Cancelled state when the abandoned call returns. A failed run is a FAILED state, not an
+exception. Everything a
 user calls (``result``, ``exception``, ``wait``, ``done``, ``add_done_callback``) and the module
 functions ``wait`` and ``as_completed`` are built on ``done``/``add_done_callback``/``state``, so a
 runner whose engine has futures of its own (Dask, Ray) may subclass and override those three.
@@ -36,16 +39,23 @@ class TaskFuture(Generic[R]):
         self._state: State | None = None
         self._callbacks: list[Callable[[TaskFuture[R]], Any]] | None = None
 
-    # -- what a runner provides ------------------------------------------------------------------
+    # -- the producer side: task runners, the engine and tests only --------------------------------
 
-    def _set_state(self, state: State) -> None:
-        """Runner-only: record the run's final state and call the done callbacks."""
+    def set_state(self, state: State) -> bool:
+        """End the future with the run's final ``state`` and call its done callbacks.
+
+        Only task runners, the engine and tests call this. Returns False, changing nothing, if
+        the future had already ended.
+        """
         with _LOCK:
+            if self._state is not None:
+                return False
             self._state = state
             callbacks, self._callbacks = self._callbacks, None
         if callbacks:
             for callback in callbacks:
                 callback(self)
+        return True
 
     @property
     def state(self) -> State:

@@ -23,6 +23,8 @@ import cloudpickle
 
 from prefect_like import settings
 from prefect_like.errors import SerializationError
+from prefect_like.futures import TaskFuture
+from prefect_like.states import State
 
 _SCALARS = (int, float, str, bool, type(None))
 _SCALAR_TYPES = frozenset(_SCALARS)
@@ -118,6 +120,22 @@ def _summarize_slow(value: Any, depth: int) -> Any:
 
 def summarize_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     return {k: v if type(v) in _SCALAR_TYPES and type(v) is not str else summarize(v) for k, v in parameters.items()}
+
+
+def summarize_call_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
+    """What a task run's event says of its parameters, resolved or not: an upstream future (or
+    the State a runner put in its place) is named ``<result of TASK ID>``; the one rule every
+    task run event follows, whoever ends the run."""
+    try:
+        return {
+            name: f"<result of {value.task_name} {value.task_run_id}>" if isinstance(value, TaskFuture)
+            else f"<result of {value.run_id}>" if isinstance(value, State)
+            else value if type(value) in _SCALAR_TYPES and type(value) is not str
+            else summarize(value)
+            for name, value in parameters.items()
+        }
+    except Exception:
+        return {name: short_repr(value) for name, value in parameters.items()}
 
 
 _REPR = reprlib.Repr()  # keyword arguments to Repr() arrived only in Python 3.12

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from prefect_like import caching
+from prefect_like.calls import LEAVES as _LEAVES
+from prefect_like.calls import collect, unmapped, walk
 from prefect_like.context import FlowRunContext, flow_run_context, task_run_context
 from prefect_like.errors import MappingLengthError
 from prefect_like.futures import FutureList, TaskFuture
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
-RetryDelay = float | list[float] | Callable[[int], float] | None
+RetryDelay = float | list[float] | Callable[[int], Any] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,30 +84,31 @@ class TaskOptions:
         return self.effective_cache_policy is not None
 
 
-def exponential_backoff(backoff_factor: float) -> Callable[[int], float]:
-    """A ``retry_delay_seconds`` that waits ``backoff_factor * 2 ** (attempt - 1)`` seconds."""
+def exponential_backoff(backoff_factor: float) -> Callable[[int], list[float]]:
+    """A ``retry_delay_seconds`` that waits ``backoff_factor * 2 ** (retry - 1)`` seconds before
+    each retry (Prefect's: called once with the number of retries, it gives the delays)."""
 
-    def delay(attempt: int) -> float:
-        return float(backoff_factor * 2 ** (attempt - 1))
+    def delays(retries: int) -> list[float]:
+        return [float(backoff_factor * 2**retry) for retry in range(retries)]
 
-    return delay
-
-
-@dataclass(frozen=True, slots=True)
-class unmapped:  # noqa: N801 - the name Prefect users know
-    """Wrap a ``Task.map`` argument to pass it whole to every call instead of iterating it."""
-
-    value: Any
+    return delays
 
 
-@dataclass(frozen=True, slots=True)
-class allow_failure:  # noqa: N801 - the name Prefect users know
-    """Wrap an upstream future so the downstream task runs even if the upstream failed.
-
-    The downstream receives the upstream's result, or its exception if it did not complete.
-    """
-
-    future: Any
+def retry_delays(option: RetryDelay, retries: int) -> tuple[float, ...]:
+    """The delays before each retry, from a number, a list, or Prefect's callable (called once
+    with the number of retries, returning a list of delays or one delay)."""
+    value: Any = option(retries) if callable(option) else option
+    if value is None:
+        return (0.0,)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        delays: tuple[Any, ...] = (value,)
+    elif isinstance(value, (list, tuple)):
+        delays = tuple(value) or (0.0,)
+    else:
+        raise TypeError(f"retry_delay_seconds must give a number or a list of numbers, got {value!r}")
+    if not all(isinstance(d, (int, float)) and not isinstance(d, bool) and d >= 0 for d in delays):
+        raise TypeError(f"retry_delay_seconds must give non-negative numbers, got {value!r}")
+    return tuple(float(d) for d in delays)
 
 
 @dataclass(slots=True, eq=False)
@@ -122,6 +125,32 @@ class TaskCall:
     wait_for: tuple[Any, ...] = ()
     created: float = 0.0  # when the call was made: the run's PENDING timestamp (0: not known)
 
+    def run(self) -> State:
+        """Run this task run to its final state in this thread (an async task gets a loop)."""
+        from prefect_like.engine.task_engine import run_task
+
+        return run_task(self)
+
+    async def run_async(self) -> State:
+        """Run this task run to its final state from async code (a sync task in a thread)."""
+        from prefect_like.engine.task_engine import run_task_async
+
+        return await run_task_async(self)
+
+    def with_upstream_states(self) -> TaskCall:
+        """A copy whose upstream futures (all done) are replaced by their final states, which
+        the engine accepts in their place: what a call carries to another process."""
+
+        def state_of(future: TaskFuture[Any], allowed: bool) -> State:
+            return future.state
+
+        return dataclasses.replace(
+            self,
+            parameters={name: walk(value, state_of, _FUTURES) for name, value in self.parameters.items()},
+            wait_for=walk(self.wait_for, state_of, _FUTURES),
+            upstream=(True,),
+        )
+
     def describe(self, data: dict[str, Any]) -> dict[str, Any]:
         """Add what the run's Pending event says (task name, map index, name, tags) to ``data``."""
         task = self.task
@@ -134,30 +163,13 @@ class TaskCall:
         return data
 
 
-_LEAVES = frozenset({int, float, str, bool, type(None), bytes, complex})
 _new_event = tuple.__new__  # builds an Event without NamedTuple's argument binding
+_FUTURES = (TaskFuture,)
 
 
 def find_upstream(value: Any, found: list[Any]) -> None:
-    """Collect the futures (and allow_failure-wrapped futures) inside ``value``."""
-    kind = type(value)
-    if kind in _LEAVES:
-        return
-    if isinstance(value, TaskFuture):
-        found.append(value)
-    elif kind is allow_failure:
-        find_upstream(value.future, found)
-    elif kind is unmapped:
-        find_upstream(value.value, found)
-    elif kind in (list, tuple, set, frozenset):
-        for item in value:
-            find_upstream(item, found)
-    elif kind is dict:
-        for item in value.values():
-            find_upstream(item, found)
-    elif isinstance(value, (list, tuple)):  # FutureList and other subclasses
-        for item in value:
-            find_upstream(item, found)
+    """Collect the futures inside ``value`` (the one walker: ``calls.collect``)."""
+    collect(value, _FUTURES, found)
 
 
 class Task(Generic[P, R]):
@@ -186,6 +198,7 @@ class Task(Generic[P, R]):
         # Read on every run: worked out once here rather than per task run.
         self.cache_policy = options.effective_cache_policy
         self.persists = options.persists
+        self.retry_delays = retry_delays(options.retry_delay_seconds, options.retries)
         functools.update_wrapper(self, fn)
 
     def call_function(self, parameters: dict[str, Any]) -> Any:

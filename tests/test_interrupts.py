@@ -126,7 +126,7 @@ DIST_SCRIPT = textwrap.dedent(
 @pytest.fixture(scope="module")
 def dask_address():
     distributed = pytest.importorskip("distributed")
-    from prefect_like_dask.batching import pythonpath_for_workers
+    from prefect_like.task_runners.batching import pythonpath_for_workers
 
     cluster = distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
@@ -141,7 +141,7 @@ def dask_address():
 @pytest.fixture(scope="module")
 def ray_address():
     ray = pytest.importorskip("ray")
-    from prefect_like_dask.batching import pythonpath_for_workers
+    from prefect_like.task_runners.batching import pythonpath_for_workers
 
     ray.shutdown()
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,

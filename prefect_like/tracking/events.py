@@ -30,7 +30,13 @@ What ``data`` holds, by kind and state:
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import os
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from prefect_like.states import VALUES
+
+if TYPE_CHECKING:
+    from prefect_like.states import State
 
 FLOW = "flow"
 TASK = "task"
@@ -67,6 +73,8 @@ OVERRIDE_SEQ = 1 << 40
 # at C speed (``drain``).
 BUFFER: list[Any] = []
 emit = BUFFER.append
+# A forked child starts with its parent's buffered events, which are the parent's to send.
+os.register_at_fork(after_in_child=BUFFER.clear)
 
 
 class PendingCall(NamedTuple):
@@ -193,6 +201,26 @@ def _folded_data(out: list[Any], first: int | None, started: int | None, data: d
 
 
 _new_tuple = tuple.__new__
+
+
+# -- the one author of state events: every task or flow state change is built here --------------
+
+
+def task_event(task_run_id: str, flow_run_id: str | None, seq: int, state: State, data: dict[str, Any] | None) -> Event:
+    """The event of a task run's state change (``tuple.__new__``: no argument binding)."""
+    return _new_tuple(Event, (TASK, task_run_id, seq, flow_run_id, state.timestamp, VALUES[state.type],
+                              state.name, state.message, data))
+
+
+def task_running(task_run_id: str, flow_run_id: str | None, seq: int, timestamp: float, data: dict[str, Any]) -> Event:
+    """A task run's first RUNNING, made without a State object (it is on every run's path)."""
+    return _new_tuple(Event, (TASK, task_run_id, seq, flow_run_id, timestamp, "RUNNING", "Running", None, data))
+
+
+def flow_event(flow_run_id: str, parent_flow_run_id: str | None, seq: int, state: State, data: dict[str, Any] | None) -> Event:
+    """The event of a flow run's state change; ``flow_run_id`` of the event is the parent's."""
+    return Event(FLOW, flow_run_id, seq, parent_flow_run_id, state.timestamp, VALUES[state.type],
+                 state.name, state.message, data)
 
 
 def drain(limit: int = 1 << 62) -> list[Any]:

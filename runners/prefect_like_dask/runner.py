@@ -1,6 +1,7 @@
 """DaskTaskRunner: task runs on a Dask cluster, in batches, with their events streamed home.
 
-What happens, in order (the engine-agnostic part is ``batching``/``worker``; this is the Dask part):
+What happens, in order (the engine-agnostic part is ``prefect_like.task_runners.batching`` and
+``worker``; this is the Dask part):
 
 1. ``start`` connects a ``distributed.Client``: to ``address`` (an existing scheduler, left
    running), or to a cluster it starts itself (``cluster_class``, by default a ``LocalCluster``
@@ -29,11 +30,9 @@ import uuid
 from typing import Any
 
 from prefect_like.errors import MissingEngineError
+from prefect_like.task_runners.batching import Batch, BatchingTaskRunner, pythonpath_for_workers
+from prefect_like.task_runners.worker import Channel, run_batch
 from prefect_like.tracking import events as _events
-
-from . import worker
-from .batching import Batch, BatchingTaskRunner, pythonpath_for_workers
-from .worker import Channel, run_batch
 
 
 def _import_distributed() -> Any:
@@ -52,10 +51,10 @@ class DaskChannel(Channel):
         self._worker: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"key": self.key}
+        return {"key": self.key, "home": self.home}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.key = state["key"]
+        self.key, self.home = state["key"], state["home"]
         self._worker = None
 
     def attach(self) -> None:
@@ -95,9 +94,6 @@ class DaskTaskRunner(BatchingTaskRunner):
         self.client: Any = None
         self.cluster: Any = None
 
-    def duplicate(self) -> DaskTaskRunner:
-        return DaskTaskRunner(self.address, self.cluster_class, self.cluster_kwargs, self.client_kwargs, **self._settings())
-
     def __repr__(self) -> str:
         where = f"address={self.address!r}" if self.address else f"cluster_class={self._cluster_name()}"
         return f"DaskTaskRunner({where})"
@@ -126,15 +122,11 @@ class DaskTaskRunner(BatchingTaskRunner):
         else:
             target = self.address
         self.client = distributed.Client(target, set_as_default=False, **self.client_kwargs)
-        worker.IN_FLOW_PROCESS = worker.IN_FLOW_PROCESS or not self._workers_are_processes()
         self._topic = f"prefect-like-events-{uuid.uuid4().hex}"
         self.client.subscribe_topic(self._topic, self._on_event)
         self._done: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
         self._collector = threading.Thread(target=self._collect, name="prefect-like-dask-collector", daemon=True)
         self._collector.start()
-
-    def _workers_are_processes(self) -> bool:
-        return not (self.cluster is not None and self.cluster_kwargs.get("processes") is False)
 
     def _engine_stop(self) -> None:
         self._done.put(None)

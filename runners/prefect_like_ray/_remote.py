@@ -10,7 +10,8 @@ from collections import defaultdict
 from typing import Any
 
 import ray
-from prefect_like_dask.worker import Channel, run_batch
+
+from prefect_like.task_runners.worker import Channel, run_batch
 
 # Ray must not re-run a batch by itself: a worker death is reported, and retries are prefect-like's.
 run_batch_remote = ray.remote(max_retries=0)(run_batch)
@@ -39,10 +40,10 @@ class RayChannel(Channel):
         self._last: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"key": self.key, "sink": self.sink}
+        return {"key": self.key, "sink": self.sink, "home": self.home}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.key, self.sink, self._last = state["key"], state["sink"], None
+        self.key, self.sink, self.home, self._last = state["key"], state["sink"], state["home"], None
 
     def send(self, blob: bytes) -> None:
         self._last = self.sink.put.remote(self.key, blob)

@@ -1,7 +1,7 @@
 """RayTaskRunner: task runs as Ray tasks, in batches, with their events streamed home by an actor.
 
-What happens, in order (the engine-agnostic part is ``prefect_like_dask.batching``/``worker``,
-shared with the Dask runner; this is the Ray part):
+What happens, in order (the engine-agnostic part is ``prefect_like.task_runners.batching`` and
+``worker``, shared with the Dask runner; this is the Ray part):
 
 1. ``start`` uses the Ray this process is already connected to, or calls ``ray.init`` (a local
    Ray, or ``address``), with a runtime env whose PYTHONPATH imports prefect-like on workers;
@@ -31,10 +31,9 @@ import threading
 import uuid
 from typing import Any
 
-from prefect_like_dask.batching import Batch, BatchingTaskRunner, pythonpath_for_workers
-from prefect_like_dask.worker import Channel
-
 from prefect_like.errors import MissingEngineError
+from prefect_like.task_runners.batching import Batch, BatchingTaskRunner, pythonpath_for_workers
+from prefect_like.task_runners.worker import Channel
 from prefect_like.tracking import events as _events
 
 _sink_lock = threading.Lock()
@@ -80,9 +79,6 @@ class RayTaskRunner(BatchingTaskRunner):
         self.address = address
         self.init_kwargs = dict(init_kwargs or {})
         self._owns_ray = False
-
-    def duplicate(self) -> RayTaskRunner:
-        return RayTaskRunner(self.address, self.init_kwargs, **self._settings())
 
     def __repr__(self) -> str:
         return f"RayTaskRunner(address={self.address!r})"

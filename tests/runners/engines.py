@@ -20,7 +20,7 @@ _ray_address: str | None = None
 
 
 def _worker_env() -> dict[str, str]:
-    from prefect_like_dask.batching import pythonpath_for_workers
+    from prefect_like.task_runners.batching import pythonpath_for_workers
 
     return {"PYTHONPATH": pythonpath_for_workers()}
 

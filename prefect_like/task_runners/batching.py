@@ -39,29 +39,40 @@ from typing import Any
 
 import cloudpickle
 
-from prefect_like.engine import error_details
+from prefect_like.engine.task_engine import error_details
 from prefect_like.futures import TaskFuture
 from prefect_like.logging import logger
-from prefect_like.results import short_repr
+from prefect_like.results import summarize_call_parameters
 from prefect_like.states import Cancelled, Crashed, Failed, State, StateType
-from prefect_like.task_runners import DEFAULT_MAX_IN_FLIGHT, TaskRunner, when_done
+from prefect_like.task_runners.base import (
+    DEFAULT_MAX_IN_FLIGHT,
+    NOT_STARTED,
+    TaskRunner,
+    Work,
+    when_done,
+)
+from prefect_like.task_runners.worker import (
+    SEQ_STRIDE,
+    Channel,
+    Upstream,
+    replace_upstream,
+    settings_for_workers,
+)
 from prefect_like.tasks import TaskCall
 from prefect_like.tracking import events as _events
-from prefect_like.tracking.events import TASK, Event
-
-from . import worker
-from .worker import ENV_PREFIX, SEQ_STRIDE, Channel, Upstream, replace_upstream
+from prefect_like.tracking.events import task_event
 
 
 class DistFuture(TaskFuture[Any]):
     """A task run's future on a distributed runner: waiting on it sends its batch at once."""
 
-    __slots__ = ("_runner", "_call", "_batch", "_ref", "_slot", "_attempt", "_runs")
+    __slots__ = ("_runner", "_call", "_work", "_batch", "_ref", "_slot", "_attempt", "_runs")
 
     def __init__(self, runner: BatchingTaskRunner, call: TaskCall) -> None:
         super().__init__(call.task_run_id, call.task.name)
         self._runner = runner
         self._call: TaskCall | None = call
+        self._work: Work | None = None
         self._batch: Batch | None = None
         self._ref: Any = None  # the engine future / ObjectRef whose result holds this run's state
         self._slot = 0
@@ -110,16 +121,6 @@ class BatchingTaskRunner(TaskRunner):
         self.max_batch_size = max_batch_size
         self.event_interval = event_interval
         self._lock = threading.RLock()
-        self._idle = threading.Condition(self._lock)
-        self._started = False
-
-    def _settings(self) -> dict[str, Any]:
-        return {
-            "batch_seconds": self.batch_seconds,
-            "max_batch_size": self.max_batch_size,
-            "event_interval": self.event_interval,
-            "max_in_flight": self.max_in_flight,
-        }
 
     # -- engine hooks ---------------------------------------------------------------------------
 
@@ -152,64 +153,50 @@ class BatchingTaskRunner(TaskRunner):
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        if self._started:
-            raise RuntimeError(f"this {type(self).__name__} is already started; use duplicate()")
+    def on_start(self) -> None:
         self._pending: dict[Any, Batch] = {}
         self._inflight: set[Batch] = set()
-        self._unresolved = 0
         self._seconds_per_call: dict[Any, float] = {}
         self._probing: dict[Any, int] = {}  # task function -> its single runs out while unmeasured
-        self._env = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+        self._env = settings_for_workers()
         self._key = uuid.uuid4().hex
         self._stopping = False
         self._wake = threading.Event()
         self._engine_start()
         self._slots = max(1, self._engine_slots())
         self._channel = self._engine_channel()
+        self._channel.home = os.getpid()
         self._flusher = threading.Thread(target=self._flush_loop, name="prefect-like-batcher", daemon=True)
-        self._started = True
         self._flusher.start()
 
-    def shutdown(self, cancel_pending: bool = False) -> None:
-        if not self._started:
-            return
+    def on_shutdown(self, cancelled: bool) -> None:
         try:
-            with self._lock:
-                if cancel_pending:
-                    self._cancel_everything()
-                else:
-                    for batch in list(self._pending.values()):
-                        self._send(batch)
-                while self._unresolved:
-                    self._idle.wait(1.0)
-            self._engine_collect_events()
+            if not cancelled:
+                self._engine_collect_events()
         finally:
             self._stopping = True
             self._wake.set()
             self._flusher.join()
             self._engine_stop()
-            self._started = False
 
     # -- submission -----------------------------------------------------------------------------
 
-    def submit(self, call: TaskCall) -> TaskFuture[Any]:
-        if not self._started:
-            raise RuntimeError("the task runner is not started")
-        future = DistFuture(self, call)
-        with self._lock:
-            self._unresolved += 1
-        # A future of another runner (a parent flow's), or one itself waiting for such a future:
-        # this call is queued by its done-callback, never by a waiting thread.
-        foreign = [
+    def new_future(self, call: TaskCall) -> DistFuture:
+        return DistFuture(self, call)
+
+    def waits_for(self, call: TaskCall) -> list[TaskFuture[Any]]:
+        # Upstreams of this runner are engine arguments; only a future of another runner (a
+        # parent flow's), or one itself waiting for such a future, is waited for, by callback.
+        return [
             u for u in call.upstream
             if not u.done() and (not isinstance(u, DistFuture) or u._runner is not self or u._batch is None)
         ]
-        if foreign:
-            when_done(foreign, lambda: self._add(future))
-        else:
-            self._add(future)
-        return future
+
+    def execute(self, work: Work) -> None:
+        future = work.future
+        assert isinstance(future, DistFuture)
+        future._work = work
+        self._add(future)
 
     def _add(self, future: DistFuture) -> None:
         call = future._call
@@ -373,9 +360,10 @@ class BatchingTaskRunner(TaskRunner):
             fn = batch.task.fn if batch.task is not None else None
             if batch.single and self._probing.get(fn, 0) > 0:
                 self._probing[fn] -= 1
-            if self._stopping:
+            if self._stopping or self._cancelling:
                 for future in batch.futures:
-                    self._end(future, Cancelled("the flow run ended before it ran"))
+                    if not future.done():
+                        self._end(future, Cancelled("the flow run ended before it ran"))
                 return
             fresh = [u for u, ref in batch.uses if not (u.done() and u._ref is ref)]
         if fresh:  # an upstream did not complete on the cluster: retry once they all ended
@@ -416,8 +404,7 @@ class BatchingTaskRunner(TaskRunner):
         call = future._call
         assert call is not None
         seq = future._attempt * SEQ_STRIDE + SEQ_STRIDE - 1
-        _events.emit(Event(TASK, call.task_run_id, seq, call.flow_run_id, state.timestamp,
-                           state.type.value, state.name, state.message, data))
+        _events.emit(task_event(call.task_run_id, call.flow_run_id, seq, state, data))
 
     def _end(self, future: DistFuture, state: State, error: BaseException | None = None) -> None:
         """End a run in this process (crashed, failed to ship, cancelled) and record it."""
@@ -425,7 +412,7 @@ class BatchingTaskRunner(TaskRunner):
         assert call is not None
         state.run_id = call.task_run_id
         data: dict[str, Any] = {
-            "parameters": {name: short_repr(value) for name, value in call.parameters.items()},
+            "parameters": summarize_call_parameters(call.parameters),
             "run_count": future._runs + (1 if state.type is not StateType.CANCELLED else 0),
             "duration": 0.0,
         }
@@ -436,27 +423,27 @@ class BatchingTaskRunner(TaskRunner):
         self._resolve(future, state)
 
     def _resolve(self, future: DistFuture, state: State) -> None:
+        work = future._work
         future._batch = None
         future._call = None
-        future._set_state(state)
-        with self._lock:
-            self._unresolved -= 1
-            if not self._unresolved:
-                self._idle.notify_all()
+        if work is not None:
+            work.finish(state)
 
-    def _cancel_everything(self) -> None:
-        for batch in list(self._pending.values()):
-            for future in batch.futures:
-                self._end(future, Cancelled(NOT_STARTED))
-        self._pending.clear()
-        inflight = list(self._inflight)
-        self._stopping = True
-        self._engine_cancel([batch.ref for batch in inflight])
-        for batch in inflight:
-            for future in batch.futures:
-                if not future.done():  # its seq outranks anything its attempt sent from the cluster
-                    self._end(future, Cancelled(ON_CLUSTER))
-        self._inflight.clear()
+    def on_cancel(self) -> None:
+        with self._lock:
+            for batch in list(self._pending.values()):
+                for future in batch.futures:
+                    if future._work is not None:
+                        future._work.cancel(NOT_STARTED)
+            self._pending.clear()
+            inflight = list(self._inflight)
+            self._stopping = True
+            self._engine_cancel([batch.ref for batch in inflight])
+            for batch in inflight:
+                for future in batch.futures:
+                    if future._work is not None:  # outranks anything its attempt sent from the cluster
+                        future._work.cancel(ON_CLUSTER, started=True)
+            self._inflight.clear()
 
 
 def _unpicklable(calls: list[TaskCall], exc: Exception) -> str:
@@ -471,7 +458,6 @@ def _unpicklable(calls: list[TaskCall], exc: Exception) -> str:
     return f"task run arguments cannot be sent to the cluster: {exc}"
 
 
-NOT_STARTED = "Cancelled before it started: the flow run was interrupted"
 # This process cannot tell which calls of a batch sent to the cluster had begun.
 ON_CLUSTER = "Cancelled while running or queued on the cluster: the flow run was interrupted"
 
@@ -480,7 +466,8 @@ def pythonpath_for_workers() -> str:
     """A PYTHONPATH under which worker processes import prefect_like and these runners."""
     import prefect_like
 
-    here = os.path.dirname(os.path.dirname(os.path.abspath(worker.__file__)))
     core = os.path.dirname(os.path.dirname(os.path.abspath(prefect_like.__file__)))
-    parts = [core, here, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    runners = os.path.join(core, "runners")  # the Dask and Ray hooks, in a source checkout
+    parts = [core, *([runners] if os.path.isdir(runners) else []),
+             *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     return os.pathsep.join(dict.fromkeys(parts))

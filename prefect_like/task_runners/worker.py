@@ -1,14 +1,14 @@
 """The worker half of the distributed runners: run a batch of task runs, send their events home.
 
-Shared by the Dask and Ray runners (one distribution ships both packages); nothing here imports
-an engine. What happens on a worker, in order:
+Used by every runner that runs task calls in other processes (the Dask and Ray runners, the
+process pool); nothing here imports an engine. What happens on a worker, in order:
 
 1. ``run_batch`` gets one pickled payload (task calls, the flow process's ``PREFECT_LIKE_*``
    settings, seq offsets of re-run task runs), the runner's event ``Channel`` and the results of
    the upstream engine tasks as positional arguments: the engine resolved those (Dask futures,
    Ray ObjectRefs) before calling us, so no worker ever waits on an upstream.
-2. Each call's ``Upstream`` placeholders become the upstream runs' final ``State`` objects, which
-   ``engine.resolve_inputs`` accepts in place of futures: a failed upstream makes the run end
+2. Each call's ``Upstream`` placeholders become the upstream runs' final ``State`` objects (one
+   walk, ``calls.walk``), which the engine accepts in place of futures: a failed upstream makes the run end
    NotReady without calling the function. Then ``run_task`` runs it, timed.
 3. Every state change and log line lands in this process's ``events.BUFFER``. The ``Outbox``
    drains it under one lock, rewrites the seq numbers of re-runs (so a run re-run after its
@@ -24,7 +24,6 @@ an engine. What happens on a worker, in order:
 
 from __future__ import annotations
 
-import asyncio
 import os
 import pickle
 import threading
@@ -35,14 +34,14 @@ from typing import Any
 
 import cloudpickle
 
-from prefect_like.engine import run_task, run_task_async
+from prefect_like.calls import walk
 from prefect_like.errors import SerializationError
 from prefect_like.futures import TaskFuture
 from prefect_like.logging import install_print_capture, setup_logging
 from prefect_like.states import Failed, State
-from prefect_like.tasks import TaskCall, allow_failure
+from prefect_like.tasks import TaskCall
 from prefect_like.tracking import events as _events
-from prefect_like.tracking.events import TASK, Event
+from prefect_like.tracking.events import TASK, task_event
 
 # A re-run of a task run (after its worker died) numbers its events from attempt * SEQ_STRIDE, and
 # the flow process records the end of an attempt at the top of that attempt's range.
@@ -60,24 +59,26 @@ class Upstream:
     task_name: str
 
 
+_PLACEHOLDERS = (TaskFuture, Upstream)
+
+
 def replace_upstream(value: Any, leaf: Any) -> Any:
     """``value`` with every TaskFuture / Upstream inside it replaced by ``leaf(it)``."""
-    kind = type(value)
-    if isinstance(value, (TaskFuture, Upstream)):
-        return leaf(value)
-    if kind is allow_failure:
-        return allow_failure(replace_upstream(value.future, leaf))
-    if kind in (list, tuple, set, frozenset):
-        return kind(replace_upstream(item, leaf) for item in value)
-    if kind is dict:
-        return {key: replace_upstream(item, leaf) for key, item in value.items()}
-    return value
+    return walk(value, lambda target, allowed: leaf(target), _PLACEHOLDERS)
 
 
 class Channel:
-    """How a worker sends event batches to one runner's flow process (engine-specific)."""
+    """How a worker sends event batches to one runner's flow process (engine-specific).
+
+    A channel knows the flow process (``home``, its pid): a worker running in that very process
+    (Dask's ``processes=False``, Ray's local mode) emits into the flow's own buffer, which the
+    Recorder drains, and ships nothing."""
 
     key: str
+    home: int = 0
+
+    def at_home(self) -> bool:
+        return self.home == os.getpid()
 
     def attach(self) -> None:
         """Called on the worker, in a task thread, when the channel is first used there."""
@@ -173,16 +174,21 @@ class Outbox:
 
 
 OUTBOX = Outbox()
-# True in the flow process itself: a worker thread there (Dask's processes=False) already emits
-# into the flow's own buffer, which the Recorder drains; nothing must be shipped.
-IN_FLOW_PROCESS = False
 _applied_env: dict[str, str] | None = None
 _logging_ready = False
 
 
-def _apply_env(env: dict[str, str]) -> None:
+def settings_for_workers() -> dict[str, str]:
+    """This process's ``PREFECT_LIKE_*`` settings, for the processes that run its task calls."""
+    return {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+
+
+def apply_settings(env: dict[str, str]) -> None:
     """Use the flow process's settings (home, API URL) here, so results and caches are shared."""
-    global _applied_env
+    global _applied_env, _logging_ready
+    if not _logging_ready:
+        setup_logging()
+        _logging_ready = True
     if env == _applied_env:
         return
     for key in [k for k in os.environ if k.startswith(ENV_PREFIX) and k not in env]:
@@ -191,27 +197,22 @@ def _apply_env(env: dict[str, str]) -> None:
     _applied_env = dict(env)
 
 
+def take_events() -> list[Any]:
+    """Every event this process buffered, pending calls made events (one consumer only)."""
+    return _events.fold(_events.drain(), None)[0]
+
+
 def _resolve_arg(value: Any) -> Any:
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], bytes):
         return pickle.loads(value[0])  # an upstream batch's result: its list of final states
     return value
 
 
-def _run_one(call: TaskCall) -> State:
-    if not call.task.is_async:
-        return run_task(call)
-    return asyncio.run(run_task_async(call))
-
-
 def run_batch(payload: bytes, channel: Channel, interval: float, *upstream: Any) -> tuple[bytes, bytes]:
     """Run a batch of task calls on this worker; see the module docstring for the steps."""
-    global _logging_ready
     calls, env, offsets = pickle.loads(payload)
-    _apply_env(env)
-    if not _logging_ready:
-        setup_logging()
-        _logging_ready = True
-    shipping = not IN_FLOW_PROCESS
+    apply_settings(env)
+    shipping = not channel.at_home()
     if shipping:
         channel = OUTBOX.register(channel)
         OUTBOX.stream(interval)
@@ -226,7 +227,7 @@ def run_batch(payload: bytes, channel: Channel, interval: float, *upstream: Any)
         # A done future rather than the bare state: a NotReady message then names the upstream task.
         value = resolved[placeholder.arg]
         future: TaskFuture[Any] = TaskFuture(placeholder.task_run_id, placeholder.task_name)
-        future._set_state(value if placeholder.slot is None else value[placeholder.slot])
+        future.set_state(value if placeholder.slot is None else value[placeholder.slot])
         return future
 
     states: list[State] = []
@@ -237,7 +238,7 @@ def run_batch(payload: bytes, channel: Channel, interval: float, *upstream: Any)
             call.wait_for = tuple(replace_upstream(v, leaf) for v in call.wait_for)
         if call.task.options.log_prints:
             install_print_capture()
-        states.append(_run_one(call))
+        states.append(call.run())
     elapsed = time.perf_counter() - started
     states_blob = _dump_states(states, calls, offsets)
     events: list[Any] = []
@@ -266,7 +267,6 @@ def _dump_states(states: list[State], calls: list[TaskCall], offsets: dict[int, 
             failed.run_id = call.task_run_id
             seq = offsets.get(index, (0, 0))[0] + SEQ_STRIDE - 2
             data = {"run_count": 1, "error": {"type": "SerializationError", "message": str(error), "traceback": ""}}
-            _events.emit(Event(TASK, call.task_run_id, seq, call.flow_run_id, failed.timestamp,
-                               "FAILED", failed.name, failed.message, data))
+            _events.emit(task_event(call.task_run_id, call.flow_run_id, seq, failed, data))
             states[index] = failed
     return cloudpickle.dumps(states)

@@ -1,0 +1,279 @@
+"""The flow engine: how one flow run happens, sync or async, from one body.
+
+``run_flow`` and ``run_flow_async`` drive the same steps (``steps``):
+
+1. Validate the parameters, record RUNNING (the Recorder watches the run: heartbeats) and
+   take a fresh task runner for the run.
+2. For each attempt (``retries`` + 1): start the runner, run the body (under
+   ``timeout_seconds``), resolve what it returned (futures waited for, failed ones make the
+   run FAILED), shut the runner down: it waits for every run the body submitted, including
+   runs queued later by done-callbacks. A failed attempt logs a warning, records Retrying and
+   waits ``retry_delay_seconds``.
+3. Record the final state with the task runs' counts by state, and flush the Recorder, so
+   every event of the run is stored when the call returns.
+
+Ctrl-C (SIGINT) and SIGTERM end the run the same way on both drivers: the runner cancels what
+has not started and abandons what runs, the run ends CANCELLED, events are flushed, and the
+call raises ``KeyboardInterrupt``. The sync driver turns SIGTERM into a KeyboardInterrupt on
+the main thread; the async driver cancels the flow's asyncio task for either signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prefect_like import collector
+from prefect_like.calls import walk
+from prefect_like.context import FlowRunContext, flow_run_context, task_run_context
+from prefect_like.engine.steps import Blocking, Call, Sleep, Steps, drive, drive_async
+from prefect_like.engine.task_engine import error_details
+from prefect_like.errors import FlowRunTimeoutError
+from prefect_like.futures import TaskFuture
+from prefect_like.logging import capture_prints, install_print_capture, logger, setup_logging
+from prefect_like.results import summarize, summarize_parameters
+from prefect_like.states import (
+    Cancelled,
+    Completed,
+    Crashed,
+    Failed,
+    Retrying,
+    Running,
+    State,
+    StateType,
+)
+from prefect_like.tracking.events import emit, flow_event
+
+if TYPE_CHECKING:
+    from prefect_like.flows import Flow
+
+
+class FlowRun:
+    """One flow run's record: its runner, events and final state."""
+
+    def __init__(self, flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        from prefect_like.task_runners import resolve_task_runner
+        from prefect_like.tracking.recorder import get_recorder
+
+        self.flow = flow
+        self.options = flow.options
+        self.parameters = flow.validate(args, kwargs)
+        self.id = uuid.uuid4().hex
+        self.name = flow.run_name(self.parameters)
+        parent_task = task_run_context.get()
+        parent_flow = flow_run_context.get()
+        self.parent_flow_run_id = parent_task.flow_run_id if parent_task else (parent_flow.flow_run_id if parent_flow else None)
+        self.parent_task_run_id = parent_task.task_run_id if parent_task else None
+        self.runner = resolve_task_runner(self.options.task_runner)
+        self.recorder = get_recorder()
+        self.recorder.watch(self.id)
+        self.seq = 0
+        self.started = time.time()
+        self.interrupted: str | None = None  # why a signal ended the run, once one did
+        self.context = FlowRunContext(
+            self.id, self.name, flow, self.runner, self.parameters, bool(self.options.log_prints)
+        )
+        setup_logging()
+        if self.options.log_prints:
+            install_print_capture()
+        self.emit(
+            Running(),
+            {
+                "name": self.name,
+                "flow_name": flow.name,
+                "parameters": summarize_parameters(self.parameters),
+                "parent_task_run_id": self.parent_task_run_id,
+                "runner": type(self.runner).__name__,
+            },
+        )
+        logger.info("Beginning flow run %r for flow %r", self.name, flow.name)
+
+    def emit(self, state: State, data: dict[str, Any] | None = None) -> None:
+        emit(flow_event(self.id, self.parent_flow_run_id, self.seq, state, data))
+        self.seq += 1
+
+    def enter(self) -> tuple[Any, Any]:
+        self.runner.start()
+        return flow_run_context.set(self.context), capture_prints.set(bool(self.options.log_prints))
+
+    def reset(self, tokens: tuple[Any, Any]) -> None:
+        flow_run_context.reset(tokens[0])
+        capture_prints.reset(tokens[1])
+
+    def body(self) -> Call:
+        what = f"flow run {self.name!r}"
+        return Call(lambda: self.flow.fn(**self.parameters), self.options.timeout_seconds, what, FlowRunTimeoutError)
+
+    def evaluate(self, result: Any) -> State:
+        """The state a returned value gives the run: FAILED if it holds runs that did not complete."""
+        failures: list[str] = []
+        errors: list[BaseException] = []
+
+        def resolve(value: TaskFuture[Any] | State, allowed: bool) -> Any:
+            if isinstance(value, TaskFuture):
+                value.wait()
+                state = value.state
+            else:
+                state = value
+            if not state.is_completed():
+                label = value.task_name if isinstance(value, TaskFuture) else state.run_id
+                failures.append(f"{label}: {state.name}{': ' + state.message if state.message else ''}")
+                errors.append(state.result(raise_on_failure=False))
+                return None
+            return state.result()
+
+        resolved = walk(result, resolve, (TaskFuture, State), unwrap=True)
+        if failures:
+            # As in Prefect, the call raises the first failed run's own exception; the state's
+            # message names every failure.
+            shown = "; ".join(failures[:3]) + (f"; and {len(failures) - 3} more" if len(failures) > 3 else "")
+            return Failed(errors[0], f"{len(failures)} returned task run(s) did not complete: {shown}")
+        return Completed(resolved)
+
+    def finish(self, state: State, error: BaseException | None) -> State:
+        self.recorder.unwatch(self.id)
+        self.recorder.flush(delivered=False)
+        counts = self.recorder.take_counts(self.id)
+        data: dict[str, Any] = {"task_runs": counts, "duration": time.time() - self.started}
+        if error is not None:
+            data["error"] = error_details(error)
+        elif state.is_completed():
+            data["result"] = summarize(state.result())
+        state.run_id = self.id
+        self.emit(state, data)
+        failed = sum(n for name, n in counts.items() if name not in ("Completed", "Cached"))
+        summary = ", ".join(f"{n} {name}" for name, n in sorted(counts.items())) or "no task runs"
+        log = logger.info if state.is_completed() else logger.error
+        log("Finished flow run %r in state %s (%s)%s", self.name, state.name, summary,
+            f"; {failed} task run(s) did not complete" if failed and state.is_completed() else "")
+        if not self.recorder.flush(timeout=self.recorder.final_flush_timeout):
+            logger.warning("Flow run %r: not every event reached the tracker yet; %s", self.name, self.recorder.describe_backlog())
+        return state
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (or a signal that cancelled an async flow), raised like Ctrl-C so a flow run
+    ends CANCELLED and flushes its events."""
+
+
+def _cancellation(run: FlowRun, exc: BaseException) -> str:
+    if run.interrupted:
+        return f"Cancelled: the flow process {run.interrupted}"
+    if isinstance(exc, Interrupted):
+        return f"Cancelled: the flow process {exc}"
+    if isinstance(exc, KeyboardInterrupt):
+        return "Cancelled: the flow process was interrupted (Ctrl-C)"
+    if isinstance(exc, asyncio.CancelledError):
+        return "Cancelled: the flow run's asyncio task was cancelled"
+    return f"Cancelled: {type(exc).__name__}"
+
+
+def steps(run: FlowRun, return_state: bool) -> Steps[Any]:
+    """The one body of a flow run; ``run_flow`` and ``run_flow_async`` drive it."""
+    error: BaseException | None = None
+    state: State = Crashed("the flow body did not run")
+    retries = run.options.retries
+    for attempt in range(retries + 1):
+        tokens = run.enter()
+        cancel = False
+        try:
+            result = yield run.body()
+            state = yield Blocking(lambda result=result: run.evaluate(result))
+            error = None if state.is_completed() else state.result(raise_on_failure=False)
+        except Exception as exc:
+            cancel = isinstance(exc, TimeoutError)
+            if isinstance(exc, FlowRunTimeoutError):
+                state = State(StateType.FAILED, "TimedOut", f"{type(exc).__name__}: {exc}", exc)
+            else:
+                state = Failed(exc)
+            error = exc
+        except BaseException as exc:
+            run.reset(tokens)
+            cancelled = Cancelled(_cancellation(run, exc))
+            yield Blocking(lambda: run.runner.shutdown(cancel_pending=True))
+            yield Blocking(lambda cancelled=cancelled: run.finish(cancelled, None))
+            if run.interrupted and not isinstance(exc, KeyboardInterrupt):
+                raise Interrupted(run.interrupted) from None
+            raise
+        run.reset(tokens)
+        yield Blocking(lambda cancel=cancel: run.runner.shutdown(cancel_pending=cancel))
+        if state.is_completed() or attempt == retries:
+            break
+        logger.warning("Flow run %r failed (%s); retrying", run.name, state.message)
+        run.emit(Retrying(state.message))
+        if run.options.retry_delay_seconds:
+            yield Sleep(run.options.retry_delay_seconds)
+    state = yield Blocking(lambda: run.finish(state, error))
+    return state if return_state else state.result()
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts(run_ref: list[FlowRun]) -> Iterator[None]:
+    """SIGTERM raises ``Interrupted`` on the main thread while a sync flow runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        reason = f"received {signal.Signals(signum).name}"
+        if run_ref:
+            run_ref[0].interrupted = reason
+        raise Interrupted(reason)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _signals_cancel(run: FlowRun, task: asyncio.Task[Any] | None) -> Iterator[None]:
+    """SIGINT and SIGTERM cancel the async flow's task while it runs (a second SIGINT raises
+    KeyboardInterrupt at once, as Python does)."""
+    if task is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous: dict[int, Any] = {}
+
+    def cancel(signum: int, frame: Any) -> None:
+        if run.interrupted and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        run.interrupted = f"received {signal.Signals(signum).name}" if signum != signal.SIGINT else "was interrupted (Ctrl-C)"
+        task.get_loop().call_soon_threadsafe(task.cancel)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, cancel)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def run_flow(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool) -> Any:
+    """Run a sync flow to its final state; returns its value (or the State, if asked)."""
+    run_ref: list[FlowRun] = []
+    with _sigterm_interrupts(run_ref), collector.tuned():
+        run = FlowRun(flow, args, kwargs)
+        run_ref.append(run)
+        return drive(steps(run, return_state))
+
+
+async def run_flow_async(
+    flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool
+) -> Any:
+    """Run an async flow to its final state: the same steps, the body awaited."""
+    with collector.tuned():
+        run = FlowRun(flow, args, kwargs)
+        with _signals_cancel(run, asyncio.current_task()):
+            return await drive_async(steps(run, return_state))
+
+
+__all__ = ["FlowRun", "Interrupted", "run_flow", "run_flow_async"]

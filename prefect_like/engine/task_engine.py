@@ -1,0 +1,325 @@
+"""The task engine: how one task run happens, wherever a runner executes it.
+
+A pool thread, the event loop, a Dask or Ray worker or a child process all run a call through
+``run_task`` (or ``run_task_async``); both drive the one body, ``steps``:
+
+1. Resolve inputs. Upstream futures are done by now (the runner waited for them natively);
+   each is replaced by its result (``calls.walk``). An upstream that did not complete ends this
+   run PENDING named NotReady without calling the function, unless wrapped in ``allow_failure``.
+2. Look up the cache, when a cache policy or ``cache_key_fn`` is set: a hit ends COMPLETED
+   named Cached without calling the function.
+3. RUNNING, then call the function under ``timeout_seconds``; an exception is retried as the
+   options say, a RUNNING state named Retrying between attempts.
+4. Persist the result if asked, and end COMPLETED, FAILED, or TimedOut (a FAILED state).
+
+Every state change is an event appended to the process-local buffer; the engine does no I/O of
+its own but reading and writing persisted results. It returns the final ``State`` and never
+raises for the task's own errors: a failing task fails its run, not the framework. A
+KeyboardInterrupt or SystemExit ends the run Cancelled and is raised again on the main thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+import traceback
+from typing import Any
+
+from prefect_like.calls import LEAVES, walk
+from prefect_like.context import TaskRunContext, task_run_context
+from prefect_like.engine.steps import Call, Sleep, Steps, drive, drive_async
+from prefect_like.errors import TaskRunTimeoutError
+from prefect_like.futures import TaskFuture
+from prefect_like.logging import capture_prints, install_print_capture, logger
+from prefect_like.results import resolve_storage, summarize, summarize_call_parameters
+from prefect_like.states import (
+    Cached,
+    Cancelled,
+    Completed,
+    Crashed,
+    Failed,
+    NotReady,
+    Retrying,
+    State,
+    StateType,
+)
+from prefect_like.tasks import TaskCall
+from prefect_like.tracking.events import emit, task_event, task_running
+
+MAX_TRACEBACK = 20_000
+_FIRST_RUN = {"run_count": 1}  # the data of every first RUNNING event: one shared dict, never changed
+INTERRUPTED = "Cancelled while running: the flow run was interrupted"
+
+
+def error_details(exc: BaseException) -> dict[str, str]:
+    text = "".join(traceback.format_exception(exc))
+    if len(text) > MAX_TRACEBACK:
+        text = text[: MAX_TRACEBACK // 2] + "\n…\n" + text[-MAX_TRACEBACK // 2 :]
+    return {"type": type(exc).__name__, "message": str(exc), "traceback": text}
+
+
+# -- inputs ---------------------------------------------------------------------------------
+
+_UPSTREAM = (TaskFuture, State)
+
+
+def _describe(value: TaskFuture[Any] | State, state: State) -> str:
+    if isinstance(value, TaskFuture):
+        return f"upstream task run {value.task_name!r} ({value.task_run_id}) ended {state.name}"
+    return f"upstream task run {state.run_id or ''} ended {state.name}".replace("run  ", "run ")
+
+
+def resolve_inputs(call: TaskCall) -> tuple[dict[str, Any], str | None]:
+    """The call's parameters with upstream futures (or the States a runner put there) replaced
+    by their results, and why the run cannot start, if an upstream did not complete."""
+    blockers: list[str] = []
+
+    def result(value: TaskFuture[Any] | State, allowed: bool) -> Any:
+        state = value.state if isinstance(value, TaskFuture) else value
+        if state.is_completed() or allowed:
+            return state.result(raise_on_failure=False)
+        blockers.append(_describe(value, state))
+        return None
+
+    parameters = {
+        name: value if type(value) in LEAVES else walk(value, result, _UPSTREAM, unwrap=True)
+        for name, value in call.parameters.items()
+    }
+    walk(call.wait_for, result, _UPSTREAM, unwrap=True)
+    return parameters, ("; ".join(blockers) if blockers else None)
+
+
+# -- one task run ---------------------------------------------------------------------------
+
+
+class TaskRun:
+    """One task run's record: its events, attempts and final state."""
+
+    __slots__ = ("call", "options", "seq", "run_count", "parameters", "context", "cache_key", "started")
+
+    def __init__(self, call: TaskCall) -> None:
+        self.call = call
+        self.options = call.task.options
+        self.seq = 1  # 0 was the PENDING event, made where the call was built
+        self.run_count = 0
+        self.cache_key: str | None = None
+        self.started = 0.0
+        self.parameters = call.parameters
+
+    def _emit(self, state: State, data: dict[str, Any] | None = None) -> None:
+        call = self.call
+        emit(task_event(call.task_run_id, call.flow_run_id, self.seq, state, data))
+        self.seq += 1
+
+    def begin(self) -> State | None:
+        """Resolve inputs and look up the cache; a State if the run ends here, else None."""
+        call = self.call
+        if call.upstream:
+            parameters, blocker = resolve_inputs(call)
+            if blocker is not None:
+                return self._finish(NotReady(f"Not run: {blocker}"), {"parameters": self._parameter_summary()})
+            self.parameters = parameters
+        self.context = TaskRunContext(
+            call.task_run_id, call.flow_run_id, call.name, call.task, self.parameters, 0, bool(self.options.log_prints)
+        )
+        policy = call.task.cache_policy
+        if policy is not None:
+            try:
+                self.cache_key = policy.compute_key(call.task, self.parameters, self.context)
+            except Exception as exc:
+                return self.fail(exc)
+            if self.cache_key is not None:
+                found, value = resolve_storage(self.options.result_storage).read(self.cache_key)
+                if found:
+                    return self._finish(Cached(value), self._terminal_data(value))
+        if self.options.log_prints:
+            install_print_capture()
+        self.started = time.time()
+        self.run_count = 1
+        self.context.run_count = 1
+        emit(task_running(call.task_run_id, call.flow_run_id, self.seq, self.started, _FIRST_RUN))
+        self.seq += 1
+        return None
+
+    def _parameter_summary(self) -> dict[str, Any]:
+        return summarize_call_parameters(self.parameters)
+
+    def _terminal_data(self, result: Any = None, error: BaseException | None = None) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "parameters": self._parameter_summary(),
+            "run_count": self.run_count,
+            "duration": time.time() - self.started if self.started else 0.0,
+        }
+        if error is None:
+            data["result"] = summarize(result)
+        else:
+            data["error"] = error_details(error)
+        if self.cache_key is not None:
+            data["cache_key"] = self.cache_key
+        return data
+
+    def _finish(self, state: State, data: dict[str, Any]) -> State:
+        """Emit the final state. Its event says all the run's Pending and Running said (task
+        name, map index, both timestamps), so it stands alone when they were never sent."""
+        call = self.call
+        state.run_id = call.task_run_id
+        call.describe(data)
+        if call.created:
+            data["created"] = call.created
+        if self.started:
+            data["started"] = self.started
+        self._emit(state, data)
+        return state
+
+    def complete(self, result: Any) -> State:
+        if self.call.task.persists:
+            key = self.cache_key or self.call.task_run_id
+            expiration = self.options.cache_expiration
+            expires_at = time.time() + expiration.total_seconds() if expiration is not None else None
+            try:
+                resolve_storage(self.options.result_storage).write(key, result, expires_at)
+            except Exception as exc:
+                return self.fail(exc)
+        return self._finish(Completed(result), self._terminal_data(result))
+
+    def fail(self, exc: BaseException) -> State:
+        if isinstance(exc, TaskRunTimeoutError):
+            state = State(StateType.FAILED, "TimedOut", f"{type(exc).__name__}: {exc}", exc)
+        else:
+            state = Failed(exc)
+        return self._finish(state, self._terminal_data(error=exc))
+
+    def crash(self, exc: BaseException) -> State:
+        if isinstance(exc, (KeyboardInterrupt, SystemExit, asyncio.CancelledError)):
+            state = Cancelled(INTERRUPTED)
+        else:
+            state = Crashed(f"{type(exc).__name__}: {exc}", exc)
+        return self._finish(state, self._terminal_data(error=exc))
+
+    # -- retries -----------------------------------------------------------------------------
+
+    def retry_delay(self) -> float:
+        """Seconds to wait before the next attempt (the run_count-th retry's delay)."""
+        delays = self.call.task.retry_delays
+        delay = delays[min(self.run_count, len(delays)) - 1]
+        jitter = self.options.retry_jitter_factor
+        if jitter:
+            delay += random.uniform(0, jitter * delay)
+        return max(0.0, delay)
+
+    def should_retry(self, exc: BaseException) -> bool:
+        if self.run_count > self.options.retries:
+            return False
+        condition = self.options.retry_condition_fn
+        if condition is None:
+            return True
+        try:
+            return bool(condition(self.call.task, self.context, Failed(exc)))
+        except Exception:
+            logger.exception("retry_condition_fn of task %r raised; not retrying", self.call.task.name)
+            return False
+
+    def before_retry(self, exc: BaseException) -> None:
+        self.run_count += 1
+        self.context.run_count = self.run_count
+        message = f"Retrying (attempt {self.run_count} of {self.options.retries + 1}) after {type(exc).__name__}: {exc}"
+        self._emit(Retrying(message), {"run_count": self.run_count})
+
+
+def steps(call: TaskCall) -> Steps[State]:
+    """The one body of a task run; ``run_task`` and ``run_task_async`` drive it."""
+    run = TaskRun(call)
+    try:
+        state = run.begin()
+        if state is not None:
+            return state
+        task = call.task
+        token = task_run_context.set(run.context)
+        prints = capture_prints.set(run.context.log_prints) if run.options.log_prints is not None else None
+        invoke = Call(
+            lambda: task.call_function(run.parameters), run.options.timeout_seconds,
+            f"task run {call.name!r}", TaskRunTimeoutError,
+        )
+        try:
+            while True:
+                try:
+                    result = yield invoke
+                    break
+                except Exception as exc:
+                    if not run.should_retry(exc):
+                        raise
+                    run.before_retry(exc)
+                    delay = run.retry_delay()
+                    if delay:
+                        yield Sleep(delay)
+        finally:
+            task_run_context.reset(token)
+            if prints is not None:
+                capture_prints.reset(prints)
+    except Exception as exc:
+        return run.fail(exc)
+    except BaseException as exc:
+        state = run.crash(exc)
+        if isinstance(exc, asyncio.CancelledError) or (
+            isinstance(exc, (KeyboardInterrupt, SystemExit)) and threading.current_thread() is threading.main_thread()
+        ):
+            raise
+        return state
+    return run.complete(result)
+
+
+def run_task(call: TaskCall) -> State:
+    """Run one task call to its final state, in this thread. Never raises for the task's errors.
+
+    An async task gets an event loop of its own (in a helper thread, if this thread already
+    runs one)."""
+    if not call.task.is_async:
+        return drive(steps(call))
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(run_task_async(call))
+    holder: list[State] = []
+    thread = threading.Thread(target=lambda: holder.append(asyncio.run(run_task_async(call))))
+    thread.start()
+    thread.join()
+    return holder[0]
+
+
+async def run_task_async(call: TaskCall) -> State:
+    """Run one task call to its final state from async code; a sync task runs in a thread."""
+    if not call.task.is_async:
+        return await asyncio.to_thread(run_task, call)
+    return await drive_async(steps(call))
+
+
+# -- a task called directly in a flow or task body --------------------------------------------
+
+
+def run_task_inline(call: TaskCall, return_state: bool) -> Any:
+    """Run here, tracked like any other run; the result, or the State if asked."""
+    for future in call.upstream:
+        future.wait()
+    state = run_task(call)
+    return state if return_state else state.result()
+
+
+async def run_task_inline_async(call: TaskCall, return_state: bool) -> Any:
+    if any(not future.done() for future in call.upstream):
+        await asyncio.to_thread(lambda: [future.wait() for future in call.upstream])
+    state = await run_task_async(call)
+    return state if return_state else state.result()
+
+
+__all__ = [
+    "TaskRun",
+    "error_details",
+    "resolve_inputs",
+    "run_task",
+    "run_task_async",
+    "run_task_inline",
+    "run_task_inline_async",
+    "steps",
+]
