@@ -15,7 +15,7 @@ import threading
 from typing import Any
 
 from prefect_like.context import FlowRunContext, TaskRunContext, get_run_context
-from prefect_like.tracking.events import LOG, Event, emit
+from prefect_like.tracking.events import emit, log_event
 
 logger = logging.getLogger("prefect_like")
 _runs_logger = logging.getLogger("prefect_like.runs")
@@ -42,19 +42,8 @@ class _EventHandler(logging.Handler):
                 message += "\n" + logging.Formatter().formatException(record.exc_info)
         except Exception:  # a bad format string must not break the run
             message = str(record.msg)
-        emit(
-            Event(
-                LOG,
-                context.run_id,
-                next(context.log_seq),
-                context.flow_run_id,
-                record.created,
-                None,
-                record.levelname,
-                message,
-                {"level": record.levelno, "logger": record.name},
-            )
-        )
+        emit(log_event(context.run_id, next(context.log_seq), context.flow_run_id, record.created,
+                       record.levelno, record.levelname, message, record.name))
 
 
 class _RunFormatter(logging.Formatter):

@@ -65,3 +65,21 @@ def test_code_samples_run(page: Path, tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=240,
     )
     assert done.returncode == 0, f"{page.name}:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+
+
+def _class_without_docstring(source: str, name: str) -> str:
+    import ast
+
+    (found,) = [n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.ClassDef) and n.name == name]
+    body = found.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        found.body = body[1:]
+    return ast.dump(found)
+
+
+def test_the_runner_the_guide_shows_is_the_shipped_process_runner() -> None:
+    # "Writing a runner" shows a complete runner; it must be the code that ships and passes the suite.
+    guide = (DOCS / "guide" / "runners.md").read_text(encoding="utf-8")
+    block = guide.split("This is the whole of `ProcessPoolTaskRunner`", 1)[1].split("```py\n", 1)[1].split("```", 1)[0]
+    shipped = (ROOT / "prefect_like" / "task_runners" / "local.py").read_text(encoding="utf-8")
+    assert _class_without_docstring(block, "ProcessPoolTaskRunner") == _class_without_docstring(shipped, "ProcessPoolTaskRunner")

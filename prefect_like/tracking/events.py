@@ -33,7 +33,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from prefect_like.states import VALUES
+from prefect_like.states import FINAL_STATE_NAMES, FINAL_TYPES, VALUES
 
 if TYPE_CHECKING:
     from prefect_like.states import State
@@ -102,9 +102,6 @@ class PendingCall(NamedTuple):
         return _new_tuple(Event, (TASK, self[0], 0, self[1], self[2], "PENDING", "Pending", None, data))
 
 
-_FINAL_TYPES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
-
-
 def fold(
     batch: list[Any], counts: dict[Any, Any] | None, carry_from: float | None = None
 ) -> tuple[list[Event], list[Any], list[Any]]:
@@ -136,7 +133,8 @@ def fold(
     running: dict[str, int] = {}  # run id -> index in out of its first Running event
     dropped = False
     append = out.append
-    final_types = _FINAL_TYPES
+    final_types = FINAL_TYPES
+    final_names = FINAL_STATE_NAMES
     for event in batch:
         if event.__class__ is not Event:
             if event.__class__ is PendingCall:
@@ -152,7 +150,7 @@ def fold(
                 pending[event[1]] = len(out)
             elif seq == 1 and name == "Running":
                 running[event[1]] = len(out)
-            elif event[5] in final_types or name == "NotReady":
+            elif event[5] in final_types or name in final_names:
                 if counts is not None:
                     counts[event[3]][name] += 1
                 first = pending.pop(event[1], None)
@@ -203,7 +201,7 @@ def _folded_data(out: list[Any], first: int | None, started: int | None, data: d
 _new_tuple = tuple.__new__
 
 
-# -- the one author of state events: every task or flow state change is built here --------------
+# -- the one author of events: every state change, log line and heartbeat is built here ---------
 
 
 def task_event(task_run_id: str, flow_run_id: str | None, seq: int, state: State, data: dict[str, Any] | None) -> Event:
@@ -221,6 +219,17 @@ def flow_event(flow_run_id: str, parent_flow_run_id: str | None, seq: int, state
     """The event of a flow run's state change; ``flow_run_id`` of the event is the parent's."""
     return Event(FLOW, flow_run_id, seq, parent_flow_run_id, state.timestamp, VALUES[state.type],
                  state.name, state.message, data)
+
+
+def log_event(run_id: str, seq: int, flow_run_id: str | None, timestamp: float, level: int, level_name: str,
+              message: str, logger: str) -> Event:
+    """A log line of a task run (or a flow run, for flow logs)."""
+    return Event(LOG, run_id, seq, flow_run_id, timestamp, None, level_name, message, {"level": level, "logger": logger})
+
+
+def heartbeat_event(flow_run_id: str, seq: int, timestamp: float) -> Event:
+    """A live flow run's pulse."""
+    return Event(HEARTBEAT, flow_run_id, seq, None, timestamp, None, None, None, None)
 
 
 def drain(limit: int = 1 << 62) -> list[Any]:

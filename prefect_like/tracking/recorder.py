@@ -40,7 +40,7 @@ from typing import Protocol
 
 from prefect_like import settings
 from prefect_like.tracking import events as _events
-from prefect_like.tracking.events import HEARTBEAT, Event
+from prefect_like.tracking.events import Event, heartbeat_event
 
 log = logging.getLogger("prefect_like.tracking")
 
@@ -137,7 +137,7 @@ class Recorder:
         self._next_heartbeat = now + self.heartbeat_seconds
         beats = []
         for flow_run_id, counter in list(self._live.items()):
-            beats.append(Event(HEARTBEAT, flow_run_id, counter[0], None, now, None, None, None, None))
+            beats.append(heartbeat_event(flow_run_id, counter[0], now))
             counter[0] += 1
         return beats
 
