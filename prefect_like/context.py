@@ -37,7 +37,8 @@ class FlowRunContext:
 class TaskRunContext:
     """The task run the current code belongs to (made once per task run: kept lean)."""
 
-    __slots__ = ("task_run_id", "flow_run_id", "name", "task", "parameters", "run_count", "log_prints", "_log_seq")
+    __slots__ = ("task_run_id", "flow_run_id", "name", "task", "parameters", "run_count", "log_prints", "_log_seq",
+                 "_children")
 
     def __init__(
         self,
@@ -57,6 +58,18 @@ class TaskRunContext:
         self.run_count = run_count
         self.log_prints = log_prints
         self._log_seq: itertools.count[int] | None = None
+        self._children: TaskRunner | None = None
+
+    def child_runner(self) -> TaskRunner:
+        """The runner of what this task run submits or maps (started on first use); the
+        engine shuts it down, waiting for those runs, before the task run ends."""
+        if self._children is None:
+            from prefect_like.task_runners import ThreadPoolTaskRunner
+
+            runner = ThreadPoolTaskRunner()
+            runner.start()
+            self._children = runner
+        return self._children
 
     @property
     def log_seq(self) -> itertools.count[int]:

@@ -10,7 +10,8 @@
     │   └── SerializationError           a parameter or result cannot be stored or shipped
     ├── TypeError
     │   ├── ParameterTypeError           a flow parameter failed validation (names the parameter)
-    │   └── MappingLengthError           .map() over iterables of unequal length (also ValueError)
+    │   ├── MappingLengthMismatch        .map() over iterables of unequal length (also ValueError)
+    │   └── MappingMissingIterable       .map() with no iterable argument
     ├── ImportError
     │   └── MissingEngineError           an optional engine is not installed (gives the install hint)
     └── TimeoutError
@@ -53,8 +54,15 @@ class ParameterTypeError(TypeError):
     """A flow parameter failed validation; the message names the parameter."""
 
 
-class MappingLengthError(TypeError, ValueError):
+class MappingLengthMismatch(TypeError, ValueError):
     """``Task.map`` was given iterables of different lengths."""
+
+
+MappingLengthError = MappingLengthMismatch  # the name it had before Prefect's
+
+
+class MappingMissingIterable(TypeError):
+    """``Task.map`` was given no iterable argument to map over."""
 
 
 class MissingEngineError(ImportError):

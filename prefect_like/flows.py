@@ -7,6 +7,7 @@ Parameters are validated by pydantic against the function's annotations (unless
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import inspect
@@ -58,6 +59,24 @@ class Flow(Generic[P, R]):
     def __repr__(self) -> str:
         return f"Flow({self.name!r})"
 
+    def call_function(self, parameters: dict[str, Any]) -> Any:
+        """Call the function with bound parameters (``*args``/``**kwargs`` rebuilt)."""
+        if not any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in self.signature.parameters.values()):
+            return self.fn(**parameters)
+        bound = self.signature.bind_partial()
+        bound.arguments.update(parameters)
+        return self.fn(*bound.args, **bound.kwargs)
+
+    bound_to: Any = None
+
+    def __get__(self, instance: Any, owner: Any) -> Any:
+        """A flow on a method: bound to the instance (or, under ``classmethod``, the class)."""
+        if instance is None:
+            return self
+        bound = copy.copy(self)
+        bound.bound_to = instance
+        return bound
+
     @overload
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
     @overload
@@ -74,13 +93,19 @@ class Flow(Generic[P, R]):
 
     # -- parameters --------------------------------------------------------------------------
 
-    def validate(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call's arguments by parameter name, defaults applied (a method's instance first)."""
+        if self.bound_to is not None:
+            args = (self.bound_to, *args)
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise TypeError(f"flow {self.name!r}: {exc}") from None
         bound.apply_defaults()
-        parameters = dict(bound.arguments)
+        return dict(bound.arguments)
+
+    def validate(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        parameters = self.bind(args, kwargs)
         if not self.options.validate_parameters or self._model is None:
             return parameters
         plain = {

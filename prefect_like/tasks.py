@@ -10,6 +10,7 @@ PENDING event is a tuple appended to the event buffer.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime
 import functools
@@ -24,10 +25,10 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from prefect_like import caching
 from prefect_like.calls import LEAVES as _LEAVES
-from prefect_like.calls import collect, unmapped, walk
+from prefect_like.calls import allow_failure, collect, quote, unmapped, walk
 from prefect_like.context import FlowRunContext, flow_run_context, task_run_context
-from prefect_like.errors import MappingLengthError
-from prefect_like.futures import FutureList, TaskFuture
+from prefect_like.errors import MappingLengthMismatch, MappingMissingIterable, UpstreamFailedError
+from prefect_like.futures import TaskFuture
 from prefect_like.results import ResultStorage
 from prefect_like.states import State
 from prefect_like.tracking.events import PendingCall, emit
@@ -124,6 +125,7 @@ class TaskCall:
     upstream: tuple[Any, ...] = ()  # futures this run waits for (parameters and wait_for)
     wait_for: tuple[Any, ...] = ()
     created: float = 0.0  # when the call was made: the run's PENDING timestamp (0: not known)
+    log_prints: bool = False  # the task's log_prints, or else its flow's
 
     def run(self) -> State:
         """Run this task run to its final state in this thread (an async task gets a loop)."""
@@ -228,11 +230,21 @@ class Task(Generic[P, R]):
         return f"Task({self.name!r})"
 
     def __get__(self, instance: Any, owner: Any) -> Any:
-        return self if instance is None else functools.partial(self, instance)
+        """A task on a method: bound to the instance (or, under ``classmethod``, the class),
+        which becomes the first argument of every call, submit and map."""
+        if instance is None:
+            return self
+        bound = copy.copy(self)
+        bound.bound_to = instance
+        return bound
+
+    bound_to: Any = None
 
     # -- building calls ----------------------------------------------------------------------
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if self.bound_to is not None:
+            args = (self.bound_to, *args)
         if not kwargs and self._plain_signature and len(args) == len(self._positional):
             return dict(zip(self._positional, args, strict=True))
         bound = self.signature.bind(*args, **kwargs)
@@ -257,7 +269,7 @@ class Task(Generic[P, R]):
             find_upstream(list(wait_for), upstream)
         flow_run_id = context.flow_run_id
         index = next(_COUNTER)
-        task_run_id = f"{flow_run_id[:12]}-{_PROCESS_TAG}{index:x}"
+        task_run_id = f"{(flow_run_id or _NO_FLOW_TAG)[:12]}-{_PROCESS_TAG}{index:x}"
         if self.options.task_run_name is None:
             name = self.name if map_index is None else f"{self.name}-{map_index}"
         else:
@@ -265,7 +277,11 @@ class Task(Generic[P, R]):
         created = time.time()
         emit(_new_event(PendingCall, (task_run_id, flow_run_id, created, self.name, map_index,
                                       None if self.options.task_run_name is None else name, self._tags or None)))
-        return TaskCall(self, parameters, task_run_id, flow_run_id, name, map_index, tuple(upstream), wait_for, created)
+        log_prints = self.options.log_prints
+        if log_prints is None:
+            log_prints = context.log_prints
+        return TaskCall(self, parameters, task_run_id, flow_run_id, name, map_index, tuple(upstream), wait_for,
+                        created, log_prints)
 
     def _run_name(self, parameters: dict[str, Any]) -> str:
         template = self.options.task_run_name
@@ -285,42 +301,50 @@ class Task(Generic[P, R]):
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the task now, in this thread (tracked inside a flow); returns its result.
-
-        ``return_state=True`` returns its final State instead. Outside a flow the function is
-        simply called, untracked.
-        """
+        """Run the task now, in this thread, tracked; returns its result (or its final State,
+        with ``return_state=True``). Outside a flow it is a task run of no flow run, with the
+        same retries, caching and timeouts, as in Prefect 3."""
         return_state = kwargs.pop("return_state", False)
         wait_for = kwargs.pop("wait_for", None)
-        context = task_run_context.get() or flow_run_context.get()
-        if context is None:
-            return self.fn(*args, **kwargs)
         from prefect_like import engine
 
-        call = self._call(context, self.bind(args, kwargs), wait_for)
+        call = self._call(_current_run(), self.bind(args, kwargs), wait_for)
         if self.is_async:
             return engine.run_task_inline_async(call, return_state)
         return engine.run_task_inline(call, return_state)
 
-    def submit(self, *args: Any, **kwargs: Any) -> TaskFuture[R]:
-        """Submit the task to the flow's task runner; returns a future of its run."""
-        kwargs.pop("return_state", None)
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        """Submit the task to the task runner; returns a future of its run (or, with
+        ``return_state=True``, waits and returns its final State).
+
+        In a flow the flow's runner runs it; inside a task run, a runner of that task run's
+        own (the task run waits for what it submitted before it ends)."""
+        return_state = kwargs.pop("return_state", False)
         wait_for = kwargs.pop("wait_for", None)
-        context = _require_flow(self, "submit")
-        call = self._call(context, self.bind(args, kwargs), wait_for)
-        return context.task_runner.submit(call)
+        context, runner = _submission(self, "submit")
+        future = runner.submit(self._call(context, self.bind(args, kwargs), wait_for))
+        if return_state:
+            future.wait()
+            return future.state
+        return future
 
-    def map(self, *args: Any, **kwargs: Any) -> FutureList[R]:
-        """Submit one task run per item of the iterable arguments (zipped); returns their futures.
+    def map(self, *args: Any, **kwargs: Any) -> Any:
+        """Submit one task run per item of the iterable arguments (zipped); returns their futures
+        (or, with ``return_state=True``, waits and returns their final States).
 
-        ``unmapped(x)`` passes ``x`` whole to every run; strings, bytes and dicts are passed
-        whole too. Submission is bounded, so a generator of a million items is never
-        materialised at once.
+        ``unmapped(x)`` passes ``x`` whole to every run; strings and bytes are passed whole too,
+        a dict is mapped over its keys (as in Prefect). An upstream future or State as an
+        argument is mapped over its result. Submission is bounded, so a generator of a million
+        items is never materialised at once.
         """
-        kwargs.pop("return_state", None)
+        return_state = kwargs.pop("return_state", False)
         wait_for = kwargs.pop("wait_for", None)
-        context = _require_flow(self, "map")
-        return context.task_runner.map(self._map_calls(context, args, kwargs, wait_for))
+        context, runner = _submission(self, "map")
+        futures = runner.map(self._map_calls(context, args, kwargs, wait_for))
+        if return_state:
+            futures.wait()
+            return [future.state for future in futures]
+        return futures
 
     def _map_calls(
         self, context: FlowRunContext, args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Any
@@ -332,18 +356,28 @@ class Task(Generic[P, R]):
         constant: dict[str, Any] = {}
         iterables: dict[str, Any] = {}
         for name, value in zip(names, values, strict=True):
+            annotation = value if isinstance(value, (allow_failure, quote)) else None
+            if annotation is not None:
+                value = annotation.value
+            if isinstance(value, (TaskFuture, State)):
+                value = _mappable(value, self.name, name)
             if isinstance(value, unmapped):
                 constant[name] = value.value
-            elif isinstance(value, (str, bytes, dict)) or not _is_iterable(value):
-                constant[name] = value
+            elif isinstance(value, (str, bytes)) or not _is_iterable(value):
+                constant[name] = value if annotation is None else annotation
+            elif annotation is not None:
+                iterables[name] = (annotation.rewrap(item) for item in value)
             else:
                 iterables[name] = value
         if not iterables:
-            raise TypeError(f"task {self.name!r}.map() needs at least one iterable argument")
+            raise MappingMissingIterable(
+                f"task {self.name!r}.map() got no iterable argument to map over; pass a list (or any "
+                f"iterable), or call the task with submit() for a single run"
+            )
         lengths = {name: len(v) for name, v in iterables.items() if hasattr(v, "__len__")}
         if len(set(lengths.values())) > 1:
             detail = ", ".join(f"{name}={n}" for name, n in lengths.items())
-            raise MappingLengthError(f"task {self.name!r}.map() got iterables of different lengths: {detail}")
+            raise MappingLengthMismatch(f"task {self.name!r}.map() got iterables of different lengths: {detail}")
         constant_upstream: list[Any] = []
         for value in constant.values():
             find_upstream(value, constant_upstream)
@@ -371,6 +405,7 @@ class Task(Generic[P, R]):
 # and far cheaper than a uuid per task run. next() on itertools.count is atomic.
 _COUNTER = itertools.count()
 _PROCESS_TAG = secrets.token_hex(3)
+_NO_FLOW_TAG = secrets.token_hex(6)  # in place of a flow run id, for task runs of no flow run
 
 
 def _new_process_tag() -> None:
@@ -394,7 +429,7 @@ def _zip_exact(iterators: list[Iterator[Any]], names: list[str], task_name: str)
         if len(ended) == len(items):
             return
         if ended:
-            raise MappingLengthError(
+            raise MappingLengthMismatch(
                 f"task {task_name!r}.map() got iterables of different lengths: {', '.join(ended)} ended first"
             )
         yield items
@@ -415,15 +450,46 @@ def _accepts_parameters(fn: Callable[..., Any]) -> bool:
         return False
 
 
-def _require_flow(task: Task[..., Any], method: str) -> FlowRunContext:
-    context = flow_run_context.get()
-    if context is None or task_run_context.get() is not None:
-        where = "inside a task" if task_run_context.get() is not None else "outside a flow"
-        raise RuntimeError(
-            f"{task.name}.{method}() was called {where}; submit and map only work in a flow body "
-            f"(call the task directly to run it inline)"
+def _mappable(value: TaskFuture[Any] | State, task_name: str, name: str) -> Any:
+    """An upstream future (or State) given to ``map`` whole: its result, once it has one."""
+    state = value.state if not isinstance(value, State) else value
+    if isinstance(value, TaskFuture):
+        value.wait()
+        state = value.state
+    if not state.is_completed():
+        raise UpstreamFailedError(
+            f"task {task_name!r}.map() cannot map over {name!r}: its upstream run ended {state.name}"
+            + (f" ({state.message})" if state.message else "")
         )
-    return context
+    return state.result()
+
+
+def _current_run() -> FlowRunContext | TaskRunContext | _NoFlow:
+    return task_run_context.get() or flow_run_context.get() or _NO_FLOW
+
+
+class _NoFlow:
+    """The run context of a task called outside any flow: a task run of no flow run."""
+
+    flow_run_id = None
+    log_prints = False
+
+
+_NO_FLOW = _NoFlow()
+
+
+def _submission(task: Task[..., Any], method: str) -> tuple[Any, Any]:
+    """The context a submitted call belongs to and the runner that runs it."""
+    inner = task_run_context.get()
+    if inner is not None:
+        return inner, inner.child_runner()
+    context = flow_run_context.get()
+    if context is None:
+        raise RuntimeError(
+            f"{task.name}.{method}() was called outside a flow; submit and map need a flow's task "
+            f"runner (call the task directly to run it on its own)"
+        )
+    return context, context.task_runner
 
 
 @overload

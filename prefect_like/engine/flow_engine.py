@@ -32,15 +32,15 @@ from typing import TYPE_CHECKING, Any
 from prefect_like import collector
 from prefect_like.calls import walk
 from prefect_like.context import FlowRunContext, flow_run_context, task_run_context
+from prefect_like.engine.outcomes import state_from_return
 from prefect_like.engine.steps import Blocking, Call, Sleep, Steps, drive, drive_async
 from prefect_like.engine.task_engine import error_details
-from prefect_like.errors import FlowRunTimeoutError
+from prefect_like.errors import FlowRunTimeoutError, ParameterTypeError
 from prefect_like.futures import TaskFuture
 from prefect_like.logging import capture_prints, install_print_capture, logger, setup_logging
 from prefect_like.results import summarize, summarize_parameters
 from prefect_like.states import (
     Cancelled,
-    Completed,
     Crashed,
     Failed,
     Retrying,
@@ -57,13 +57,25 @@ if TYPE_CHECKING:
 class FlowRun:
     """One flow run's record: its runner, events and final state."""
 
-    def __init__(self, flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self, flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool = False
+    ) -> None:
         from prefect_like.task_runners import resolve_task_runner
         from prefect_like.tracking.recorder import get_recorder
 
         self.flow = flow
         self.options = flow.options
-        self.parameters = flow.validate(args, kwargs)
+        self.invalid: ParameterTypeError | None = None
+        # Futures given to a flow (a subflow called with a task's future) are resolved to
+        # their results first, so typed parameters validate against the values.
+        args, kwargs = walk((args, kwargs), _result_of, (TaskFuture, State), unwrap=True)
+        try:
+            self.parameters = flow.validate(args, kwargs)
+        except ParameterTypeError as exc:
+            if not return_state:
+                raise
+            self.invalid = exc
+            self.parameters = flow.bind(args, kwargs)
         self.id = uuid.uuid4().hex
         self.name = flow.run_name(self.parameters)
         parent_task = task_run_context.get()
@@ -108,33 +120,17 @@ class FlowRun:
 
     def body(self) -> Call:
         what = f"flow run {self.name!r}"
-        return Call(lambda: self.flow.fn(**self.parameters), self.options.timeout_seconds, what, FlowRunTimeoutError)
+        return Call(lambda: self.flow.call_function(self.parameters), self.options.timeout_seconds, what, FlowRunTimeoutError)
 
     def evaluate(self, result: Any) -> State:
-        """The state a returned value gives the run: FAILED if it holds runs that did not complete."""
-        failures: list[str] = []
-        errors: list[BaseException] = []
+        """The final state the body's return value gives the run (``outcomes``): the futures
+        in it are waited for and become their runs' states, as in Prefect."""
 
-        def resolve(value: TaskFuture[Any] | State, allowed: bool) -> Any:
-            if isinstance(value, TaskFuture):
-                value.wait()
-                state = value.state
-            else:
-                state = value
-            if not state.is_completed():
-                label = value.task_name if isinstance(value, TaskFuture) else state.run_id
-                failures.append(f"{label}: {state.name}{': ' + state.message if state.message else ''}")
-                errors.append(state.result(raise_on_failure=False))
-                return None
-            return state.result()
+        def state_of(future: TaskFuture[Any], allowed: bool) -> State:
+            future.wait()
+            return future.state
 
-        resolved = walk(result, resolve, (TaskFuture, State), unwrap=True)
-        if failures:
-            # As in Prefect, the call raises the first failed run's own exception; the state's
-            # message names every failure.
-            shown = "; ".join(failures[:3]) + (f"; and {len(failures) - 3} more" if len(failures) > 3 else "")
-            return Failed(errors[0], f"{len(failures)} returned task run(s) did not complete: {shown}")
-        return Completed(resolved)
+        return state_from_return(walk(result, state_of, (TaskFuture,)))
 
     def finish(self, state: State, error: BaseException | None) -> State:
         self.recorder.unwatch(self.id)
@@ -157,6 +153,13 @@ class FlowRun:
         return state
 
 
+def _result_of(value: TaskFuture[Any] | State, allowed: bool) -> Any:
+    if isinstance(value, TaskFuture):
+        value.wait()
+        value = value.state
+    return value.result(raise_on_failure=not allowed)
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGTERM (or a signal that cancelled an async flow), raised like Ctrl-C so a flow run
     ends CANCELLED and flushes its events."""
@@ -174,10 +177,22 @@ def _cancellation(run: FlowRun, exc: BaseException) -> str:
     return f"Cancelled: {type(exc).__name__}"
 
 
+def _exception_of(state: State) -> BaseException | None:
+    try:
+        state.result()
+    except BaseException as exc:
+        return exc
+    return None
+
+
 def steps(run: FlowRun, return_state: bool) -> Steps[Any]:
     """The one body of a flow run; ``run_flow`` and ``run_flow_async`` drive it."""
     error: BaseException | None = None
     state: State = Crashed("the flow body did not run")
+    if run.invalid is not None:  # only with return_state: the run is recorded Failed
+        state = Failed(run.invalid)
+        yield Blocking(lambda: run.finish(state, run.invalid))
+        return state
     retries = run.options.retries
     for attempt in range(retries + 1):
         tokens = run.enter()
@@ -185,7 +200,7 @@ def steps(run: FlowRun, return_state: bool) -> Steps[Any]:
         try:
             result = yield run.body()
             state = yield Blocking(lambda result=result: run.evaluate(result))
-            error = None if state.is_completed() else state.result(raise_on_failure=False)
+            error = None if state.is_completed() else _exception_of(state)
         except Exception as exc:
             cancel = isinstance(exc, TimeoutError)
             if isinstance(exc, FlowRunTimeoutError):
@@ -261,7 +276,7 @@ def run_flow(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     """Run a sync flow to its final state; returns its value (or the State, if asked)."""
     run_ref: list[FlowRun] = []
     with _sigterm_interrupts(run_ref), collector.tuned():
-        run = FlowRun(flow, args, kwargs)
+        run = FlowRun(flow, args, kwargs, return_state)
         run_ref.append(run)
         return drive(steps(run, return_state))
 
@@ -271,7 +286,7 @@ async def run_flow_async(
 ) -> Any:
     """Run an async flow to its final state: the same steps, the body awaited."""
     with collector.tuned():
-        run = FlowRun(flow, args, kwargs)
+        run = FlowRun(flow, args, kwargs, return_state)
         with _signals_cancel(run, asyncio.current_task()):
             return await drive_async(steps(run, return_state))
 

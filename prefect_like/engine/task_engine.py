@@ -29,7 +29,8 @@ from typing import Any
 
 from prefect_like.calls import LEAVES, walk
 from prefect_like.context import TaskRunContext, task_run_context
-from prefect_like.engine.steps import Call, Sleep, Steps, drive, drive_async
+from prefect_like.engine.outcomes import is_state_collection, state_from_return
+from prefect_like.engine.steps import Blocking, Call, Sleep, Steps, drive, drive_async
 from prefect_like.errors import TaskRunTimeoutError
 from prefect_like.futures import TaskFuture
 from prefect_like.logging import capture_prints, install_print_capture, logger
@@ -122,7 +123,7 @@ class TaskRun:
                 return self._finish(NotReady(f"Not run: {blocker}"), {"parameters": self._parameter_summary()})
             self.parameters = parameters
         self.context = TaskRunContext(
-            call.task_run_id, call.flow_run_id, call.name, call.task, self.parameters, 0, bool(self.options.log_prints)
+            call.task_run_id, call.flow_run_id, call.name, call.task, self.parameters, 0, call.log_prints
         )
         policy = call.task.cache_policy
         if policy is not None:
@@ -134,7 +135,7 @@ class TaskRun:
                 found, value = resolve_storage(self.options.result_storage).read(self.cache_key)
                 if found:
                     return self._finish(Cached(value), self._terminal_data(value))
-        if self.options.log_prints:
+        if call.log_prints:
             install_print_capture()
         self.started = time.time()
         self.run_count = 1
@@ -174,6 +175,12 @@ class TaskRun:
         return state
 
     def complete(self, result: Any) -> State:
+        if type(result) not in LEAVES:
+            # What the task returned holds futures (of runs it submitted) or States: the run
+            # ends as Prefect's rule for returned states says.
+            result = walk(result, _state_of, (TaskFuture,))
+            if isinstance(result, State) or is_state_collection(result):
+                return self.end_as(state_from_return(result))
         if self.call.task.persists:
             key = self.cache_key or self.call.task_run_id
             expiration = self.options.cache_expiration
@@ -183,6 +190,16 @@ class TaskRun:
             except Exception as exc:
                 return self.fail(exc)
         return self._finish(Completed(result), self._terminal_data(result))
+
+    def end_as(self, state: State) -> State:
+        """End in a state the task returned (``return Failed(message=...)``, say)."""
+        if state.is_completed():
+            return self.complete(state.result()) if state.name == "Completed" else self._finish(
+                state, self._terminal_data(state.result()))
+        error = state.result(raise_on_failure=False)
+        if not isinstance(error, BaseException):
+            error = RuntimeError(state.message or f"the task returned a {state.name} state")
+        return self._finish(state, self._terminal_data(error=error))
 
     def fail(self, exc: BaseException) -> State:
         if isinstance(exc, TaskRunTimeoutError):
@@ -228,6 +245,11 @@ class TaskRun:
         self._emit(Retrying(message), {"run_count": self.run_count})
 
 
+def _state_of(future: TaskFuture[Any], allowed: bool) -> State:
+    future.wait()
+    return future.state
+
+
 def steps(call: TaskCall) -> Steps[State]:
     """The one body of a task run; ``run_task`` and ``run_task_async`` drive it."""
     run = TaskRun(call)
@@ -237,7 +259,7 @@ def steps(call: TaskCall) -> Steps[State]:
             return state
         task = call.task
         token = task_run_context.set(run.context)
-        prints = capture_prints.set(run.context.log_prints) if run.options.log_prints is not None else None
+        prints = capture_prints.set(call.log_prints)
         invoke = Call(
             lambda: task.call_function(run.parameters), run.options.timeout_seconds,
             f"task run {call.name!r}", TaskRunTimeoutError,
@@ -256,8 +278,10 @@ def steps(call: TaskCall) -> Steps[State]:
                         yield Sleep(delay)
         finally:
             task_run_context.reset(token)
-            if prints is not None:
-                capture_prints.reset(prints)
+            capture_prints.reset(prints)
+            children = run.context._children
+            if children is not None:  # runs this one submitted end before it does
+                yield Blocking(children.shutdown)
     except Exception as exc:
         return run.fail(exc)
     except BaseException as exc:
@@ -303,6 +327,8 @@ def run_task_inline(call: TaskCall, return_state: bool) -> Any:
     for future in call.upstream:
         future.wait()
     state = run_task(call)
+    if call.flow_run_id is None:
+        _stored(state)
     return state if return_state else state.result()
 
 
@@ -310,7 +336,20 @@ async def run_task_inline_async(call: TaskCall, return_state: bool) -> Any:
     if any(not future.done() for future in call.upstream):
         await asyncio.to_thread(lambda: [future.wait() for future in call.upstream])
     state = await run_task_async(call)
+    if call.flow_run_id is None:
+        await asyncio.to_thread(_stored, state)
     return state if return_state else state.result()
+
+
+def _stored(state: State) -> None:
+    """A task run of no flow run is in the store when its call returns, as a flow run is."""
+    from prefect_like.logging import setup_logging
+    from prefect_like.tracking.recorder import get_recorder
+
+    setup_logging()
+    recorder = get_recorder()
+    recorder.flush(timeout=recorder.final_flush_timeout)
+    recorder.take_counts(None)  # type: ignore[arg-type]
 
 
 __all__ = [
