@@ -79,6 +79,29 @@ class TaskSource(CachePolicy):
         return "TASK_SOURCE"
 
 
+class RunId(CachePolicy):
+    """The flow run: a result is reused only within the flow run that made it."""
+
+    def key_parts(self, task: Task[..., Any], parameters: dict[str, Any], context: TaskRunContext) -> list[str] | None:
+        return [context.flow_run_id or context.task_run_id]
+
+    def __repr__(self) -> str:
+        return "RUN_ID"
+
+
+class FlowParameters(CachePolicy):
+    """The parameters of the flow run the task run belongs to."""
+
+    def key_parts(self, task: Task[..., Any], parameters: dict[str, Any], context: TaskRunContext) -> list[str] | None:
+        from prefect_like.context import flow_run_context
+
+        flow = flow_run_context.get()
+        return Inputs().key_parts(task, flow.parameters if flow is not None else {}, context)
+
+    def __repr__(self) -> str:
+        return "FLOW_PARAMETERS"
+
+
 class NoCache(CachePolicy):
     def key_parts(self, task: Task[..., Any], parameters: dict[str, Any], context: TaskRunContext) -> list[str] | None:
         return None
@@ -108,8 +131,13 @@ class CacheKeyFnPolicy(CachePolicy):
 
 INPUTS = Inputs()
 TASK_SOURCE = TaskSource()
+RUN_ID = RunId()
+FLOW_PARAMETERS = FlowParameters()
 NONE = NoCache()
-DEFAULT = INPUTS + TASK_SOURCE
+NO_CACHE = NONE
+# Prefect 3's default, and what persist_result=True turns on: the same inputs and source within
+# one flow run.
+DEFAULT = INPUTS + TASK_SOURCE + RUN_ID
 
 
 def source_hash(fn: Callable[..., Any]) -> str:

@@ -74,6 +74,8 @@ class TaskOptions:
         """The policy in force: a ``cache_key_fn`` wins; ``NONE`` means no caching."""
         if self.cache_key_fn is not None:
             return caching.CacheKeyFnPolicy(self.cache_key_fn)
+        if self.cache_policy is None and self.persist_result:
+            return caching.DEFAULT  # as in Prefect 3: persisting a result makes it a cache
         if self.cache_policy is None or isinstance(self.cache_policy, caching.NoCache):
             return None
         return self.cache_policy

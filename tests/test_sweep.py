@@ -59,7 +59,8 @@ def test_grid_map_runs_one_task_run_per_point_with_each_axis_a_column() -> None:
     def search() -> list:
         return sweep.grid(lr=[0.1, 0.01], depth=[2, 4]).map(train, scale=2.0)
 
-    assert search() == [
+    # As in Prefect 3, a flow returning futures returns their States.
+    assert [state.result() for state in search()] == [
         {"loss": 0.4, "accuracy": 0.9}, {"loss": 0.8, "accuracy": 0.9},
         {"loss": 0.04, "accuracy": 0.99}, {"loss": 0.08, "accuracy": 0.99},
     ]
@@ -142,7 +143,7 @@ def test_space_map_runs_n_seeded_task_runs() -> None:
     def search(n: int) -> list:
         return space.map(train, n, seed=3)
 
-    results = search(5)
+    results = [state.result() for state in search(5)]
     expected = space.sample(5, seed=3)
     assert results == [{"loss": p["lr"] * p["depth"], "accuracy": 1 - p["lr"]} for p in expected]
     frame = sweep.results_frame(search)
