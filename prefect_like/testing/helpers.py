@@ -1,11 +1,16 @@
-"""Small helpers shared by the conformance tests; tasks may call them (pickled by value)."""
+"""Small helpers for the conformance tests; tasks call them on any worker (the package is importable)."""
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+import prefect_like
+
+# The directory prefect_like is imported from (a checkout or site-packages): a subprocess started
+# with it on PYTHONPATH imports the same prefect_like as the tests.
+REPO_ROOT = Path(prefect_like.__file__).resolve().parents[1]
 PYTHON = sys.executable
 
 
@@ -23,3 +28,27 @@ def count_lines(path: str | Path) -> int:
 def read_lines(path: str | Path) -> list[str]:
     path = Path(path)
     return path.read_text().splitlines() if path.exists() else []
+
+
+def wait_for_file(path: str | Path, timeout: float) -> bool:
+    """Poll until ``path`` exists or ``timeout`` seconds pass; whether it appeared.
+
+    How a task stands for long-running work: it waits for a file the test never writes (or
+    writes to let it go), bounded so that nothing hangs forever.
+    """
+    deadline = time.monotonic() + timeout
+    path = Path(path)
+    while not path.exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def wait_until(condition, timeout: float = 30.0, what: str = "the condition") -> None:
+    """Poll ``condition()`` until it is true; fail after ``timeout`` seconds saying ``what``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.02)

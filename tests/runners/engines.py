@@ -1,8 +1,10 @@
-"""Dask and Ray entries for the conformance suite: one cluster of each per session, started lazily.
+"""Dask and Ray for the conformance suite: one cluster of each per session, started lazily.
 
-``RUNNERS["dask"]`` and ``RUNNERS["ray"]`` are registered by ``tests/runners/conftest.py``; a run
-that deselects them (``-m "not dask and not ray"``) never starts a cluster. Worker processes get a
-PYTHONPATH that imports prefect-like from this checkout, so the suite runs from source too.
+``TestDask`` and ``TestRay`` in ``test_conformance.py`` ask for a runner here on their first flow,
+so a run that deselects them (``-m "not dask and not ray"``) never starts a cluster, and
+``PREFECT_LIKE_TEST_ENGINES=0`` skips them. The clusters close when the session ends (see
+``conftest.py``). Worker processes get a PYTHONPATH that imports prefect-like from this
+checkout, so the suite runs from source too.
 """
 
 from __future__ import annotations
@@ -11,12 +13,24 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from prefect_like.task_runners import TaskRunner
+
+ENABLED = os.environ.get("PREFECT_LIKE_TEST_ENGINES", "1") != "0"
 
 _dask_cluster: Any = None
 _ray_address: str | None = None
+_session_cleanups: list[Callable[[], Any]] = []
+
+
+def at_session_end(cleanup: Callable[[], Any]) -> None:
+    """Run ``cleanup`` once the whole session is over (e.g. to close a shared cluster)."""
+    _session_cleanups.append(cleanup)
+
+
+def end_session() -> None:
+    """Run the cleanups ``at_session_end`` collected, the latest first."""
+    while _session_cleanups:
+        _session_cleanups.pop()()
 
 
 def _worker_env() -> dict[str, str]:
@@ -25,7 +39,7 @@ def _worker_env() -> dict[str, str]:
     return {"PYTHONPATH": pythonpath_for_workers()}
 
 
-def dask_runner(at_session_end: Callable[[Callable[[], Any]], None]) -> TaskRunner:
+def dask_runner() -> TaskRunner:
     """A DaskTaskRunner on the session's LocalCluster (2 worker processes, 2 threads each)."""
     global _dask_cluster
     from distributed import LocalCluster
@@ -33,7 +47,11 @@ def dask_runner(at_session_end: Callable[[Callable[[], Any]], None]) -> TaskRunn
 
     if _dask_cluster is None:
         _dask_cluster = LocalCluster(
-            n_workers=2, threads_per_worker=2, processes=True, dashboard_address=":0", env=_worker_env()
+            n_workers=2,
+            threads_per_worker=2,
+            processes=True,
+            dashboard_address=":0",
+            env=_worker_env(),
         )
 
         def close() -> None:
@@ -45,7 +63,7 @@ def dask_runner(at_session_end: Callable[[Callable[[], Any]], None]) -> TaskRunn
     return DaskTaskRunner(address=_dask_cluster.scheduler_address)
 
 
-def ray_runner(at_session_end: Callable[[Callable[[], Any]], None]) -> TaskRunner:
+def ray_runner() -> TaskRunner:
     """A RayTaskRunner on the session's local Ray (2 CPUs), initialised once."""
     global _ray_address
     import ray
@@ -62,17 +80,3 @@ def ray_runner(at_session_end: Callable[[Callable[[], Any]], None]) -> TaskRunne
         _ray_address = context.address_info["address"]
         at_session_end(ray.shutdown)
     return RayTaskRunner(address=_ray_address)
-
-
-def register(
-    runners: dict[str, Callable[[], Any]],
-    marks: dict[str, list[pytest.MarkDecorator]],
-    at_session_end: Callable[[Callable[[], Any]], None],
-) -> None:
-    """Add the dask and ray entries (marked ``dask`` / ``ray``) to the suite's registries."""
-    if os.environ.get("PREFECT_LIKE_TEST_ENGINES", "1") == "0":
-        return
-    runners["dask"] = lambda: dask_runner(at_session_end)
-    runners["ray"] = lambda: ray_runner(at_session_end)
-    marks["dask"] = [pytest.mark.dask]
-    marks["ray"] = [pytest.mark.ray]

@@ -8,8 +8,8 @@ import pytest
 
 from prefect_like import StateType, allow_failure, as_completed, flow, task, wait
 from prefect_like.errors import UpstreamFailedError
-
-from ._helpers import count_lines, mark_call, read_lines
+from prefect_like.testing.fixtures import ConformanceFixtures
+from prefect_like.testing.helpers import count_lines, mark_call, read_lines
 
 
 @task
@@ -27,286 +27,273 @@ def explode(x: int) -> int:
     raise ValueError(f"kaput {x}")
 
 
-def test_future_argument_passes_the_upstream_result(runner):
-    @flow(task_runner=runner())
-    def pipeline() -> int:
-        a = inc.submit(1)
-        b = inc.submit(a)
-        return inc(b)
+class DependencyTests(ConformanceFixtures):
+    """Futures as arguments are dependencies; wait_for orders; a failed upstream makes NotReady."""
 
-    assert pipeline() == 4
+    def test_future_argument_passes_the_upstream_result(self, runner):
+        @flow(task_runner=runner())
+        def pipeline() -> int:
+            a = inc.submit(1)
+            b = inc.submit(a)
+            return inc(b)
 
+        assert pipeline() == 4
 
-def test_futures_nested_in_collections_are_resolved(runner):
-    @task
-    def describe(items: list, mapping: dict, pair: tuple) -> tuple:
-        return items, mapping, pair
+    def test_futures_nested_in_collections_are_resolved(self, runner):
+        @task
+        def describe(items: list, mapping: dict, pair: tuple) -> tuple:
+            return items, mapping, pair
 
-    @flow(task_runner=runner())
-    def pipeline():
-        a, b = inc.submit(1), inc.submit(10)
-        return describe.submit(
-            [a, b, 3],
-            {"a": a, "nested": {"b": [b]}},
-            (a, "const"),
-        ).result()
+        @flow(task_runner=runner())
+        def pipeline():
+            a, b = inc.submit(1), inc.submit(10)
+            return describe.submit(
+                [a, b, 3],
+                {"a": a, "nested": {"b": [b]}},
+                (a, "const"),
+            ).result()
 
-    items, mapping, pair = pipeline()
-    assert items == [2, 11, 3]
-    assert mapping == {"a": 2, "nested": {"b": [11]}}
-    assert pair == (2, "const")
+        items, mapping, pair = pipeline()
+        assert items == [2, 11, 3]
+        assert mapping == {"a": 2, "nested": {"b": [11]}}
+        assert pair == (2, "const")
 
+    def test_a_list_of_futures_feeds_a_reduction(self, runner):
+        @flow(task_runner=runner())
+        def pipeline() -> int:
+            return total([inc.submit(i) for i in range(20)])
 
-def test_a_list_of_futures_feeds_a_reduction(runner):
-    @flow(task_runner=runner())
-    def pipeline() -> int:
-        return total([inc.submit(i) for i in range(20)])
+        assert pipeline() == sum(range(1, 21))
 
-    assert pipeline() == sum(range(1, 21))
+    def test_diamond(self, runner):
+        @task
+        def combine(left: int, right: int) -> int:
+            return left * right
 
+        @flow(task_runner=runner())
+        def pipeline() -> int:
+            root = inc.submit(1)
+            left = inc.submit(root)
+            right = inc.submit(inc.submit(root))
+            return combine.submit(left, right).result()
 
-def test_diamond(runner):
-    @task
-    def combine(left: int, right: int) -> int:
-        return left * right
+        assert pipeline() == 3 * 4
 
-    @flow(task_runner=runner())
-    def pipeline() -> int:
-        root = inc.submit(1)
-        left = inc.submit(root)
-        right = inc.submit(inc.submit(root))
-        return combine.submit(left, right).result()
+    def test_wait_for_orders_without_passing_data(self, runner, tmp_path):
+        order = str(tmp_path / "order.log")
 
-    assert pipeline() == 3 * 4
+        @task
+        def first(path: str) -> str:
+            time.sleep(0.2)  # gives a runner that ignored wait_for the chance to run `second` first
+            mark_call(path, "first")
+            return "ignored"
 
+        @task
+        def second(path: str) -> int:
+            mark_call(path, "second")
+            return 7
 
-def test_wait_for_orders_without_passing_data(runner, tmp_path):
-    order = str(tmp_path / "order.log")
+        @flow(task_runner=runner())
+        def pipeline() -> int:
+            f = first.submit(order)
+            return second.submit(order, wait_for=[f]).result()
 
-    @task
-    def first(path: str) -> str:
-        time.sleep(0.2)  # gives a runner that ignored wait_for the chance to run `second` first
-        mark_call(path, "first")
-        return "ignored"
+        assert pipeline() == 7
+        assert read_lines(order) == ["first", "second"]
 
-    @task
-    def second(path: str) -> int:
-        mark_call(path, "second")
-        return 7
+    def test_wait_for_on_a_direct_call(self, runner, tmp_path):
+        order = str(tmp_path / "order.log")
 
-    @flow(task_runner=runner())
-    def pipeline() -> int:
-        f = first.submit(order)
-        return second.submit(order, wait_for=[f]).result()
+        @task
+        def step(path: str, name: str) -> None:
+            if name == "first":
+                time.sleep(0.2)
+            mark_call(path, name)
 
-    assert pipeline() == 7
-    assert read_lines(order) == ["first", "second"]
+        @flow(task_runner=runner())
+        def pipeline() -> None:
+            f = step.submit(order, "first")
+            step(order, "second", wait_for=[f])
 
+        pipeline()
+        assert read_lines(order) == ["first", "second"]
 
-def test_wait_for_on_a_direct_call(runner, tmp_path):
-    order = str(tmp_path / "order.log")
+    def test_failed_upstream_makes_downstream_not_ready(self, runner, call_log):
+        @task
+        def downstream(x: int, log: str) -> int:
+            mark_call(log)
+            return x
 
-    @task
-    def step(path: str, name: str) -> None:
-        if name == "first":
-            time.sleep(0.2)
-        mark_call(path, name)
+        out = {}
 
-    @flow(task_runner=runner())
-    def pipeline() -> None:
-        f = step.submit(order, "first")
-        step(order, "second", wait_for=[f])
+        @flow(task_runner=runner())
+        def pipeline() -> None:
+            out["up"] = up = explode.submit(1)
+            out["down"] = downstream.submit(up, call_log)
 
-    pipeline()
-    assert read_lines(order) == ["first", "second"]
-
-
-def test_failed_upstream_makes_downstream_not_ready(runner, call_log):
-    @task
-    def downstream(x: int, log: str) -> int:
-        mark_call(log)
-        return x
-
-    out = {}
-
-    @flow(task_runner=runner())
-    def pipeline() -> None:
-        out["up"] = up = explode.submit(1)
-        out["down"] = downstream.submit(up, call_log)
-
-    pipeline()
-    up, down = out["up"], out["down"]
-    assert down.done()  # the flow waits for every run it submitted
-    assert up.state.is_failed()
-    assert count_lines(call_log) == 0  # the downstream never ran
-    state = down.state
-    assert state.type is StateType.PENDING
-    assert state.is_pending()
-    assert state.name == "NotReady"
-    assert "explode" in (state.message or "")  # names the upstream task
-    with pytest.raises(UpstreamFailedError):
-        down.result()
-    assert isinstance(down.result(raise_on_failure=False), UpstreamFailedError)
-    assert isinstance(down.exception(), UpstreamFailedError)
-
-
-def test_not_ready_propagates_down_a_chain(runner, call_log):
-    @task
-    def downstream(x: int, log: str) -> int:
-        mark_call(log)
-        return x
-
-    futures = []
-
-    @flow(task_runner=runner())
-    def pipeline() -> None:
-        a = explode.submit(0)
-        b = downstream.submit(a, call_log)
-        c = downstream.submit(b, call_log)
-        d = downstream.submit({"nested": [c]}, call_log)
-        futures.extend([b, c, d])
-
-    pipeline()
-    assert count_lines(call_log) == 0
-    for f in futures:
-        assert f.state.name == "NotReady"
+        pipeline()
+        up, down = out["up"], out["down"]
+        assert down.done()  # the flow waits for every run it submitted
+        assert up.state.is_failed()
+        assert count_lines(call_log) == 0  # the downstream never ran
+        state = down.state
+        assert state.type is StateType.PENDING
+        assert state.is_pending()
+        assert state.name == "NotReady"
+        assert "explode" in (state.message or "")  # names the upstream task
         with pytest.raises(UpstreamFailedError):
-            f.result()
+            down.result()
+        assert isinstance(down.result(raise_on_failure=False), UpstreamFailedError)
+        assert isinstance(down.exception(), UpstreamFailedError)
 
+    def test_not_ready_propagates_down_a_chain(self, runner, call_log):
+        @task
+        def downstream(x: int, log: str) -> int:
+            mark_call(log)
+            return x
 
-def test_failed_wait_for_upstream_makes_downstream_not_ready(runner, call_log):
-    @task
-    def downstream(log: str) -> int:
-        mark_call(log)
-        return 1
+        futures = []
 
-    out = {}
+        @flow(task_runner=runner())
+        def pipeline() -> None:
+            a = explode.submit(0)
+            b = downstream.submit(a, call_log)
+            c = downstream.submit(b, call_log)
+            d = downstream.submit({"nested": [c]}, call_log)
+            futures.extend([b, c, d])
 
-    @flow(task_runner=runner())
-    def pipeline() -> None:
-        up = explode.submit(1)
-        out["down"] = downstream.submit(call_log, wait_for=[up])
+        pipeline()
+        assert count_lines(call_log) == 0
+        for f in futures:
+            assert f.state.name == "NotReady"
+            with pytest.raises(UpstreamFailedError):
+                f.result()
 
-    pipeline()
-    down = out["down"]
-    assert down.state.name == "NotReady"
-    assert count_lines(call_log) == 0
+    def test_failed_wait_for_upstream_makes_downstream_not_ready(self, runner, call_log):
+        @task
+        def downstream(log: str) -> int:
+            mark_call(log)
+            return 1
 
+        out = {}
 
-def test_direct_call_with_failed_upstream_raises_upstream_failed(runner, call_log):
-    @task
-    def downstream(x: int, log: str) -> int:
-        mark_call(log)
-        return x
+        @flow(task_runner=runner())
+        def pipeline() -> None:
+            up = explode.submit(1)
+            out["down"] = downstream.submit(call_log, wait_for=[up])
 
-    @flow(task_runner=runner())
-    def pipeline() -> str:
-        up = explode.submit(1)
-        try:
-            downstream(up, call_log)
-        except UpstreamFailedError:
-            return "caught"
-        return "ran"
+        pipeline()
+        down = out["down"]
+        assert down.state.name == "NotReady"
+        assert count_lines(call_log) == 0
 
-    assert pipeline() == "caught"
-    assert count_lines(call_log) == 0
+    def test_direct_call_with_failed_upstream_raises_upstream_failed(self, runner, call_log):
+        @task
+        def downstream(x: int, log: str) -> int:
+            mark_call(log)
+            return x
 
+        @flow(task_runner=runner())
+        def pipeline() -> str:
+            up = explode.submit(1)
+            try:
+                downstream(up, call_log)
+            except UpstreamFailedError:
+                return "caught"
+            return "ran"
 
-def test_allow_failure_lets_the_downstream_run(runner, call_log):
-    @task
-    def cleanup(x, log: str) -> str:
-        mark_call(log)
-        return "cleaned"
+        assert pipeline() == "caught"
+        assert count_lines(call_log) == 0
 
-    @flow(task_runner=runner())
-    def pipeline():
-        up = explode.submit(1)
-        return cleanup.submit(allow_failure(up), call_log).result()
+    def test_allow_failure_lets_the_downstream_run(self, runner, call_log):
+        @task
+        def cleanup(x, log: str) -> str:
+            mark_call(log)
+            return "cleaned"
 
-    assert pipeline() == "cleaned"
-    assert count_lines(call_log) == 1
+        @flow(task_runner=runner())
+        def pipeline():
+            up = explode.submit(1)
+            return cleanup.submit(allow_failure(up), call_log).result()
 
+        assert pipeline() == "cleaned"
+        assert count_lines(call_log) == 1
 
-def test_allow_failure_in_wait_for(runner, call_log):
-    @task
-    def cleanup(log: str) -> str:
-        mark_call(log)
-        return "cleaned"
+    def test_allow_failure_in_wait_for(self, runner, call_log):
+        @task
+        def cleanup(log: str) -> str:
+            mark_call(log)
+            return "cleaned"
 
-    @flow(task_runner=runner())
-    def pipeline():
-        up = explode.submit(1)
-        return cleanup.submit(call_log, wait_for=[allow_failure(up)]).result()
+        @flow(task_runner=runner())
+        def pipeline():
+            up = explode.submit(1)
+            return cleanup.submit(call_log, wait_for=[allow_failure(up)]).result()
 
-    assert pipeline() == "cleaned"
-    assert count_lines(call_log) == 1
+        assert pipeline() == "cleaned"
+        assert count_lines(call_log) == 1
 
+    def test_a_long_chain_of_dependent_tasks(self, runner):
+        @flow(task_runner=runner())
+        def pipeline(n: int) -> int:
+            f = inc.submit(0)
+            for _ in range(n - 1):
+                f = inc.submit(f)
+            return f.result()
 
-def test_a_long_chain_of_dependent_tasks(runner):
-    @flow(task_runner=runner())
-    def pipeline(n: int) -> int:
-        f = inc.submit(0)
-        for _ in range(n - 1):
-            f = inc.submit(f)
-        return f.result()
+        assert pipeline(300) == 300
 
-    assert pipeline(300) == 300
+    def test_wide_fan_in_on_one_upstream(self, runner):
+        @task
+        def slow_root() -> int:
+            time.sleep(0.1)
+            return 1
 
+        @flow(task_runner=runner())
+        def pipeline() -> list[int]:
+            root = slow_root.submit()
+            return [f.result() for f in [inc.submit(root) for _ in range(50)]]
 
-def test_wide_fan_in_on_one_upstream(runner):
-    @task
-    def slow_root() -> int:
-        time.sleep(0.1)
-        return 1
+        assert pipeline() == [2] * 50
 
-    @flow(task_runner=runner())
-    def pipeline() -> list[int]:
-        root = slow_root.submit()
-        return [f.result() for f in [inc.submit(root) for _ in range(50)]]
+    def test_module_wait_returns_done_and_not_done(self, runner):
+        @flow(task_runner=runner())
+        def pipeline() -> None:
+            futures = [inc.submit(i) for i in range(10)] + [explode.submit(0)]
+            done, not_done = wait(futures)
+            assert set(done) == set(futures)
+            assert not not_done
+            assert all(f.done() for f in futures)
 
-    assert pipeline() == [2] * 50
+        pipeline()
 
+    def test_as_completed_yields_every_future_once(self, runner):
+        @flow(task_runner=runner())
+        def pipeline() -> list[int]:
+            futures = [inc.submit(i) for i in range(10)] + [explode.submit(99)]
+            seen = []
+            for future in as_completed(futures):
+                assert future.done()
+                seen.append(future)
+            assert len(seen) == len(futures)
+            assert set(seen) == set(futures)
+            return sorted(f.result() for f in seen if f.state.is_completed())
 
-def test_module_wait_returns_done_and_not_done(runner):
-    @flow(task_runner=runner())
-    def pipeline() -> None:
-        futures = [inc.submit(i) for i in range(10)] + [explode.submit(0)]
-        done, not_done = wait(futures)
-        assert set(done) == set(futures)
-        assert not not_done
-        assert all(f.done() for f in futures)
+        assert pipeline() == list(range(1, 11))
 
-    pipeline()
+    def test_allow_failure_on_a_direct_call(self, runner, call_log):
+        @task
+        def cleanup(x, log: str) -> str:
+            mark_call(log)
+            return "cleaned"
 
+        @flow(task_runner=runner())
+        def pipeline() -> tuple[str, str]:
+            up = explode.submit(1)
+            return (
+                cleanup(allow_failure(up), call_log),
+                cleanup(None, call_log, wait_for=[allow_failure(up)]),
+            )
 
-def test_as_completed_yields_every_future_once(runner):
-    @flow(task_runner=runner())
-    def pipeline() -> list[int]:
-        futures = [inc.submit(i) for i in range(10)] + [explode.submit(99)]
-        seen = []
-        for future in as_completed(futures):
-            assert future.done()
-            seen.append(future)
-        assert len(seen) == len(futures)
-        assert set(seen) == set(futures)
-        return sorted(f.result() for f in seen if f.state.is_completed())
-
-    assert pipeline() == list(range(1, 11))
-
-
-def test_allow_failure_on_a_direct_call(runner, call_log):
-    @task
-    def cleanup(x, log: str) -> str:
-        mark_call(log)
-        return "cleaned"
-
-    @flow(task_runner=runner())
-    def pipeline() -> tuple[str, str]:
-        up = explode.submit(1)
-        return (
-            cleanup(allow_failure(up), call_log),
-            cleanup(None, call_log, wait_for=[allow_failure(up)]),
-        )
-
-    assert pipeline() == ("cleaned", "cleaned")
-    assert count_lines(call_log) == 2
+        assert pipeline() == ("cleaned", "cleaned")
+        assert count_lines(call_log) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from prefect_like import flow, get_run_logger, task
+from prefect_like.testing.fixtures import ConformanceFixtures
 
 
 def messages(rows) -> list[str]:
@@ -16,110 +17,107 @@ def is_level(row, name: str) -> bool:
     return level == name or level == getattr(logging, name) or str(level).upper() == name
 
 
-def test_task_logger_lines_are_stored_with_the_task_run(runner, store):
-    @task
-    def chatty(x: int) -> int:
-        logger = get_run_logger()
-        logger.info("processing item %d", x)
-        logger.warning("careful with %s", x)
-        return x
+class LoggingTests(ConformanceFixtures):
+    """get_run_logger and log_prints: lines logged in a run are stored with that run."""
 
-    @flow(task_runner=runner())
-    def pipeline():
-        future = chatty.submit(7)
-        future.wait()
-        return future.task_run_id
+    def test_task_logger_lines_are_stored_with_the_task_run(self, runner, store):
+        @task
+        def chatty(x: int) -> int:
+            logger = get_run_logger()
+            logger.info("processing item %d", x)
+            logger.warning("careful with %s", x)
+            return x
 
-    state = pipeline(return_state=True)
-    task_run_id = state.result()
-    rows = store.logs(task_run_id=task_run_id)
-    assert messages(rows) == ["processing item 7", "careful with 7"]
-    assert is_level(rows[0], "INFO")
-    assert is_level(rows[1], "WARNING")
-    assert "processing item 7" in messages(store.logs(flow_run_id=state.run_id))
+        @flow(task_runner=runner())
+        def pipeline():
+            future = chatty.submit(7)
+            future.wait()
+            return future.task_run_id
 
+        state = pipeline(return_state=True)
+        task_run_id = state.result()
+        rows = store.logs(task_run_id=task_run_id)
+        assert messages(rows) == ["processing item 7", "careful with 7"]
+        assert is_level(rows[0], "INFO")
+        assert is_level(rows[1], "WARNING")
+        assert "processing item 7" in messages(store.logs(flow_run_id=state.run_id))
 
-def test_flow_logger_lines_are_stored_with_the_flow_run(runner, store):
-    @flow(task_runner=runner())
-    def pipeline() -> None:
-        get_run_logger().info("hello from the flow")
-        get_run_logger().error("an error line")
+    def test_flow_logger_lines_are_stored_with_the_flow_run(self, runner, store):
+        @flow(task_runner=runner())
+        def pipeline() -> None:
+            get_run_logger().info("hello from the flow")
+            get_run_logger().error("an error line")
 
-    state = pipeline(return_state=True)
-    rows = store.logs(flow_run_id=state.run_id)
-    assert "hello from the flow" in messages(rows)
-    (error_row,) = [row for row in rows if row["message"] == "an error line"]
-    assert is_level(error_row, "ERROR")
+        state = pipeline(return_state=True)
+        rows = store.logs(flow_run_id=state.run_id)
+        assert "hello from the flow" in messages(rows)
+        (error_row,) = [row for row in rows if row["message"] == "an error line"]
+        assert is_level(error_row, "ERROR")
 
+    def test_each_mapped_run_logs_to_its_own_run(self, runner, store):
+        @task
+        def chatty(x: int) -> int:
+            get_run_logger().info(f"item {x}")
+            return x
 
-def test_each_mapped_run_logs_to_its_own_run(runner, store):
-    @task
-    def chatty(x: int) -> int:
-        get_run_logger().info(f"item {x}")
-        return x
+        @flow(task_runner=runner())
+        def pipeline():
+            futures = chatty.map(range(5))
+            futures.wait()
+            return [f.task_run_id for f in futures]
 
-    @flow(task_runner=runner())
-    def pipeline():
-        futures = chatty.map(range(5))
-        futures.wait()
-        return [f.task_run_id for f in futures]
+        ids = pipeline()
+        assert [messages(store.logs(task_run_id=run_id)) for run_id in ids] == [
+            [f"item {i}"] for i in range(5)
+        ]
 
-    ids = pipeline()
-    assert [messages(store.logs(task_run_id=run_id)) for run_id in ids] == [
-        [f"item {i}"] for i in range(5)
-    ]
+    def test_task_log_prints(self, runner, store, capsys):
+        @task(log_prints=True)
+        def printer(x: int) -> int:
+            print("printed", x)
+            return x
 
+        @flow(task_runner=runner())
+        def pipeline():
+            future = printer.submit(3)
+            future.wait()
+            return future.task_run_id
 
-def test_task_log_prints(runner, store, capsys):
-    @task(log_prints=True)
-    def printer(x: int) -> int:
-        print("printed", x)
-        return x
+        task_run_id = pipeline()
+        assert "printed 3" in messages(store.logs(task_run_id=task_run_id))
 
-    @flow(task_runner=runner())
-    def pipeline():
-        future = printer.submit(3)
-        future.wait()
-        return future.task_run_id
+    def test_flow_log_prints(self, runner, store):
+        @flow(log_prints=True, task_runner=runner())
+        def pipeline() -> None:
+            print("flow says hi")
 
-    task_run_id = pipeline()
-    assert "printed 3" in messages(store.logs(task_run_id=task_run_id))
+        state = pipeline(return_state=True)
+        assert "flow says hi" in messages(store.logs(flow_run_id=state.run_id))
 
+    def test_prints_are_not_captured_without_log_prints(self, runner, store, capsys):
+        @task(log_prints=False)
+        def printer() -> None:
+            print("not a log line")
 
-def test_flow_log_prints(runner, store):
-    @flow(log_prints=True, task_runner=runner())
-    def pipeline() -> None:
-        print("flow says hi")
+        @flow(task_runner=runner())
+        def pipeline():
+            future = printer.submit()
+            future.wait()
+            return future.task_run_id
 
-    state = pipeline(return_state=True)
-    assert "flow says hi" in messages(store.logs(flow_run_id=state.run_id))
+        state = pipeline(return_state=True)
+        assert "not a log line" not in messages(store.logs(task_run_id=state.result()))
+        assert "not a log line" not in messages(store.logs(flow_run_id=state.run_id))
 
+    def test_logging_in_async_task(self, runner, store):
+        @task
+        async def chatty() -> None:
+            get_run_logger().info("async hello")
 
-def test_prints_are_not_captured_without_log_prints(runner, store, capsys):
-    @task(log_prints=False)
-    def printer() -> None:
-        print("not a log line")
+        @flow(task_runner=runner())
+        def pipeline():
+            future = chatty.submit()
+            future.wait()
+            return future.task_run_id
 
-    @flow(task_runner=runner())
-    def pipeline():
-        future = printer.submit()
-        future.wait()
-        return future.task_run_id
-
-    state = pipeline(return_state=True)
-    assert "not a log line" not in messages(store.logs(task_run_id=state.result()))
-    assert "not a log line" not in messages(store.logs(flow_run_id=state.run_id))
-
-
-def test_logging_in_async_task(runner, store):
-    @task
-    async def chatty() -> None:
-        get_run_logger().info("async hello")
-
-    @flow(task_runner=runner())
-    def pipeline():
-        future = chatty.submit()
-        future.wait()
-        return future.task_run_id
-
-    assert messages(store.logs(task_run_id=pipeline())) == ["async hello"]
+        assert messages(store.logs(task_run_id=pipeline())) == ["async hello"]
