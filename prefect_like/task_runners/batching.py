@@ -19,10 +19,18 @@ outcome to ``_batch_done``. What happens to a submitted call, in order:
    futures get their states, so a flow that saw a future end never outruns its events.
 4. An engine task that raised: if an upstream it was given had not completed on the cluster (it
    crashed or is being re-run), the batch is re-submitted once those upstreams ended, with their
-   final states. Otherwise a batch of several calls is split into single re-runs to find the
-   culprit; a single call whose worker died ends CRASHED ("the worker died ..."), or is re-run
-   as a retry when it has retries left; any other engine error ends it FAILED. Re-runs number
-   their events above everything the earlier attempt could have stored.
+   final states. If its worker died, this process cannot tell which of the runs on that worker
+   (this batch's, another thread's, another batch's) killed it, so every run of the batch is
+   *lost*: lost for the first time, it is rescheduled and its next attempt runs alone, in a batch
+   of one; each further loss uses up one of its ``retries``; a loss with none left, or the
+   ``MAX_WORKER_LOSSES``-th (Dask's default allowed-failures + 1: we never take more workers down
+   than raw Dask does), ends it CRASHED ("... it was lost N times"). So a bystander of one death
+   completes, and a run that kills its worker ends CRASHED after ``min(retries + 2, 4)`` deaths.
+   Every re-run is another attempt: a RUNNING state named Rescheduled saying the worker died,
+   and ``run_count`` one higher. Any other engine error splits a batch of several calls into
+   single re-runs to find the culprit, and ends a single call FAILED. Re-runs number their
+   events above everything the earlier attempt could have stored, and this process records the
+   end of an attempt (Rescheduled, Crashed) at the top of that attempt's range.
 """
 
 from __future__ import annotations
@@ -62,11 +70,26 @@ from prefect_like.tasks import TaskCall
 from prefect_like.tracking import events as _events
 from prefect_like.tracking.events import task_event
 
+# A run lost with its worker this many times ends CRASHED, whatever its retries: Dask's default
+# allowed-failures (3) plus one, so a run that kills its worker takes no more workers down than
+# it would on raw Dask.
+MAX_WORKER_LOSSES = 4
+
 
 class DistFuture(TaskFuture[Any]):
     """A task run's future on a distributed runner: waiting on it sends its batch at once."""
 
-    __slots__ = ("_runner", "_call", "_work", "_batch", "_ref", "_slot", "_attempt", "_runs")
+    __slots__ = (
+        "_runner",
+        "_call",
+        "_work",
+        "_batch",
+        "_ref",
+        "_slot",
+        "_attempt",
+        "_runs",
+        "_losses",
+    )
 
     def __init__(self, runner: BatchingTaskRunner, call: TaskCall) -> None:
         super().__init__(call.task_run_id, call.task.name)
@@ -76,8 +99,9 @@ class DistFuture(TaskFuture[Any]):
         self._batch: Batch | None = None
         self._ref: Any = None  # the engine future / ObjectRef whose result holds this run's state
         self._slot = 0
-        self._attempt = 0  # re-runs so far (worker deaths, split batches)
-        self._runs = 0  # runs used up by worker deaths, counted against retries
+        self._attempt = 0  # re-runs so far (worker deaths, split batches): the seq offset
+        self._runs = 0  # attempts lost with their worker: the run_count offset
+        self._losses = 0  # worker deaths this run was lost in (Dask may report several at once)
 
     def add_done_callback(self, fn: Callable[[TaskFuture[Any]], Any]) -> None:
         batch = self._batch
@@ -135,7 +159,9 @@ class BatchingTaskRunner(TaskRunner):
         """The picklable channel workers send event batches over."""
 
     @abc.abstractmethod
-    def _engine_submit(self, payload: bytes, args: list[Any], options: dict[str, Any], name: str) -> Any:
+    def _engine_submit(
+        self, payload: bytes, args: list[Any], options: dict[str, Any], name: str
+    ) -> Any:
         """Start ``run_batch(payload, channel, interval, *args)``; return the engine's future."""
 
     @abc.abstractmethod
@@ -146,7 +172,8 @@ class BatchingTaskRunner(TaskRunner):
     def _engine_cancel(self, refs: list[Any]) -> None: ...
 
     @abc.abstractmethod
-    def _is_worker_death(self, exc: BaseException) -> bool: ...
+    def _worker_deaths(self, exc: BaseException) -> int:
+        """How many worker deaths the engine error ``exc`` reports (0: it is no worker death)."""
 
     def _engine_collect_events(self) -> None:
         """Pull streamed events that the engine does not push (called at shutdown)."""
@@ -166,7 +193,9 @@ class BatchingTaskRunner(TaskRunner):
         self._slots = max(1, self._engine_slots())
         self._channel = self._engine_channel()
         self._channel.home = os.getpid()
-        self._flusher = threading.Thread(target=self._flush_loop, name="prefect-like-batcher", daemon=True)
+        self._flusher = threading.Thread(
+            target=self._flush_loop, name="prefect-like-batcher", daemon=True
+        )
         self._flusher.start()
 
     def on_shutdown(self, cancelled: bool) -> None:
@@ -188,8 +217,10 @@ class BatchingTaskRunner(TaskRunner):
         # Upstreams of this runner are engine arguments; only a future of another runner (a
         # parent flow's), or one itself waiting for such a future, is waited for, by callback.
         return [
-            u for u in call.upstream
-            if not u.done() and (not isinstance(u, DistFuture) or u._runner is not self or u._batch is None)
+            u
+            for u in call.upstream
+            if not u.done()
+            and (not isinstance(u, DistFuture) or u._runner is not self or u._batch is None)
         ]
 
     def execute(self, work: Work) -> None:
@@ -281,13 +312,19 @@ class BatchingTaskRunner(TaskRunner):
 
         def leaf(upstream: Any) -> Upstream:
             if isinstance(upstream, DistFuture) and upstream._runner is self:
-                ref = upstream._ref if upstream.done() else (upstream._batch.ref if upstream._batch else None)
+                ref = (
+                    upstream._ref
+                    if upstream.done()
+                    else (upstream._batch.ref if upstream._batch else None)
+                )
                 if ref is not None:
                     uses.append((upstream, ref))
                     if id(ref) not in index:
                         index[id(ref)] = len(args)
                         args.append(ref)
-                    return Upstream(index[id(ref)], upstream._slot, upstream.task_run_id, upstream.task_name)
+                    return Upstream(
+                        index[id(ref)], upstream._slot, upstream.task_run_id, upstream.task_name
+                    )
             # Ended in this process (crashed, cancelled) or a foreign future: its state by value.
             args.append(upstream.state)
             return Upstream(len(args) - 1, None, upstream.task_run_id, upstream.task_name)
@@ -301,15 +338,22 @@ class BatchingTaskRunner(TaskRunner):
             if call.upstream:
                 call = dataclasses.replace(
                     call,
-                    parameters={name: replace_upstream(value, leaf) for name, value in call.parameters.items()},
+                    parameters={
+                        name: replace_upstream(value, leaf)
+                        for name, value in call.parameters.items()
+                    },
                     upstream=(True,),
                     wait_for=tuple(replace_upstream(value, leaf) for value in call.wait_for),
                 )
             if future._attempt:
                 offsets[position] = (future._attempt * SEQ_STRIDE, future._runs)
-                if future._runs:
-                    retries_left = max(0, call.task.options.retries - future._runs)
-                    call = dataclasses.replace(call, task=call.task.with_options(retries=retries_left))
+                # The first loss is free (it may have been a bystander); later ones use retries.
+                used = max(0, future._losses - 1)
+                if used:
+                    retries_left = max(0, call.task.options.retries - used)
+                    call = dataclasses.replace(
+                        call, task=call.task.with_options(retries=retries_left)
+                    )
             calls.append(call)
         batch.uses = uses
         try:
@@ -334,7 +378,11 @@ class BatchingTaskRunner(TaskRunner):
             logger.exception("prefect-like could not handle the outcome of a batch")
             for future in batch.futures:
                 if not future.done() and future._call is not None:
-                    self._end(future, Crashed(f"Crashed: the runner failed to handle the result: {exc}", exc), exc)
+                    self._end(
+                        future,
+                        Crashed(f"Crashed: the runner failed to handle the result: {exc}", exc),
+                        exc,
+                    )
 
     def _handle_outcome(self, batch: Batch, ok: bool, value: Any, serialization: bool) -> None:
         if ok:
@@ -348,7 +396,9 @@ class BatchingTaskRunner(TaskRunner):
                 self._inflight.discard(batch)
                 per_call = elapsed / len(states)
                 known = self._seconds_per_call.get(fn)
-                self._seconds_per_call[fn] = per_call if known is None else 0.7 * known + 0.3 * per_call
+                self._seconds_per_call[fn] = (
+                    per_call if known is None else 0.7 * known + 0.3 * per_call
+                )
                 if batch.single:
                     self._probing.pop(fn, None)
             for slot, (future, state) in enumerate(zip(batch.futures, states, strict=True)):
@@ -370,25 +420,44 @@ class BatchingTaskRunner(TaskRunner):
             futures = batch.futures
             when_done(fresh, lambda: self._rerun(futures))  # type: ignore[arg-type]
             return
+        deaths = 0 if serialization else self._worker_deaths(value)
+        if deaths:
+            for future in batch.futures:
+                self._lost(future, value, deaths)
+            return
         if len(batch.futures) > 1:  # find the culprit: every call again, on its own
             for future in batch.futures:
                 future._attempt += 1
             self._rerun(batch.futures, singles=True)
             return
         (future,) = batch.futures
+        self._end(future, Failed(value), value)
+
+    def _lost(self, future: DistFuture, error: BaseException, deaths: int) -> None:
+        """A run whose worker died under it: rescheduled, or CRASHED (the rule in step 4 above)."""
         call = future._call
         assert call is not None
-        if serialization or not self._is_worker_death(value):
-            self._end(future, Failed(value), value)
+        future._losses += deaths
+        losses, retries = future._losses, call.task.options.retries
+        died = f"the worker died while running task run {call.name!r}"
+        why = f"{type(error).__name__}: {error}"
+        if losses > min(retries + 1, MAX_WORKER_LOSSES - 1):
+            self._end(future, Crashed(f"{died}: it was lost {losses} times ({why})", error), error)
             return
-        message = f"the worker died while running task run {call.name!r} ({type(value).__name__}: {value})"
-        if future._runs < call.task.options.retries:
-            self._emit(future, State(StateType.RUNNING, "Retrying", message), {"run_count": future._runs + 1})
-            future._attempt += 1
-            future._runs += 1
-            self._rerun([future], singles=True)
-            return
-        self._end(future, Crashed(message, value), value)
+        if losses == 1:
+            message = (
+                f"{died}, which may have been another run's doing: rescheduled to run alone ({why})"
+            )
+        else:
+            message = f"{died} again: rescheduled, retry {losses - 1} of {retries} ({why})"
+        self._emit(
+            future,
+            State(StateType.RUNNING, "Rescheduled", message),
+            {"run_count": future._runs + 2},
+        )
+        future._attempt += 1
+        future._runs += 1
+        self._rerun([future], singles=True)
 
     def _rerun(self, futures: list[DistFuture], singles: bool = False) -> None:
         with self._lock:
@@ -441,7 +510,9 @@ class BatchingTaskRunner(TaskRunner):
             self._engine_cancel([batch.ref for batch in inflight])
             for batch in inflight:
                 for future in batch.futures:
-                    if future._work is not None:  # outranks anything its attempt sent from the cluster
+                    if (
+                        future._work is not None
+                    ):  # outranks anything its attempt sent from the cluster
                         future._work.cancel(ON_CLUSTER, started=True)
             self._inflight.clear()
 
@@ -453,8 +524,10 @@ def _unpicklable(calls: list[TaskCall], exc: Exception) -> str:
             try:
                 cloudpickle.dumps(value)
             except Exception as error:
-                return (f"argument {name!r} of task run {call.name!r} ({type(value).__name__}) cannot be "
-                        f"sent to the cluster: {error}; pass something picklable, or create it inside the task")
+                return (
+                    f"argument {name!r} of task run {call.name!r} ({type(value).__name__}) cannot be "
+                    f"sent to the cluster: {error}; pass something picklable, or create it inside the task"
+                )
     return f"task run arguments cannot be sent to the cluster: {exc}"
 
 
@@ -468,6 +541,9 @@ def pythonpath_for_workers() -> str:
 
     core = os.path.dirname(os.path.dirname(os.path.abspath(prefect_like.__file__)))
     runners = os.path.join(core, "runners")  # the Dask and Ray hooks, in a source checkout
-    parts = [core, *([runners] if os.path.isdir(runners) else []),
-             *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    parts = [
+        core,
+        *([runners] if os.path.isdir(runners) else []),
+        *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)),
+    ]
     return os.pathsep.join(dict.fromkeys(parts))

@@ -6,9 +6,12 @@ What happens, in order (the engine-agnostic part is ``prefect_like.task_runners.
 1. ``start`` connects a ``distributed.Client``: to ``address`` (an existing scheduler, left
    running), or to a cluster it starts itself (``cluster_class``, by default a ``LocalCluster``
    of worker processes, closed again by ``shutdown``). Its own cluster gets
-   ``allowed_failures=0``, so a worker dying mid-task reaches us at once and prefect-like's
-   retries, not Dask's, decide what happens; on someone else's cluster Dask may first re-run the
-   task on other workers. Worker processes get a PYTHONPATH that imports prefect-like.
+   ``allowed_failures=0``, so a worker dying mid-task reaches us at once (as ``KilledWorker``,
+   for every task that was on it) and prefect-like's rule for lost runs decides what happens
+   (``batching``, step 4: the bystanders are rescheduled, the culprit ends CRASHED); on someone
+   else's cluster Dask first re-runs the task on other workers, and its ``KilledWorker`` counts
+   as the ``allowed_failures + 1`` deaths it reports. Worker processes get a PYTHONPATH that
+   imports prefect-like.
 2. The client subscribes to a topic of its own. Workers ``log_event`` pickled event batches to
    it (over the worker's ordered stream to the scheduler, the same stream that later reports the
    task's result), and the handler puts them in this process's event buffer.
@@ -95,7 +98,9 @@ class DaskTaskRunner(BatchingTaskRunner):
         self.cluster: Any = None
 
     def __repr__(self) -> str:
-        where = f"address={self.address!r}" if self.address else f"cluster_class={self._cluster_name()}"
+        where = (
+            f"address={self.address!r}" if self.address else f"cluster_class={self._cluster_name()}"
+        )
         return f"DaskTaskRunner({where})"
 
     def _cluster_name(self) -> str:
@@ -125,7 +130,9 @@ class DaskTaskRunner(BatchingTaskRunner):
         self._topic = f"prefect-like-events-{uuid.uuid4().hex}"
         self.client.subscribe_topic(self._topic, self._on_event)
         self._done: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
-        self._collector = threading.Thread(target=self._collect, name="prefect-like-dask-collector", daemon=True)
+        self._collector = threading.Thread(
+            target=self._collect, name="prefect-like-dask-collector", daemon=True
+        )
         self._collector.start()
 
     def _engine_stop(self) -> None:
@@ -146,10 +153,19 @@ class DaskTaskRunner(BatchingTaskRunner):
     def _engine_channel(self) -> Channel:
         return DaskChannel(self._topic)
 
-    def _engine_submit(self, payload: bytes, args: list[Any], options: dict[str, Any], name: str) -> Any:
+    def _engine_submit(
+        self, payload: bytes, args: list[Any], options: dict[str, Any], name: str
+    ) -> Any:
         key = f"{name}-batch-{uuid.uuid4().hex}"
         future = self.client.submit(
-            run_batch, payload, self._channel, self.event_interval, *args, key=key, pure=False, **options
+            run_batch,
+            payload,
+            self._channel,
+            self.event_interval,
+            *args,
+            key=key,
+            pure=False,
+            **options,
         )
         return future
 
@@ -160,10 +176,10 @@ class DaskTaskRunner(BatchingTaskRunner):
         if refs:
             self.client.cancel(refs, force=True)
 
-    def _is_worker_death(self, exc: BaseException) -> bool:
+    def _worker_deaths(self, exc: BaseException) -> int:
         from distributed.scheduler import KilledWorker
 
-        return isinstance(exc, KilledWorker)
+        return exc.allowed_failures + 1 if isinstance(exc, KilledWorker) else 0
 
     # -- events and results ---------------------------------------------------------------------
 

@@ -16,7 +16,9 @@ What happens, in order (the engine-agnostic part is ``prefect_like.task_runners.
    ``max_retries=0``: upstream ObjectRefs are arguments, Ray resolves them on the cluster.
 4. A collector thread ``ray.wait``\\ s on the batches in flight, gets every ready one and hands
    results (or errors) to ``_batch_done``. ``WorkerCrashedError``, ``OutOfMemoryError`` and a
-   dead node count as the worker dying.
+   dead node count as the worker dying, under the same rule for lost runs as on Dask
+   (``batching``, step 4). A Ray worker process runs one task at a time, so a run that kills
+   its worker loses only its own batch; a dead node loses every batch on it.
 """
 
 from __future__ import annotations
@@ -74,7 +76,9 @@ class RayTaskRunner(BatchingTaskRunner):
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, init_kwargs: dict[str, Any] | None = None, **settings: Any) -> None:
+    def __init__(
+        self, address: str | None = None, init_kwargs: dict[str, Any] | None = None, **settings: Any
+    ) -> None:
         super().__init__(**settings)
         self.address = address
         self.init_kwargs = dict(init_kwargs or {})
@@ -109,8 +113,12 @@ class RayTaskRunner(BatchingTaskRunner):
         self._channel_obj = RayChannel(uuid.uuid4().hex, self._sink)
         self._new: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
         self._stop_polling = threading.Event()
-        self._collector = threading.Thread(target=self._collect, name="prefect-like-ray-collector", daemon=True)
-        self._poller = threading.Thread(target=self._poll, name="prefect-like-ray-events", daemon=True)
+        self._collector = threading.Thread(
+            target=self._collect, name="prefect-like-ray-collector", daemon=True
+        )
+        self._poller = threading.Thread(
+            target=self._poll, name="prefect-like-ray-events", daemon=True
+        )
         self._collector.start()
         self._poller.start()
 
@@ -140,7 +148,9 @@ class RayTaskRunner(BatchingTaskRunner):
 
         return int(ray.cluster_resources().get("CPU", 1))
 
-    def _engine_submit(self, payload: bytes, args: list[Any], options: dict[str, Any], name: str) -> Any:
+    def _engine_submit(
+        self, payload: bytes, args: list[Any], options: dict[str, Any], name: str
+    ) -> Any:
         remote = self._remote
         if options:
             key = repr(sorted(options.items()))
@@ -156,15 +166,20 @@ class RayTaskRunner(BatchingTaskRunner):
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=True)
 
-    def _is_worker_death(self, exc: BaseException) -> bool:
+    def _worker_deaths(self, exc: BaseException) -> int:
         from ray import exceptions
 
         deaths = tuple(
             getattr(exceptions, name)
-            for name in ("WorkerCrashedError", "OutOfMemoryError", "NodeDiedError", "LocalRayletDiedError")
+            for name in (
+                "WorkerCrashedError",
+                "OutOfMemoryError",
+                "NodeDiedError",
+                "LocalRayletDiedError",
+            )
             if hasattr(exceptions, name)
         )
-        return isinstance(exc, deaths)
+        return 1 if isinstance(exc, deaths) else 0
 
     def _engine_collect_events(self) -> None:
         self._take_events()

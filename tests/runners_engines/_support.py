@@ -9,11 +9,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from prefect_like import task
 from tests.polling import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PYTHONPATH = os.pathsep.join(
-    dict.fromkeys([str(REPO_ROOT), str(REPO_ROOT / "runners"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])
+    dict.fromkeys(
+        [
+            str(REPO_ROOT),
+            str(REPO_ROOT / "runners"),
+            *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)),
+        ]
+    )
 )
 ENV = {**os.environ, "PYTHONPATH": PYTHONPATH}
 
@@ -25,6 +32,21 @@ poll = wait_until
 def wait_for_file(path: str, timeout: float) -> None:
     """Used inside tasks: return once ``path`` exists (the test creates it)."""
     poll(lambda: os.path.exists(path), timeout, path)
+
+
+def count_start(log: str, name: str) -> int:
+    """Used inside tasks: append ``name`` to ``log``; how many times ``name`` started so far."""
+    with open(log, "a") as f:
+        f.write(name + "\n")
+    return starts(log, name)
+
+
+def starts(log: str, name: str) -> int:
+    """How many times ``name`` was appended to ``log``."""
+    if not os.path.exists(log):
+        return 0
+    with open(log) as f:
+        return f.read().splitlines().count(name)
 
 
 def wait_for_task_state(store: Any, task_name: str, state: str, timeout: float) -> dict[str, Any]:
@@ -69,3 +91,51 @@ def flow_in_thread(fn: Callable[[], Any], timeout: float = 120) -> Iterator[Outc
     assert not thread.is_alive(), "the flow did not finish"
     if outcome.error is not None:
         raise outcome.error
+
+
+# A worker death with a bystander: ``culprit`` kills its worker once ``bystander`` runs beside it;
+# the bystander waits for a file the culprit writes only on its second attempt (so its first
+# attempt is still running when the worker dies, wherever the two ran), and the flow releases
+# the culprit's second death only once the bystander has ended.
+
+
+@task
+def culprit(log: str, folder: str) -> str:
+    n = count_start(log, "culprit")
+    Path(folder, f"culprit-{n}").touch()
+    wait_for_file(str(Path(folder, "bystander-1" if n == 1 else "release")), timeout=60)
+    os._exit(1)
+
+
+@task
+def bystander(log: str, folder: str) -> str:
+    n = count_start(log, "bystander")
+    Path(folder, f"bystander-{n}").touch()
+    wait_for_file(str(Path(folder, "culprit-2")), timeout=60)
+    return "done"
+
+
+def culprit_and_bystander(log: str, folder: str) -> tuple[str, str]:
+    """In a flow: run both, release the culprit once the bystander ended; their task run ids."""
+    killer = culprit.submit(log, folder)
+    other = bystander.submit(log, folder)
+    other.wait()
+    Path(folder, "release").touch()
+    killer.wait()
+    return killer.task_run_id, other.task_run_id
+
+
+@task(retries=1)
+def kills_its_worker(log: str) -> None:
+    count_start(log, "kills_its_worker")
+    os._exit(1)
+
+
+@task(retries=5)
+def kills_its_worker_with_many_retries(log: str) -> None:
+    count_start(log, "kills_its_worker_with_many_retries")
+    os._exit(1)
+
+
+def state_names(run: dict[str, Any]) -> list[str]:
+    return [s["state_name"] for s in run["states"]]

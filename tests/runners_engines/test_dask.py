@@ -14,7 +14,12 @@ from prefect_like import flow, get_run_logger, task
 
 from ._support import (
     ENV,
+    culprit_and_bystander,
     flow_in_thread,
+    kills_its_worker,
+    kills_its_worker_with_many_retries,
+    starts,
+    state_names,
     wait_for_file,
     wait_for_task_state,
 )
@@ -88,11 +93,31 @@ def external_cluster(tmp_path):
     bin_dir = Path(sys.executable).parent
     common = {"env": ENV, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     scheduler = subprocess.Popen(
-        [str(bin_dir / "dask"), "scheduler", "--scheduler-file", str(scheduler_file), "--port", "0",
-         "--no-dashboard"], **common)
+        [
+            str(bin_dir / "dask"),
+            "scheduler",
+            "--scheduler-file",
+            str(scheduler_file),
+            "--port",
+            "0",
+            "--no-dashboard",
+        ],
+        **common,
+    )
     worker = subprocess.Popen(
-        [str(bin_dir / "dask"), "worker", "--scheduler-file", str(scheduler_file), "--nworkers", "1",
-         "--nthreads", "2", "--no-dashboard"], **common)
+        [
+            str(bin_dir / "dask"),
+            "worker",
+            "--scheduler-file",
+            str(scheduler_file),
+            "--nworkers",
+            "1",
+            "--nthreads",
+            "2",
+            "--no-dashboard",
+        ],
+        **common,
+    )
     try:
         client = distributed.Client(scheduler_file=str(scheduler_file), timeout=60)
         client.wait_for_workers(1, timeout=60)
@@ -129,7 +154,11 @@ def test_worker_dying_mid_task_ends_it_crashed_and_the_flow_goes_on(store):
     def pipeline():
         crashed = die.submit()
         crashed.wait()
-        return crashed.task_run_id, (crashed.state.is_crashed(), crashed.state.message), inc.map(range(10)).result()
+        return (
+            crashed.task_run_id,
+            (crashed.state.is_crashed(), crashed.state.message),
+            inc.map(range(10)).result(),
+        )
 
     state = pipeline(return_state=True)
     assert state.is_completed()
@@ -164,7 +193,52 @@ def test_a_task_whose_worker_died_is_retried_when_it_has_retries_left(call_log, 
     run = store.get_task_run(task_run_id)
     assert run["state"] == "COMPLETED"
     assert run["run_count"] == 2
-    assert "Retrying" in [s["state_name"] for s in run["states"]]
+    assert "Rescheduled" in state_names(run)
+
+
+@pytest.mark.slow
+def test_a_worker_death_reruns_its_bystander_and_crashes_the_culprit(tmp_path, call_log, store):
+    """One worker, two threads: the culprit kills it while the bystander runs on the other thread.
+    Raw Dask reschedules the bystander; so do we, and both re-runs are on the record."""
+
+    @flow(task_runner=DaskTaskRunner(cluster_kwargs={"n_workers": 1, "threads_per_worker": 2}))
+    def pipeline() -> tuple[str, str]:
+        return culprit_and_bystander(call_log, str(tmp_path))
+
+    state = pipeline(return_state=True)
+    culprit_id, bystander_id = state.result()
+    bystander = store.get_task_run(bystander_id)
+    assert bystander["state"] == "COMPLETED" and bystander["result"] == "done"
+    assert bystander["run_count"] == 2
+    (rescheduled,) = [s for s in bystander["states"] if s["state_name"] == "Rescheduled"]
+    assert rescheduled["state"] == "RUNNING" and "worker died" in rescheduled["message"]
+    culprit = store.get_task_run(culprit_id)
+    assert culprit["state"] == "CRASHED" and "it was lost 2 times" in culprit["message"]
+    assert culprit["run_count"] == 2 and state_names(culprit).count("Rescheduled") == 1
+    assert (starts(call_log, "culprit"), starts(call_log, "bystander")) == (2, 2)
+    assert store.get_flow_run(state.run_id)["task_runs"] == {"Completed": 1, "Crashed": 1}
+
+
+@pytest.mark.slow
+def test_a_task_that_kills_its_worker_is_tried_a_bounded_number_of_times(call_log, store):
+    """Its first loss is free (it may have been a bystander), each further one uses a retry, and
+    it never takes more than 4 workers down: Dask's default allowed-failures is 3."""
+
+    @flow(task_runner=DaskTaskRunner(cluster_kwargs={"n_workers": 1, "threads_per_worker": 1}))
+    def pipeline() -> list[str]:
+        ids = []
+        for fn in (kills_its_worker, kills_its_worker_with_many_retries):
+            future = fn.submit(call_log)
+            future.wait()
+            ids.append(future.task_run_id)
+        return ids
+
+    one_retry, many_retries = (store.get_task_run(i) for i in pipeline())
+    assert starts(call_log, "kills_its_worker") == 3  # retries=1: 1 + 1 free + 1 retry
+    assert starts(call_log, "kills_its_worker_with_many_retries") == 4  # retries=5, capped
+    for run, tries in ((one_retry, 3), (many_retries, 4)):
+        assert run["state"] == "CRASHED" and f"it was lost {tries} times" in run["message"]
+        assert run["run_count"] == tries and state_names(run).count("Rescheduled") == tries - 1
 
 
 @pytest.mark.slow
@@ -224,8 +298,13 @@ def test_missing_dask_gives_the_install_hint(tmp_path):
         "def pipeline():\n    return 1\n"
         "try:\n    pipeline()\nexcept ImportError as exc:\n    print(exc)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], env={**ENV, "PREFECT_LIKE_HOME": str(tmp_path)},
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**ENV, "PREFECT_LIKE_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert 'pip install "prefect-like[dask]"' in done.stdout, done.stderr
 
 
@@ -247,8 +326,11 @@ def test_what_cannot_travel_to_or_from_the_cluster_fails_that_run_saying_why(sto
 
     @flow(task_runner=own_cluster())
     def pipeline():
-        sent = [takes.submit(threading.Lock()), takes.submit(i for i in range(3)),
-                takes.submit(lambda x: x)]  # cloudpickle carries a lambda: that one runs
+        sent = [
+            takes.submit(threading.Lock()),
+            takes.submit(i for i in range(3)),
+            takes.submit(lambda x: x),
+        ]  # cloudpickle carries a lambda: that one runs
         back = returns_a_lock.submit(1)
         fine = inc.map(range(5))
         states = [(f.wait(), f.state)[1] for f in [*sent, back]]
@@ -256,7 +338,9 @@ def test_what_cannot_travel_to_or_from_the_cluster_fails_that_run_saying_why(sto
 
     (lock_arg, gen_arg, lambda_arg, lock_result), fine = pipeline(return_state=True).result()
     assert fine == [1, 2, 3, 4, 5]
-    assert lambda_arg[1] == "COMPLETED" and store.get_task_run(lambda_arg[0])["result"] == "function"
+    assert (
+        lambda_arg[1] == "COMPLETED" and store.get_task_run(lambda_arg[0])["result"] == "function"
+    )
     for (run_id, state, message), what, why in [
         (lock_arg, "argument 'value' of task run", "cannot pickle '_thread.lock'"),
         (gen_arg, "argument 'value' of task run", "generator"),

@@ -13,7 +13,19 @@ import pytest
 
 from prefect_like import flow, get_run_logger, task
 
-from ._support import ENV, PYTHONPATH, flow_in_thread, poll, wait_for_file, wait_for_task_state
+from ._support import (
+    ENV,
+    PYTHONPATH,
+    culprit_and_bystander,
+    flow_in_thread,
+    kills_its_worker,
+    kills_its_worker_with_many_retries,
+    poll,
+    starts,
+    state_names,
+    wait_for_file,
+    wait_for_task_state,
+)
 
 ray = pytest.importorskip("ray")
 from prefect_like_ray import RayTaskRunner  # noqa: E402
@@ -78,7 +90,13 @@ def no_ray():
 def local_ray():
     """One local Ray (2 CPUs) for the tests below; RayTaskRunner() uses the Ray already running."""
     ray.shutdown()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, runtime_env=RUNTIME_ENV, log_to_driver=False)
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        runtime_env=RUNTIME_ENV,
+        log_to_driver=False,
+    )
     yield
     ray.shutdown()
 
@@ -105,14 +123,28 @@ def test_ray_start_head_cluster_by_address(no_ray, store):
     port = _free_port()
     ray_bin = str(Path(sys.executable).parent / "ray")
     head = subprocess.Popen(
-        [ray_bin, "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-         "--node-ip-address=127.0.0.1"],
-        env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            ray_bin,
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            "--num-cpus=2",
+            "--include-dashboard=false",
+            "--node-ip-address=127.0.0.1",
+        ],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         poll(lambda: _accepts(port), 60, "the Ray head to listen")
 
-        @flow(task_runner=RayTaskRunner(address=f"127.0.0.1:{port}", init_kwargs={"log_to_driver": False}))
+        @flow(
+            task_runner=RayTaskRunner(
+                address=f"127.0.0.1:{port}", init_kwargs={"log_to_driver": False}
+            )
+        )
         def pipeline() -> list[int]:
             return inc.map(range(50)).result()
 
@@ -138,7 +170,12 @@ def test_worker_dying_mid_task_ends_it_crashed_and_the_flow_goes_on(local_ray, s
     def pipeline():
         crashed = die.submit()
         crashed.wait()
-        return crashed.task_run_id, crashed.state.is_crashed(), crashed.state.message, inc.map(range(10)).result()
+        return (
+            crashed.task_run_id,
+            crashed.state.is_crashed(),
+            crashed.state.message,
+            inc.map(range(10)).result(),
+        )
 
     state = pipeline(return_state=True)
     task_run_id, is_crashed, message, values = state.result()
@@ -172,7 +209,55 @@ def test_a_task_whose_worker_died_is_retried_when_it_has_retries_left(local_ray,
     run = store.get_task_run(task_run_id)
     assert run["state"] == "COMPLETED"
     assert run["run_count"] == 2
-    assert "Retrying" in [s["state_name"] for s in run["states"]]
+    assert "Rescheduled" in state_names(run)
+
+
+@pytest.mark.slow
+def test_a_worker_death_leaves_the_bystander_alone_and_crashes_the_culprit(
+    local_ray, tmp_path, call_log, store
+):
+    """The Dask case, on Ray: there a worker process runs one task at a time, so the culprit's
+    death loses only its own batch. The bystander runs once; the culprit is re-run as on Dask."""
+
+    @flow(task_runner=RayTaskRunner())
+    def pipeline() -> tuple[str, str]:
+        return culprit_and_bystander(call_log, str(tmp_path))
+
+    state = pipeline(return_state=True)
+    culprit_id, bystander_id = state.result()
+    bystander = store.get_task_run(bystander_id)
+    assert bystander["state"] == "COMPLETED" and bystander["result"] == "done"
+    assert bystander["run_count"] == 1 and "Rescheduled" not in state_names(bystander)
+    culprit = store.get_task_run(culprit_id)
+    assert culprit["state"] == "CRASHED" and "it was lost 2 times" in culprit["message"]
+    assert culprit["run_count"] == 2
+    (rescheduled,) = [s for s in culprit["states"] if s["state_name"] == "Rescheduled"]
+    assert rescheduled["state"] == "RUNNING" and "worker died" in rescheduled["message"]
+    assert (starts(call_log, "culprit"), starts(call_log, "bystander")) == (2, 1)
+    assert store.get_flow_run(state.run_id)["task_runs"] == {"Completed": 1, "Crashed": 1}
+
+
+@pytest.mark.slow
+def test_a_task_that_kills_its_worker_is_tried_a_bounded_number_of_times(
+    local_ray, call_log, store
+):
+    """The same bound as on Dask: one free loss, then its retries, never more than 4 deaths."""
+
+    @flow(task_runner=RayTaskRunner())
+    def pipeline() -> list[str]:
+        ids = []
+        for fn in (kills_its_worker, kills_its_worker_with_many_retries):
+            future = fn.submit(call_log)
+            future.wait()
+            ids.append(future.task_run_id)
+        return ids
+
+    one_retry, many_retries = (store.get_task_run(i) for i in pipeline())
+    assert starts(call_log, "kills_its_worker") == 3
+    assert starts(call_log, "kills_its_worker_with_many_retries") == 4
+    for run, tries in ((one_retry, 3), (many_retries, 4)):
+        assert run["state"] == "CRASHED" and f"it was lost {tries} times" in run["message"]
+        assert run["run_count"] == tries and state_names(run).count("Rescheduled") == tries - 1
 
 
 @pytest.mark.slow
@@ -239,8 +324,13 @@ def test_missing_ray_gives_the_install_hint(tmp_path):
         "def pipeline():\n    return 1\n"
         "try:\n    pipeline()\nexcept ImportError as exc:\n    print(exc)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], env={**ENV, "PREFECT_LIKE_HOME": str(tmp_path)},
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**ENV, "PREFECT_LIKE_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert 'pip install "prefect-like[ray]"' in done.stdout, done.stderr
 
 
@@ -262,8 +352,11 @@ def test_what_cannot_travel_to_or_from_the_cluster_fails_that_run_saying_why(loc
 
     @flow(task_runner=RayTaskRunner())
     def pipeline():
-        sent = [takes.submit(threading.Lock()), takes.submit(i for i in range(3)),
-                takes.submit(lambda x: x)]  # cloudpickle carries a lambda: that one runs
+        sent = [
+            takes.submit(threading.Lock()),
+            takes.submit(i for i in range(3)),
+            takes.submit(lambda x: x),
+        ]  # cloudpickle carries a lambda: that one runs
         back = returns_a_lock.submit(1)
         fine = inc.map(range(5))
         states = [(f.wait(), f.state)[1] for f in [*sent, back]]
@@ -271,7 +364,9 @@ def test_what_cannot_travel_to_or_from_the_cluster_fails_that_run_saying_why(loc
 
     (lock_arg, gen_arg, lambda_arg, lock_result), fine = pipeline(return_state=True).result()
     assert fine == [1, 2, 3, 4, 5]
-    assert lambda_arg[1] == "COMPLETED" and store.get_task_run(lambda_arg[0])["result"] == "function"
+    assert (
+        lambda_arg[1] == "COMPLETED" and store.get_task_run(lambda_arg[0])["result"] == "function"
+    )
     for (run_id, state, message), what, why in [
         (lock_arg, "argument 'value' of task run", "cannot pickle '_thread.lock'"),
         (gen_arg, "argument 'value' of task run", "generator"),
