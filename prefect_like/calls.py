@@ -53,7 +53,7 @@ class Annotation(Generic[T]):
         return type(self)(value)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.value == self.value  # type: ignore[attr-defined]
+        return type(other) is type(self) and other.value == self.value
 
     def __hash__(self) -> int:
         try:
@@ -159,7 +159,7 @@ def walk(
                 fields[field.name] = new
         if not fields:
             return value
-        rebuilt = copy.copy(value)
+        rebuilt = copy.copy(value)  # type: ignore[arg-type]
         for name, new in fields.items():
             object.__setattr__(rebuilt, name, new)  # frozen dataclasses too
         return rebuilt

@@ -43,7 +43,7 @@ class TaskRunContext:
     def __init__(
         self,
         task_run_id: str,
-        flow_run_id: str,
+        flow_run_id: str | None,
         name: str,
         task: Task[..., Any],
         parameters: dict[str, Any],

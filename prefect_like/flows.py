@@ -62,7 +62,8 @@ class Flow(Generic[P, R]):
     def call_function(self, parameters: dict[str, Any]) -> Any:
         """Call the function with bound parameters (``*args``/``**kwargs`` rebuilt)."""
         if not any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in self.signature.parameters.values()):
-            return self.fn(**parameters)
+            fn: Callable[..., Any] = self.fn
+            return fn(**parameters)
         bound = self.signature.bind_partial()
         bound.arguments.update(parameters)
         return self.fn(*bound.args, **bound.kwargs)

@@ -121,7 +121,7 @@ class TaskCall:
     task: Task[..., Any]
     parameters: dict[str, Any]
     task_run_id: str
-    flow_run_id: str
+    flow_run_id: str | None  # None: a task run of no flow run (a task called outside a flow)
     name: str
     map_index: int | None = None
     upstream: tuple[Any, ...] = ()  # futures this run waits for (parameters and wait_for)
@@ -255,7 +255,7 @@ class Task(Generic[P, R]):
 
     def _call(
         self,
-        context: FlowRunContext | TaskRunContext,
+        context: FlowRunContext | TaskRunContext | _NoFlow,
         parameters: dict[str, Any],
         wait_for: Iterable[Any] | None,
         map_index: int | None = None,

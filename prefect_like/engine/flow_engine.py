@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
 import threading
 import time
@@ -199,7 +200,7 @@ def steps(run: FlowRun, return_state: bool) -> Steps[Any]:
         cancel = False
         try:
             result = yield run.body()
-            state = yield Blocking(lambda result=result: run.evaluate(result))
+            state = yield Blocking(functools.partial(run.evaluate, result))
             error = None if state.is_completed() else _exception_of(state)
         except Exception as exc:
             cancel = isinstance(exc, TimeoutError)
@@ -211,13 +212,13 @@ def steps(run: FlowRun, return_state: bool) -> Steps[Any]:
         except BaseException as exc:
             run.reset(tokens)
             cancelled = Cancelled(_cancellation(run, exc))
-            yield Blocking(lambda: run.runner.shutdown(cancel_pending=True))
-            yield Blocking(lambda cancelled=cancelled: run.finish(cancelled, None))
+            yield Blocking(functools.partial(run.runner.shutdown, cancel_pending=True))
+            yield Blocking(functools.partial(run.finish, cancelled, None))
             if run.interrupted and not isinstance(exc, KeyboardInterrupt):
                 raise Interrupted(run.interrupted) from None
             raise
         run.reset(tokens)
-        yield Blocking(lambda cancel=cancel: run.runner.shutdown(cancel_pending=cancel))
+        yield Blocking(functools.partial(run.runner.shutdown, cancel_pending=cancel))
         if state.is_completed() or attempt == retries:
             break
         logger.warning("Flow run %r failed (%s); retrying", run.name, state.message)
@@ -263,8 +264,8 @@ def _signals_cancel(run: FlowRun, task: asyncio.Task[Any] | None) -> Iterator[No
         run.interrupted = f"received {signal.Signals(signum).name}" if signum != signal.SIGINT else "was interrupted (Ctrl-C)"
         task.get_loop().call_soon_threadsafe(task.cancel)
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        previous[signum] = signal.signal(signum, cancel)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous[sig] = signal.signal(sig, cancel)
     try:
         yield
     finally:

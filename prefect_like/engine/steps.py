@@ -102,7 +102,7 @@ def drive(steps: Steps[R]) -> R:
         try:
             step = steps.send(value) if error is None else steps.throw(error)
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            return stop.value
         try:
             value, error = step.run(), None
         except BaseException as exc:  # thrown back into the body, which decides
@@ -117,7 +117,7 @@ async def drive_async(steps: Steps[R]) -> R:
         try:
             step = steps.send(value) if error is None else steps.throw(error)
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            return stop.value
         try:
             value, error = await step.run_async(), None
         except BaseException as exc:

@@ -142,6 +142,7 @@ class TaskRunner(abc.ABC):
     """Runs task calls and hands back futures of their runs; see the module docstring."""
 
     name: ClassVar[str] = "base"
+    _arguments: tuple[tuple[Any, ...], dict[str, Any]]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> TaskRunner:
         runner = super().__new__(cls)

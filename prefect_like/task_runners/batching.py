@@ -300,7 +300,7 @@ class BatchingTaskRunner(TaskRunner):
             self._dispatch(chunk)
 
     def _send_single(self, future: DistFuture) -> None:
-        batch = Batch(future._call.task if future._call else None, single=True)  # type: ignore[union-attr]
+        batch = Batch(future._call.task if future._call else None, single=True)
         batch.futures.append(future)
         self._dispatch(batch)
 
