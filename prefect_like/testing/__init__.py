@@ -34,9 +34,11 @@ from prefect_like.testing.conformance.basics import BasicsTests  # noqa: E402
 from prefect_like.testing.conformance.caching import CachingTests  # noqa: E402
 from prefect_like.testing.conformance.dependencies import DependencyTests  # noqa: E402
 from prefect_like.testing.conformance.failures import FailureTests  # noqa: E402
+from prefect_like.testing.conformance.interrupts import InterruptTests  # noqa: E402
 from prefect_like.testing.conformance.logs import LoggingTests  # noqa: E402
 from prefect_like.testing.conformance.map import MapTests  # noqa: E402
 from prefect_like.testing.conformance.retries import RetryTests  # noqa: E402
+from prefect_like.testing.conformance.runners import RunnerLifecycleTests  # noqa: E402
 from prefect_like.testing.conformance.timeouts import TimeoutTests  # noqa: E402
 from prefect_like.testing.conformance.tracking import TrackingTests  # noqa: E402
 from prefect_like.testing.fixtures import ConformanceFixtures  # noqa: E402
@@ -53,6 +55,8 @@ class RunnerConformance(
     LoggingTests,
     TrackingTests,
     AsyncTests,
+    RunnerLifecycleTests,
+    InterruptTests,
 ):
     """Every conformance test; a subclass provides the ``runner`` fixture."""
 
@@ -64,10 +68,12 @@ __all__ = [
     "ConformanceFixtures",
     "DependencyTests",
     "FailureTests",
+    "InterruptTests",
     "LoggingTests",
     "MapTests",
     "RetryTests",
     "RunnerConformance",
+    "RunnerLifecycleTests",
     "TimeoutTests",
     "TrackingTests",
 ]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from prefect_like import StateType, allow_failure, as_completed, flow, task, wait
 from prefect_like.errors import UpstreamFailedError
@@ -25,6 +28,34 @@ def total(values) -> int:
 @task
 def explode(x: int) -> int:
     raise ValueError(f"kaput {x}")
+
+
+# Containers a task argument may hide futures in. Prefect 3 resolves futures inside lists, tuples,
+# sets, dicts, dataclass instances and pydantic models: ``visit_collection`` in PrefectHQ/prefect's
+# ``src/prefect/utilities/collections.py`` walks each (dataclasses through ``fields()``, models
+# through ``model_fields``) and rebuilds it with the results. Module level, so Dask and Ray
+# workers import them.
+
+
+@dataclasses.dataclass
+class Trial:
+    lr: Any
+    scores: Any
+
+
+class TrialModel(BaseModel):
+    lr: Any
+    scores: Any
+
+
+@task
+def describe_trial(trial: Any) -> tuple[str, Any, Any]:
+    return type(trial).__name__, trial.lr, trial.scores
+
+
+@task
+def identity(value: Any) -> Any:
+    return value
 
 
 class DependencyTests(ConformanceFixtures):
@@ -297,3 +328,41 @@ class DependencyTests(ConformanceFixtures):
 
         assert pipeline() == ("cleaned", "cleaned")
         assert count_lines(call_log) == 2
+
+    def test_a_future_list_argument_is_resolved_to_its_results(self, runner):
+        @flow(task_runner=runner())
+        def pipeline() -> tuple[int, list[int]]:
+            xs = [1, 2, 3]
+            return total.submit(inc.map(xs)).result(), identity(inc.map(xs))
+
+        assert pipeline() == (2 + 3 + 4, [2, 3, 4])
+
+    def test_futures_in_a_dict_a_tuple_and_a_set_are_resolved(self, runner):
+        @flow(task_runner=runner())
+        def pipeline():
+            a, b = inc.submit(1), inc.submit(10)
+            return (
+                identity.submit({"a": a, "both": (a, b), "map": inc.map([0, 1])}).result(),
+                identity.submit((a, (b, "const"))).result(),
+                identity.submit({a, b}).result(),
+            )
+
+        mapping, pair, a_set = pipeline()
+        assert mapping == {"a": 2, "both": (2, 11), "map": [1, 2]}
+        assert pair == (2, (11, "const"))
+        assert a_set == {2, 11}
+
+    def test_futures_in_a_dataclass_instance_are_resolved(self, runner):
+        @flow(task_runner=runner())
+        def pipeline():
+            return describe_trial.submit(Trial(lr=inc.submit(0), scores=inc.map([1, 2]))).result()
+
+        assert pipeline() == ("Trial", 1, [2, 3])
+
+    def test_futures_in_a_pydantic_model_are_resolved(self, runner):
+        @flow(task_runner=runner())
+        def pipeline():
+            trial = TrialModel(lr=inc.submit(0), scores={"best": inc.submit(5)})
+            return describe_trial.submit(trial).result()
+
+        assert pipeline() == ("TrialModel", 1, {"best": 6})

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from pathlib import Path
+
 import pytest
 
 from prefect_like import flow, task, unmapped
 from prefect_like.errors import MappingLengthError
 from prefect_like.testing.fixtures import ConformanceFixtures
-from prefect_like.testing.helpers import count_lines, mark_call
+from prefect_like.testing.helpers import count_lines, mark_call, read_lines
 
 
 @task
@@ -25,6 +29,48 @@ def fails_on_three(x: int) -> int:
     if x == 3:
         raise ValueError("three is not allowed")
     return x
+
+
+@task
+def bracketed(i: int, log: str) -> int:
+    mark_call(log, "start")
+    time.sleep(0.05)  # a little work, so that runs overlap when a runner lets them
+    mark_call(log, "end")
+    return i
+
+
+@task
+async def bracketed_async(i: int, log: str) -> int:
+    mark_call(log, "start")
+    await asyncio.sleep(0.05)
+    mark_call(log, "end")
+    return i
+
+
+def most_at_once(log: str | Path) -> int:
+    """The most runs started and not yet ended at any point, from their start/end lines."""
+    running = most = 0
+    for line in read_lines(log):
+        running += 1 if line == "start" else -1
+        most = max(most, running)
+    return most
+
+
+def bounded(runner, n: int):
+    """The factory's runner with ``max_in_flight=n``, kept by every duplicate a flow takes."""
+    instance = runner()
+    if not hasattr(instance, "max_in_flight"):
+        pytest.skip(f"{type(instance).__name__} has no max_in_flight setting")
+    instance.max_in_flight = n
+    duplicate = instance.duplicate
+
+    def bounded_duplicate():
+        copy = duplicate()
+        copy.max_in_flight = n
+        return copy
+
+    instance.duplicate = bounded_duplicate
+    return instance
 
 
 class MapTests(ConformanceFixtures):
@@ -203,3 +249,15 @@ class MapTests(ConformanceFixtures):
 
         with pytest.raises(MappingLengthError):
             pipeline()
+
+    @pytest.mark.parametrize("task_", [bracketed, bracketed_async], ids=["sync", "async"])
+    def test_map_keeps_at_most_max_in_flight_runs_unfinished(self, runner, call_log, task_):
+        n = 2
+
+        @flow(task_runner=bounded(runner, n))
+        def pipeline() -> list[int]:
+            return task_.map(range(12), log=unmapped(call_log)).result()
+
+        assert pipeline() == list(range(12))
+        assert read_lines(call_log).count("end") == 12
+        assert most_at_once(call_log) <= n

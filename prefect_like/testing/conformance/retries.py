@@ -8,6 +8,8 @@ from prefect_like import exponential_backoff, flow, task, unmapped
 from prefect_like.testing.fixtures import ConformanceFixtures
 from prefect_like.testing.helpers import count_lines, mark_call
 
+ALIVE = ("PENDING", "RUNNING")
+
 
 def flaky(log: str, failures: int, error: type[Exception] = RuntimeError) -> str:
     """Fail the first ``failures`` calls (counted in ``log``), then succeed."""
@@ -16,6 +18,16 @@ def flaky(log: str, failures: int, error: type[Exception] = RuntimeError) -> str
     if calls <= failures:
         raise error(f"attempt {calls} failed")
     return f"ok after {calls}"
+
+
+@task
+def first_step() -> int:
+    return 1
+
+
+@task
+def second_step(x: int) -> int:
+    return x + 1
 
 
 class RetryTests(ConformanceFixtures):
@@ -189,3 +201,23 @@ class RetryTests(ConformanceFixtures):
         assert count_lines(call_log) == 2
         with pytest.raises(RuntimeError, match="attempt 2 failed"):
             state.result()
+
+    def test_flow_retry_after_queued_work_leaves_no_run_behind(self, runner, call_log, store):
+        # The first attempt leaves a chain queued on the runner when it raises; the retry
+        # restarts the same runner. Every run of both attempts must end, and be stored so.
+        @flow(retries=1, task_runner=runner())
+        def pipeline(log: str) -> int:
+            mark_call(log)
+            if count_lines(log) == 1:
+                second_step.submit(first_step.submit())
+                raise RuntimeError("the first attempt fails")
+            return second_step.submit(first_step.submit()).result()
+
+        state = pipeline(call_log, return_state=True)
+        assert state.is_completed()
+        assert state.result() == 2
+        assert count_lines(call_log) == 2
+        assert store.get_flow_run(state.run_id)["state"] == "COMPLETED"
+        task_runs = store.list_task_runs(state.run_id, limit=100)
+        assert sorted(r["task_name"] for r in task_runs) == ["first_step"] * 2 + ["second_step"] * 2
+        assert [(r["task_name"], r["state_name"]) for r in task_runs if r["state"] in ALIVE] == []
