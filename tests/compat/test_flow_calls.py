@@ -393,7 +393,8 @@ def test_flow_state_with_cancelled_tasks_has_cancelled_state():
     assert first.is_cancelled()
     assert second.is_completed()
     assert third.is_failed()
-    with pytest.raises(Exception):
+    # Prefect raises CancelledRun; what matters is that a cancelled run's result raises
+    with pytest.raises(Exception, match="(?i)cancel"):
         first.result()
 
 
