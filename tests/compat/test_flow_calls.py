@@ -758,3 +758,77 @@ def test_subflow_run_records_its_parent(store):
     s = store()
     (child_run,) = s.list_flow_runs(flow_name="child-rel")
     assert child_run["parent_flow_run_id"] == parent_state.run_id
+
+
+@async_test
+async def test_async_flow_with_async_subflow_and_async_task():
+    # Prefect: tests/test_flows.py::TestSubflowCalls::test_async_flow_with_async_subflow_and_async_task
+    @task
+    async def compute_async(x, y, z):
+        return x + y + z
+
+    @flow
+    async def child(x, y, z):
+        return await compute_async(x, y, z)
+
+    @flow
+    async def parent(x, y=2, z=3):
+        return await child(x, y, z)
+
+    assert await parent(1, 2) == 6
+
+
+@async_test
+async def test_async_flow_with_async_subflow_and_sync_task():
+    # Prefect: tests/test_flows.py::TestSubflowCalls::test_async_flow_with_async_subflow_and_sync_task
+    @task
+    def compute(x, y, z):
+        return x + y + z
+
+    @flow
+    async def child(x, y, z):
+        return compute(x, y, z)
+
+    @flow
+    async def parent(x, y=2, z=3):
+        return await child(x, y, z)
+
+    assert await parent(1, 2) == 6
+
+
+@async_test
+async def test_async_flow_with_sync_subflow_and_sync_task():
+    # Prefect: tests/test_flows.py::TestSubflowCalls::test_async_flow_with_sync_subflow_and_sync_task
+    @task
+    def compute(x, y, z):
+        return x + y + z
+
+    @flow
+    def child(x, y, z):
+        return compute(x, y, z)
+
+    @flow
+    async def parent(x, y=2, z=3):
+        return child(x, y, z)
+
+    assert await parent(1, 2) == 6
+
+
+@async_test
+async def test_async_flow_returning_a_failed_task_state_fails():
+    # Prefect: tests/test_flows.py::TestFlowCall::test_flow_state_reflects_returned_task_run_state,
+    # with an async flow and task
+    @task
+    async def fail():
+        raise ValueError("Test")
+
+    @flow
+    async def foo():
+        return await fail(return_state=True)
+
+    flow_state = await foo(return_state=True)
+    assert flow_state.is_failed()
+    task_run_state = flow_state.result(raise_on_failure=False)
+    assert isinstance(task_run_state, State)
+    with pytest.raises(ValueError, match="Test"):
+        task_run_state.result()

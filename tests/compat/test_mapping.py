@@ -8,7 +8,7 @@ docs/v3/how-to-guides/workflows/run-work-concurrently.mdx.
 import pytest
 
 from prefect_like import State, TaskFuture, allow_failure, flow, quote, task, unmapped
-from prefect_like.errors import MappingLengthMismatch, MappingMissingIterable
+from prefect_like.errors import MappingLengthMismatch, MappingMissingIterable, UpstreamFailedError
 
 
 @task
@@ -525,3 +525,88 @@ def test_map_records_a_map_index_per_run(store):
     assert sorted(r["map_index"] for r in runs) == [0, 1, 2]
     by_index = {r["map_index"]: r["result"] for r in runs}
     assert by_index == {0: 11, 1: 21, 2: 31}
+
+
+def test_async_flow_with_sync_map():
+    # Prefect: tests/test_tasks.py::TestTaskMap::test_async_flow_with_sync_map
+    import asyncio
+
+    @task
+    def subtract_them(x, y):
+        return x - y
+
+    @flow
+    async def my_flow():
+        return subtract_them.map([4, 5, 6], [1, 2, 3])
+
+    assert _results(asyncio.run(my_flow())) == [3, 3, 3]
+
+
+def test_async_flow_with_async_map_over_awaited_numbers():
+    # Prefect: tests/test_tasks.py::TestTaskMap::test_async_flow_with_async_map
+    import asyncio
+
+    @task
+    async def some_numbers():
+        return [1, 2, 3]
+
+    @task
+    async def add_one_async(x):
+        return x + 1
+
+    @flow
+    async def my_flow():
+        return add_one_async.map(await some_numbers())
+
+    assert _results(asyncio.run(my_flow())) == [2, 3, 4]
+
+
+def test_map_return_state_in_an_async_flow():
+    # Prefect: tests/test_tasks.py::TestTaskMap::test_simple_map_return_state_true, in an async flow
+    import asyncio
+
+    @task
+    async def add_one_async(x):
+        return x + 1
+
+    @flow
+    async def my_flow():
+        states = add_one_async.map([1, 2, 3], return_state=True)
+        assert all(isinstance(s, State) for s in states)
+        return states
+
+    assert _results(asyncio.run(my_flow())) == [2, 3, 4]
+
+
+def test_map_over_a_future_inside_a_task():
+    # Prefect: tests/test_tasks.py::TestNestedTasks::test_nested_map with
+    # TestTaskMap::test_map_can_take_future_as_input (the nested map takes a future)
+    @task
+    def numbers():
+        return [1, 2, 3]
+
+    @task
+    def outer():
+        return add_one.map(numbers.submit()).result()
+
+    @flow
+    def my_flow():
+        return outer()
+
+    assert my_flow() == [2, 3, 4]
+
+
+def test_map_over_a_state_of_a_failed_task_raises():
+    # Prefect: src/prefect/task_runners.py TaskRunner.map (parameters go through
+    # resolve_inputs_sync, which raises UpstreamTaskError for a failed upstream; ours is
+    # UpstreamFailedError)
+    @task
+    def fails():
+        raise ValueError("no numbers")
+
+    @flow
+    def my_flow():
+        return add_one.map(fails(return_state=True))
+
+    with pytest.raises(UpstreamFailedError):
+        my_flow()

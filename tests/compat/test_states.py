@@ -9,7 +9,7 @@ Prefect's take only keywords (``Failed(message=..., data=...)``).
 
 import pytest
 
-from prefect_like import State, StateType, flow, task
+from prefect_like import State, StateType, flow, quote, task
 from prefect_like.states import (
     Cached,
     Cancelled,
@@ -195,9 +195,9 @@ def test_task_run_state_types_after_a_flow():
 
     @flow
     def my_flow():
-        return [ok(return_state=True), bad(return_state=True)]
+        return quote((ok(return_state=True), bad(return_state=True)))
 
-    good, failed = my_flow(return_state=True).result(raise_on_failure=False)
+    good, failed = my_flow().unquote()
     assert good.type == StateType.COMPLETED
     assert good.name == "Completed"
     assert failed.type == StateType.FAILED

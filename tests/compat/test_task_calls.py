@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from prefect_like import State, StateType, allow_failure, flow, task
+from prefect_like import State, StateType, allow_failure, flow, quote, task
 from prefect_like.context import get_run_context
 from prefect_like.states import Cancelled, Completed, Failed
 
@@ -386,9 +386,9 @@ def test_task_final_state_reflects_exceptions_during_run(error):
 
     @flow
     def foo():
-        return [bar(return_state=True)]
+        return quote(bar(return_state=True))
 
-    (task_state,) = foo(return_state=True).result(raise_on_failure=False)
+    task_state = foo().unquote()
     assert task_state.is_failed() if error else task_state.is_completed()
     found = task_state.result(raise_on_failure=False)
     if error is None:
@@ -405,9 +405,9 @@ def test_final_task_state_respects_returned_state():
 
     @flow
     def foo():
-        return [bar(return_state=True)]
+        return quote(bar(return_state=True))
 
-    (task_state,) = foo(return_state=True).result(raise_on_failure=False)
+    task_state = foo().unquote()
     assert task_state.is_failed()
     assert task_state.result(raise_on_failure=False) is True
     assert task_state.message == "Test returned state"
@@ -477,9 +477,9 @@ def test_task_returning_cancelled_state_is_cancelled():
 
     @flow
     def bar():
-        return [cancel(return_state=True)]
+        return quote(cancel(return_state=True))
 
-    (state,) = bar(return_state=True).result(raise_on_failure=False)
+    state = bar().unquote()
     assert state.is_cancelled()
     assert state.type == StateType.CANCELLED
 
@@ -512,9 +512,9 @@ def test_task_returning_failed_state_is_stored_failed(store):
 
     @flow
     def foo():
-        return [bar(return_state=True)]
+        return quote(bar(return_state=True))
 
-    (state,) = foo(return_state=True).result(raise_on_failure=False)
+    state = foo().unquote()
     stored = store().get_task_run(state.run_id)
     assert stored["state"] == "FAILED"
     assert stored["message"] == "Test returned state"
