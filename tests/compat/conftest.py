@@ -26,4 +26,3 @@ def store() -> Iterator[Callable[[], Store]]:
     yield open_store
     for s in opened:
         s.close()
-

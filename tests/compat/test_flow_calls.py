@@ -6,7 +6,6 @@ through what a flow returns), and the "Final state determination" section of
 docs/v3/concepts/flows.mdx.
 """
 
-
 import pydantic
 import pytest
 

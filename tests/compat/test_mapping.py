@@ -443,12 +443,13 @@ def test_mapped_downstream_of_a_failed_mapped_run_is_not_ready():
 
     @flow
     def test_flow():
-        return add_one.map(fails_on_two.map([1, 2, 3]))
+        states = add_one.map(fails_on_two.map([1, 2, 3]), return_state=True)
+        return [s.name for s in states], states[0].result(), states[2].result()
 
-    states = test_flow(return_state=True).result(raise_on_failure=False)
-    assert [s.name for s in states] == ["Completed", "NotReady", "Completed"]
-    assert states[0].result() == 2
-    assert states[2].result() == 4
+    names, first, last = test_flow()
+    assert names == ["Completed", "NotReady", "Completed"]
+    assert first == 2
+    assert last == 4
 
 
 def test_allow_failure_with_mapped_tasks_in_wait_for():

@@ -104,7 +104,12 @@ def test_task_only_uses_necessary_retries(store):
     assert task_run_state.is_completed()
     assert task_run_state.result() is True
     assert len(calls) == 2
-    assert state_names(store(), task_run_state.run_id) == ["Pending", "Running", "Retrying", "Completed"]
+    assert state_names(store(), task_run_state.run_id) == [
+        "Pending",
+        "Running",
+        "Retrying",
+        "Completed",
+    ]
 
 
 def test_task_retries_receive_latest_run_count_in_context():
@@ -157,7 +162,9 @@ def test_task_retries_with_explicit_failed_state_message_only():
 
     @flow
     def test_flow():
-        return quote(flaky_function(return_state=True))  # quoted: the flow returns the state as a value
+        return quote(
+            flaky_function(return_state=True)
+        )  # quoted: the flow returns the state as a value
 
     state = test_flow().unquote()
     assert isinstance(state, State)
@@ -216,7 +223,9 @@ async def test_async_task_respects_retry_delay_seconds(monkeypatch):
 
     @flow
     async def test_flow():
-        return quote(await flaky_function(return_state=True))  # quoted: the flow returns the state as a value
+        return quote(
+            await flaky_function(return_state=True)
+        )  # quoted: the flow returns the state as a value
 
     state = (await test_flow()).unquote()
     assert state.is_failed()
@@ -238,7 +247,9 @@ def test_retry_delay_callable_is_called_once_with_the_number_of_retries(sleeps):
 
     @flow
     def test_flow():
-        return quote(flaky_function(return_state=True))  # quoted: the flow returns the state as a value
+        return quote(
+            flaky_function(return_state=True)
+        )  # quoted: the flow returns the state as a value
 
     state = test_flow().unquote()
     assert state.is_failed()
@@ -273,7 +284,11 @@ def test_retry_jitter_factor_keeps_delays_within_prefects_bounds(sleeps):
     # Prefect: tests/server/orchestration/test_core_policy.py (RetryFailedTasks with
     # retry_jitter_factor: the delay is a clamped Poisson interval, at most delay * (1 + jitter))
     # and docs/v3/how-to-guides/workflows/retries.mdx "Add jitter to retry delays"
-    @task(retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=LONG), retry_jitter_factor=3)
+    @task(
+        retries=3,
+        retry_delay_seconds=exponential_backoff(backoff_factor=LONG),
+        retry_jitter_factor=3,
+    )
     def some_task_with_exponential_backoff_retries():
         raise Exception("I could fail some more")
 
@@ -356,7 +371,12 @@ def test_task_passes_failed_state_to_retry_fn(store):
     assert task_run_state.result() is True
     assert len(calls) == 2
     assert handler_calls == [True]
-    assert state_names(store(), task_run_state.run_id) == ["Pending", "Running", "Retrying", "Completed"]
+    assert state_names(store(), task_run_state.run_id) == [
+        "Pending",
+        "Running",
+        "Retrying",
+        "Completed",
+    ]
 
 
 def test_retry_condition_fn_false_stops_retrying():
@@ -382,7 +402,9 @@ def test_retry_condition_fn_false_stops_retrying():
 
     @flow
     def my_workflow():
-        return quote(api_call_task(return_state=True))  # quoted: the flow returns the state as a value
+        return quote(
+            api_call_task(return_state=True)
+        )  # quoted: the flow returns the state as a value
 
     state = my_workflow().unquote()
     assert state.is_failed()
@@ -553,7 +575,9 @@ async def test_async_task_timeout(release):
 
     @flow
     async def my_flow():
-        return quote(await async_task(return_state=True))  # quoted: the flow returns the state as a value
+        return quote(
+            await async_task(return_state=True)
+        )  # quoted: the flow returns the state as a value
 
     state = (await my_flow()).unquote()
     assert state.name == "TimedOut"
