@@ -4,6 +4,8 @@
     ├── PrefectLikeError                 base of the errors below
     │   ├── UpstreamFailedError          a task's upstream did not complete; the task never ran
     │   ├── RunNotFinishedError          asked for the result of a run that has not ended
+    │   ├── FailedRun, CrashedRun, CancelledRun   the result of a run that ended so, without an
+    │   │                                exception of its own (also RuntimeError)
     │   ├── UnknownTaskRunnerError       no runner registered under that name
     │   ├── RunNotFoundError             no flow run or task run with that id in the store
     │   ├── TrackingError                the tracking store or server refused or failed a request
@@ -32,6 +34,18 @@ class UpstreamFailedError(PrefectLikeError):
 
 class RunNotFinishedError(PrefectLikeError):
     """The result of a run that has not ended was asked for."""
+
+
+class FailedRun(PrefectLikeError, RuntimeError):
+    """A run ended FAILED without an exception of its own (a returned ``Failed`` state)."""
+
+
+class CrashedRun(PrefectLikeError, RuntimeError):
+    """A run ended CRASHED without an exception of its own."""
+
+
+class CancelledRun(PrefectLikeError, RuntimeError):
+    """A run ended CANCELLED; its result was asked for."""
 
 
 class UnknownTaskRunnerError(PrefectLikeError, LookupError):

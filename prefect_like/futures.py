@@ -26,6 +26,7 @@ from prefect_like.states import Pending, State
 R = TypeVar("R")
 
 _LOCK = threading.Lock()
+SIGNAL_CHECK_SECONDS = 0.2
 
 
 class TaskFuture(Generic[R]):
@@ -86,6 +87,12 @@ class TaskFuture(Generic[R]):
             return True
         event = threading.Event()
         self.add_done_callback(lambda _: event.set())
+        if timeout is None and threading.current_thread() is threading.main_thread():
+            # A signal that another thread received (a task's os.kill, say) runs its Python
+            # handler only when the main thread runs bytecode again: wake up to let it.
+            while not event.wait(SIGNAL_CHECK_SECONDS):
+                pass
+            return True
         return event.wait(timeout)
 
     def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> R:

@@ -262,6 +262,10 @@ def _signals_cancel(run: FlowRun, task: asyncio.Task[Any] | None) -> Iterator[No
         if run.interrupted and signum == signal.SIGINT:
             raise KeyboardInterrupt
         run.interrupted = f"received {signal.Signals(signum).name}" if signum != signal.SIGINT else "was interrupted (Ctrl-C)"
+        if task_run_context.get() is not None:
+            # A task run holds the loop's thread (the sequential runner runs it inline):
+            # cancelling the asyncio task would wait for it; interrupt it where it is.
+            raise Interrupted(run.interrupted)
         task.get_loop().call_soon_threadsafe(task.cancel)
 
     for sig in (signal.SIGINT, signal.SIGTERM):

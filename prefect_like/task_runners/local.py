@@ -168,7 +168,8 @@ class AsyncioTaskRunner(TaskRunner):
         if not first.task.is_async:  # one task per map: all sync or all async
             return super().map(calls)
         futures: FutureList[Any] = FutureList()
-        window = max(self.max_in_flight, 2 * self.CHUNK)
+        window = self.max_in_flight
+        size = min(self.CHUNK, max(1, window // 2))  # a chunk is always handed over before its wait
         chunk: list[Work] = []
         loop = self._loop
         assert loop is not None
@@ -181,7 +182,7 @@ class AsyncioTaskRunner(TaskRunner):
             work = self.track(call)
             futures.append(work.future)
             chunk.append(work)
-            if len(chunk) >= self.CHUNK:
+            if len(chunk) >= size:
                 loop.call_soon_threadsafe(self._schedule, chunk)
                 chunk = []
         if chunk:

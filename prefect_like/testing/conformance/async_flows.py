@@ -72,7 +72,8 @@ class AsyncTests(ConformanceFixtures):
             assert not inspect.isawaitable(future)
             return sync_inc.submit(future)
 
-        assert asyncio.run(pipeline()) == 9  # a returned future is resolved to its result
+        # As in Prefect 3, a returned future gives the flow its State.
+        assert asyncio.run(pipeline()).result() == 9
         assert out["future"].result() == 8
 
     def test_future_result_inside_async_flow(self, runner):

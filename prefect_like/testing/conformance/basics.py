@@ -83,12 +83,16 @@ class BasicsTests(ConformanceFixtures):
         assert future.state.type is StateType.COMPLETED
         assert future.state.result() == 5
 
-    def test_flow_returning_futures_returns_their_results(self, runner):
+    def test_flow_returning_futures_returns_their_states(self, runner):
+        # Prefect 3: futures a flow returns are resolved to their runs' States, in containers too.
         @flow(task_runner=runner())
         def pipeline():
             return add.submit(1, 2), [double.submit(1), {"d": double.submit(2)}]
 
-        assert pipeline() == (3, [2, {"d": 4}])
+        first, (second, third) = pipeline()
+        assert isinstance(first, State) and first.result() == 3
+        assert second.result() == 2
+        assert third["d"].result() == 4
 
     def test_submit_with_keyword_arguments(self, runner):
         @flow(task_runner=runner())
@@ -154,8 +158,8 @@ class BasicsTests(ConformanceFixtures):
         assert isinstance(state, State)
         assert state.is_completed()
         assert state.result() == 2
-        # submit always returns a future
-        assert not isinstance(future, State)
+        # submit with return_state=True waits and returns the run's State (Prefect 3)
+        assert isinstance(future, State)
         assert future.result() == 4
 
     def test_with_options_returns_a_new_task(self, runner, store):
@@ -279,17 +283,20 @@ class BasicsTests(ConformanceFixtures):
         names = sorted(tr["task_name"] for tr in store.list_task_runs(state.run_id))
         assert names == ["double"] * 3 + ["outer"] * 3
 
-    def test_submit_inside_a_task_is_a_clear_error(self, runner):
+    def test_submit_and_map_inside_a_task(self, runner, store):
+        # Prefect 3 allows .submit() and .map() inside a task; the runs belong to the flow run.
         @task
         def outer(x: int) -> int:
-            return double.submit(x).result()
+            return double.submit(x).result() + sum(double.map([x, x]).result())
 
         @flow(task_runner=runner())
-        def pipeline() -> None:
-            outer(1)
+        def pipeline() -> int:
+            return outer.submit(1).result()
 
-        with pytest.raises(RuntimeError, match="submit"):
-            pipeline()
+        state = pipeline(return_state=True)
+        assert state.result() == 6
+        names = sorted(tr["task_name"] for tr in store.list_task_runs(state.run_id))
+        assert names == ["double"] * 3 + ["outer"]
 
     def test_failing_subflow_raises_into_its_parent(self, runner, store):
         @flow(task_runner=runner())

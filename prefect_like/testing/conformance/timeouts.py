@@ -117,7 +117,8 @@ class TimeoutTests(ConformanceFixtures):
         state = pipeline(return_state=True)
         (run,) = store.list_task_runs(state.run_id)
         assert run["state"] == "FAILED"
-        assert run["error"]["type"] == "TimeoutError"
+        assert run["state_name"] == "TimedOut"
+        assert run["error"]["type"] == "TaskRunTimeoutError"  # a TimeoutError, as in Prefect
 
     def test_flow_timeout(self, runner):
         @flow(timeout_seconds=0.5, task_runner=runner())
