@@ -130,17 +130,20 @@ def walk(
             return value
         return _rebuild_sequence(value, items)
     if isinstance(value, dict):
-        changed = {}
+        pairs = []
+        changed = False
         for key, item in value.items():
+            new_key = key if type(key) in LEAVES else walk(key, visit, targets, unwrap, allowed, depth)
             new = walk(item, visit, targets, unwrap, allowed, depth)
-            if new is not item:
-                changed[key] = new
+            changed = changed or new is not item or new_key is not key
+            pairs.append((new_key, new))
         if not changed:
             return value
         if kind is dict:
-            return {**value, **changed}
+            return dict(pairs)
         rebuilt = copy.copy(value)
-        rebuilt.update(changed)
+        rebuilt.clear()
+        rebuilt.update(pairs)
         return rebuilt
     if isinstance(value, pydantic.BaseModel):
         updates = {}
@@ -191,3 +194,44 @@ def _rebuild_sequence(value: Any, items: list[Any]) -> Any:
     except Exception:  # a subclass whose constructor wants something else
         base = next(b for b in (list, tuple, set, frozenset) if isinstance(value, b))
         return base(items)
+
+
+# -- definitions on methods, and reserved argument names -------------------------------------------
+
+
+def decorate_method(fn: Any, decorate: Callable[[Any], Any]) -> Any:
+    """The definition of the function inside a ``classmethod`` or ``staticmethod`` (Prefect 3
+    supports ``@flow`` and ``@task`` above either), marked so its ``__get__`` binds the class or
+    nothing; None if ``fn`` is neither."""
+    for kind, name in ((classmethod, "class"), (staticmethod, "static")):
+        if isinstance(fn, kind):
+            definition = decorate(fn.__func__)
+            definition.method_kind = name
+            return definition
+    return None
+
+
+def bind_method(definition: Any, instance: Any, owner: Any) -> Any:
+    """``__get__`` of a task or flow: bound to the instance, or the class for a classmethod,
+    which becomes the first argument of every call; itself when read from the class."""
+    kind = definition.method_kind
+    if kind == "static" or (instance is None and kind != "class"):
+        return definition
+    bound = copy.copy(definition)
+    bound.bound_to = owner if kind == "class" else instance
+    return bound
+
+
+def reject_reserved(fn: Callable[..., Any], reserved: tuple[str, ...]) -> None:
+    """A parameter named like a reserved keyword of calls cannot be passed: refuse the definition."""
+    import inspect
+
+    from prefect_like.errors import ReservedArgumentError
+
+    try:
+        names = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return
+    for name in reserved:
+        if name in names:
+            raise ReservedArgumentError(f"{name!r} is a reserved argument name and cannot be used.")

@@ -48,6 +48,11 @@ class CancelledRun(PrefectLikeError, RuntimeError):
     """A run ended CANCELLED; its result was asked for."""
 
 
+class ReservedArgumentError(PrefectLikeError, TypeError):
+    """A task or flow function has a parameter named like a reserved keyword (``return_state``,
+    ``wait_for``)."""
+
+
 class UnknownTaskRunnerError(PrefectLikeError, LookupError):
     """No task runner is registered under the given name."""
 

@@ -7,7 +7,6 @@ Parameters are validated by pydantic against the function's annotations (unless
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 import inspect
@@ -17,6 +16,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 import pydantic
 
+from prefect_like.calls import bind_method, decorate_method, reject_reserved
 from prefect_like.errors import ParameterTypeError
 
 P = ParamSpec("P")
@@ -59,6 +59,15 @@ class Flow(Generic[P, R]):
     def __repr__(self) -> str:
         return f"Flow({self.name!r})"
 
+    def __getattr__(self, name: str) -> Any:
+        # Prefect's flow attributes (``flow.retries``, ``flow.timeout_seconds``...) are its options.
+        if name.startswith("_") or name == "options":
+            raise AttributeError(name)
+        try:
+            return getattr(self.options, name)
+        except AttributeError:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}") from None
+
     def call_function(self, parameters: dict[str, Any]) -> Any:
         """Call the function with bound parameters (``*args``/``**kwargs`` rebuilt)."""
         if not any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in self.signature.parameters.values()):
@@ -69,14 +78,11 @@ class Flow(Generic[P, R]):
         return self.fn(*bound.args, **bound.kwargs)
 
     bound_to: Any = None
+    method_kind: str | None = None  # "class" or "static" for a flow above classmethod/staticmethod
 
     def __get__(self, instance: Any, owner: Any) -> Any:
         """A flow on a method: bound to the instance (or, under ``classmethod``, the class)."""
-        if instance is None:
-            return self
-        bound = copy.copy(self)
-        bound.bound_to = instance
-        return bound
+        return bind_method(self, instance, owner)
 
     @overload
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
@@ -191,8 +197,12 @@ def flow(__fn: Any = None, **options: Any) -> Any:
         raise TypeError(f"flow() got unknown options: {', '.join(sorted(unknown))}")
 
     def decorate(fn: Callable[P, R]) -> Flow[P, R]:
+        method = decorate_method(fn, decorate)
+        if method is not None:
+            return method  # type: ignore[no-any-return]
         if not callable(fn):
             raise TypeError(f"@flow decorates a function, got {type(fn).__name__}")
+        reject_reserved(fn, ("return_state",))
         values = dict(options)
         values["name"] = values.get("name") or getattr(fn, "__name__", "flow").replace("_", "-")
         return Flow(fn, FlowOptions(**values))

@@ -174,7 +174,13 @@ class State:
 def _exception(state: State) -> BaseException:
     """The exception a state that did not complete stands for: its own; for states it holds (a
     flow that returned its tasks' states), the first failure's; else one made from its message."""
-    from prefect_like.errors import CancelledRun, CrashedRun, FailedRun, RunNotFinishedError, UpstreamFailedError
+    from prefect_like.errors import (
+        CancelledRun,
+        CrashedRun,
+        FailedRun,
+        RunNotFinishedError,
+        UpstreamFailedError,
+    )
 
     data = state._data
     if isinstance(data, BaseException):
@@ -196,12 +202,12 @@ def _exception(state: State) -> BaseException:
     return RunNotFinishedError(f"the run is {state.name}, it has no result yet")
 
 
-def Pending(message: str | None = None, *, name: str | None = None) -> State:
-    return State(StateType.PENDING, name, message)
+def Pending(message: str | None = None, *, name: str | None = None, data: Any = _NO_RESULT) -> State:
+    return State(StateType.PENDING, name, message, data)
 
 
-def Running(message: str | None = None, *, name: str | None = None) -> State:
-    return State(StateType.RUNNING, name, message)
+def Running(message: str | None = None, *, name: str | None = None, data: Any = _NO_RESULT) -> State:
+    return State(StateType.RUNNING, name, message, data)
 
 
 def Completed(data: Any = None, message: str | None = None, *, name: str | None = None) -> State:
@@ -209,19 +215,21 @@ def Completed(data: Any = None, message: str | None = None, *, name: str | None 
 
 
 def Failed(
-    error: BaseException | None = None, message: str | None = None, *, name: str | None = None
+    error: BaseException | None = None, message: str | None = None, *, name: str | None = None,
+    data: Any = _NO_RESULT,
 ) -> State:
-    return State(StateType.FAILED, name, _message(message, error), _error(error))
+    return State(StateType.FAILED, name, _message(message, error), _error(error) if data is _NO_RESULT else data)
 
 
 def Crashed(
-    message: str | None = None, error: BaseException | None = None, *, name: str | None = None
+    message: str | None = None, error: BaseException | None = None, *, name: str | None = None,
+    data: Any = _NO_RESULT,
 ) -> State:
-    return State(StateType.CRASHED, name, message, _error(error))
+    return State(StateType.CRASHED, name, message, _error(error) if data is _NO_RESULT else data)
 
 
-def Cancelled(message: str | None = None, *, name: str | None = None) -> State:
-    return State(StateType.CANCELLED, name, message)
+def Cancelled(message: str | None = None, *, name: str | None = None, data: Any = _NO_RESULT) -> State:
+    return State(StateType.CANCELLED, name, message, data)
 
 
 def Cached(data: Any = None, message: str | None = None, *, name: str | None = None) -> State:

@@ -10,7 +10,6 @@ PENDING event is a tuple appended to the event buffer.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import datetime
 import functools
@@ -25,7 +24,16 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from prefect_like import caching
 from prefect_like.calls import LEAVES as _LEAVES
-from prefect_like.calls import allow_failure, collect, quote, unmapped, walk
+from prefect_like.calls import (
+    allow_failure,
+    bind_method,
+    collect,
+    decorate_method,
+    quote,
+    reject_reserved,
+    unmapped,
+    walk,
+)
 from prefect_like.context import FlowRunContext, flow_run_context, task_run_context
 from prefect_like.errors import MappingLengthMismatch, MappingMissingIterable, UpstreamFailedError
 from prefect_like.futures import TaskFuture
@@ -66,6 +74,8 @@ class TaskOptions:
             raise ValueError(f"retries must be 0 or more, got {self.retries}")
         if self.timeout_seconds is not None and self.timeout_seconds <= 0:
             raise ValueError(f"timeout_seconds must be positive, got {self.timeout_seconds}")
+        if self.retry_condition_fn is not None and not callable(self.retry_condition_fn):
+            raise TypeError(f"retry_condition_fn must be callable, got {self.retry_condition_fn!r}")
         if self.retry_jitter_factor is not None and self.retry_jitter_factor < 0:
             raise ValueError(f"retry_jitter_factor must be 0 or more, got {self.retry_jitter_factor}")
 
@@ -176,6 +186,34 @@ def find_upstream(value: Any, found: list[Any]) -> None:
     collect(value, _FUTURES, found)
 
 
+def prepare(value: Any, found: list[Any]) -> Any:
+    """An argument as a call carries it: its futures collected into ``found``, a State in it
+    made a done future (the engine resolves both alike), a ``quote`` taken off, and an
+    ``allow_failure`` with no future inside taken off."""
+    kind = type(value)
+    if kind in _LEAVES:
+        return value
+    if kind is quote:
+        return value.value
+    before = len(found)
+
+    def visit(target: Any, allowed: bool) -> Any:
+        if isinstance(target, State):
+            future: TaskFuture[Any] = TaskFuture(target.run_id or "", "state")
+            future.set_state(target)
+            target = future
+        found.append(target)
+        return target
+
+    value = walk(value, visit, _UPSTREAM_KINDS)
+    if kind is allow_failure and len(found) == before:
+        return value.value
+    return value
+
+
+_UPSTREAM_KINDS = (TaskFuture, State)
+
+
 class Task(Generic[P, R]):
     """A function whose calls inside a flow are tracked, retried and cached task runs."""
 
@@ -231,21 +269,26 @@ class Task(Generic[P, R]):
     def __repr__(self) -> str:
         return f"Task({self.name!r})"
 
+    def __getattr__(self, name: str) -> Any:
+        # Prefect's task attributes (``task.retries``, ``task.task_run_name``...) are its options.
+        if name.startswith("_") or name == "options":
+            raise AttributeError(name)
+        try:
+            return getattr(self.options, name)
+        except AttributeError:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}") from None
+
     def __get__(self, instance: Any, owner: Any) -> Any:
-        """A task on a method: bound to the instance (or, under ``classmethod``, the class),
-        which becomes the first argument of every call, submit and map."""
-        if instance is None:
-            return self
-        bound = copy.copy(self)
-        bound.bound_to = instance
-        return bound
+        """A task on a method: bound to the instance (or, under ``classmethod``, the class)."""
+        return bind_method(self, instance, owner)
 
     bound_to: Any = None
+    method_kind: str | None = None  # "class" or "static" for a task above classmethod/staticmethod
 
     # -- building calls ----------------------------------------------------------------------
 
-    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        if self.bound_to is not None:
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any], bound: bool = True) -> dict[str, Any]:
+        if bound and self.bound_to is not None:
             args = (self.bound_to, *args)
         if not kwargs and self._plain_signature and len(args) == len(self._positional):
             return dict(zip(self._positional, args, strict=True))
@@ -265,7 +308,8 @@ class Task(Generic[P, R]):
             upstream = []
             for value in parameters.values():
                 if type(value) not in _LEAVES:
-                    find_upstream(value, upstream)
+                    parameters = {name: prepare(value, upstream) for name, value in parameters.items()}
+                    break
         wait_for = tuple(wait_for) if wait_for else ()
         if wait_for:
             find_upstream(list(wait_for), upstream)
@@ -310,7 +354,12 @@ class Task(Generic[P, R]):
         wait_for = kwargs.pop("wait_for", None)
         from prefect_like import engine
 
-        call = self._call(_current_run(), self.bind(args, kwargs), wait_for)
+        context = _current_run()
+        if context is _NO_FLOW:  # the recorder of this process's current store takes its events
+            from prefect_like.tracking.recorder import get_recorder
+
+            get_recorder()
+        call = self._call(context, self.bind(args, kwargs), wait_for)
         if self.is_async:
             return engine.run_task_inline_async(call, return_state)
         return engine.run_task_inline(call, return_state)
@@ -351,6 +400,8 @@ class Task(Generic[P, R]):
     def _map_calls(
         self, context: FlowRunContext, args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Any
     ) -> Iterator[TaskCall]:
+        if self.bound_to is not None:  # a method: its instance (or class) is the first argument
+            args = (unmapped(self.bound_to), *args)
         names = list(self._positional[: len(args)]) + list(kwargs)
         if len(args) > len(self._positional):
             raise TypeError(f"task {self.name!r} takes {len(self._positional)} positional arguments, got {len(args)}")
@@ -362,12 +413,15 @@ class Task(Generic[P, R]):
             if annotation is not None:
                 value = annotation.value
             if isinstance(value, (TaskFuture, State)):
+                if type(annotation) is allow_failure and not _completed(value):
+                    constant[name] = annotation  # each run gets the failure, as in Prefect
+                    continue
                 value = _mappable(value, self.name, name)
             if isinstance(value, unmapped):
                 constant[name] = value.value
             elif isinstance(value, (str, bytes)) or not _is_iterable(value):
-                constant[name] = value if annotation is None else annotation
-            elif annotation is not None:
+                constant[name] = value if type(annotation) is not allow_failure else annotation
+            elif type(annotation) is allow_failure:
                 iterables[name] = (annotation.rewrap(item) for item in value)
             else:
                 iterables[name] = value
@@ -381,22 +435,22 @@ class Task(Generic[P, R]):
             detail = ", ".join(f"{name}={n}" for name, n in lengths.items())
             raise MappingLengthMismatch(f"task {self.name!r}.map() got iterables of different lengths: {detail}")
         constant_upstream: list[Any] = []
-        for value in constant.values():
-            find_upstream(value, constant_upstream)
+        constant = {name: prepare(value, constant_upstream) for name, value in constant.items()}
         mapped_names = list(iterables)
         fast = not kwargs and self._plain_signature and not constant and len(names) == len(self._positional)
 
         def calls() -> Iterator[TaskCall]:
             iterators = [iter(v) for v in iterables.values()]
             for index, items in enumerate(_zip_exact(iterators, mapped_names, self.name)):
-                if fast:
-                    parameters = dict(zip(mapped_names, items, strict=True))
-                else:
-                    parameters = self.bind((), {**constant, **dict(zip(mapped_names, items, strict=True))})
                 upstream = list(constant_upstream)
                 for item in items:
                     if type(item) not in _LEAVES:
-                        find_upstream(item, upstream)
+                        items = tuple(prepare(item, upstream) for item in items)
+                        break
+                if fast:
+                    parameters = dict(zip(mapped_names, items, strict=True))
+                else:
+                    parameters = self.bind((), {**constant, **dict(zip(mapped_names, items, strict=True))}, bound=False)
                 yield self._call(context, parameters, wait_for, index, upstream)
 
         return calls()
@@ -450,6 +504,13 @@ def _accepts_parameters(fn: Callable[..., Any]) -> bool:
         return bool(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
         return False
+
+
+def _completed(value: TaskFuture[Any] | State) -> bool:
+    if isinstance(value, TaskFuture):
+        value.wait()
+        value = value.state
+    return value.is_completed()
 
 
 def _mappable(value: TaskFuture[Any] | State, task_name: str, name: str) -> Any:
@@ -524,8 +585,12 @@ def task(__fn: Any = None, **options: Any) -> Any:
         raise TypeError(f"task() got unknown options: {', '.join(sorted(unknown))}")
 
     def decorate(fn: Callable[P, R]) -> Task[P, R]:
+        method = decorate_method(fn, decorate)
+        if method is not None:
+            return method  # type: ignore[no-any-return]
         if not callable(fn):
             raise TypeError(f"@task decorates a function, got {type(fn).__name__}")
+        reject_reserved(fn, ("return_state", "wait_for"))
         values = dict(options)
         values["name"] = values.get("name") or getattr(fn, "__name__", "task")
         values["tags"] = frozenset(values.get("tags") or ())

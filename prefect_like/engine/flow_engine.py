@@ -83,6 +83,10 @@ class FlowRun:
         parent_flow = flow_run_context.get()
         self.parent_flow_run_id = parent_task.flow_run_id if parent_task else (parent_flow.flow_run_id if parent_flow else None)
         self.parent_task_run_id = parent_task.task_run_id if parent_task else None
+        # A subflow without log_prints of its own takes its parent's, as in Prefect.
+        parent = parent_task or parent_flow
+        inherited = bool(parent.log_prints) if parent is not None else False
+        self.log_prints = inherited if self.options.log_prints is None else bool(self.options.log_prints)
         self.runner = resolve_task_runner(self.options.task_runner)
         self.recorder = get_recorder()
         self.recorder.watch(self.id)
@@ -90,10 +94,10 @@ class FlowRun:
         self.started = time.time()
         self.interrupted: str | None = None  # why a signal ended the run, once one did
         self.context = FlowRunContext(
-            self.id, self.name, flow, self.runner, self.parameters, bool(self.options.log_prints)
+            self.id, self.name, flow, self.runner, self.parameters, self.log_prints
         )
         setup_logging()
-        if self.options.log_prints:
+        if self.log_prints:
             install_print_capture()
         self.emit(
             Running(),
@@ -113,7 +117,7 @@ class FlowRun:
 
     def enter(self) -> tuple[Any, Any]:
         self.runner.start()
-        return flow_run_context.set(self.context), capture_prints.set(bool(self.options.log_prints))
+        return flow_run_context.set(self.context), capture_prints.set(self.log_prints)
 
     def reset(self, tokens: tuple[Any, Any]) -> None:
         flow_run_context.reset(tokens[0])

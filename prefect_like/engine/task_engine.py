@@ -194,8 +194,7 @@ class TaskRun:
     def end_as(self, state: State) -> State:
         """End in a state the task returned (``return Failed(message=...)``, say)."""
         if state.is_completed():
-            return self.complete(state.result()) if state.name == "Completed" else self._finish(
-                state, self._terminal_data(state.result()))
+            return self._finish(state, self._terminal_data(state.result()))
         error = state.result(raise_on_failure=False)
         if not isinstance(error, BaseException):
             error = RuntimeError(state.message or f"the task returned a {state.name} state")
@@ -220,7 +219,7 @@ class TaskRun:
     def retry_delay(self) -> float:
         """Seconds to wait before the next attempt (the run_count-th retry's delay)."""
         delays = self.call.task.retry_delays
-        delay = delays[min(self.run_count, len(delays)) - 1]
+        delay = delays[min(self.run_count - 1, len(delays)) - 1]  # run_count is the next attempt's
         jitter = self.options.retry_jitter_factor
         if jitter:
             delay += random.uniform(0, jitter * delay)
@@ -243,6 +242,14 @@ class TaskRun:
         self.context.run_count = self.run_count
         message = f"Retrying (attempt {self.run_count} of {self.options.retries + 1}) after {type(exc).__name__}: {exc}"
         self._emit(Retrying(message), {"run_count": self.run_count})
+
+
+class ReturnedFailure(Exception):
+    """A task returned a Failed state: retried as if it had raised."""
+
+    def __init__(self, state: State) -> None:
+        super().__init__(state.message or "the task returned a Failed state")
+        self.state = state
 
 
 def _state_of(future: TaskFuture[Any], allowed: bool) -> State:
@@ -268,9 +275,14 @@ def steps(call: TaskCall) -> Steps[State]:
             while True:
                 try:
                     result = yield invoke
+                    if isinstance(result, State) and result.is_failed() and result.run_id is None:
+                        raise ReturnedFailure(result)  # a returned Failed is retried like a raise
                     break
                 except Exception as exc:
                     if not run.should_retry(exc):
+                        if isinstance(exc, ReturnedFailure):
+                            result = exc.state
+                            break
                         raise
                     run.before_retry(exc)
                     delay = run.retry_delay()
