@@ -96,7 +96,17 @@ def vocabulary() -> dict[str, Any]:
     }
 
 
-_NO_RESULT = object()
+class _NoResult:
+    """The data of a state that has none; one object, still itself after pickling."""
+
+    def __reduce__(self) -> str:
+        return "_NO_RESULT"
+
+    def __repr__(self) -> str:
+        return "<no result>"
+
+
+_NO_RESULT: Any = _NoResult()
 _DEFAULT_NAMES = {t: DEFAULT_NAMES[t.value] for t in StateType}
 # Plain-str values by type: reading an enum member's .value goes through a slow descriptor.
 VALUES = {t: t.value for t in StateType}

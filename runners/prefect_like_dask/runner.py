@@ -207,27 +207,35 @@ class DaskTaskRunner(BatchingTaskRunner):
                     self._done.put(None)
                     break
                 finished.append(item)
-            ok = [b for b in finished if b.ref.status == "finished"]
-            failed = [b for b in finished if b.ref.status != "finished"]
-            if ok:
-                try:
-                    results = self.client.gather([b.ref for b in ok], errors="raise")
-                except Exception:
-                    results = None
-                if results is None:
-                    failed.extend(ok)
-                else:
-                    for batch, result in zip(ok, results, strict=True):
-                        self._batch_done(batch, True, result)
-            for batch in failed:
-                try:
-                    error = batch.ref.exception()
-                except BaseException as exc:  # cancelled, or the client lost the scheduler
-                    error = exc
-                if error is None:  # finished after all (raced with the status read)
-                    self._batch_done(batch, True, batch.ref.result())
-                else:
-                    self._batch_done(batch, False, error)
+            try:
+                self._hand_over(finished)
+            except BaseException as exc:  # never let the collector die: the runs would hang
+                for batch in finished:
+                    self._batch_done(batch, False, exc)
+
+    def _hand_over(self, finished: list[Batch]) -> None:
+        ok = [b for b in finished if b.ref.status == "finished"]
+        failed = [b for b in finished if b.ref.status != "finished"]
+        if ok:
+            try:
+                results = self.client.gather([b.ref for b in ok], errors="raise")
+            except BaseException:  # one was cancelled or lost meanwhile: each on its own below
+                results = None
+            if results is None:
+                failed.extend(ok)
+            else:
+                for batch, result in zip(ok, results, strict=True):
+                    self._batch_done(batch, True, result)
+        for batch in failed:
+            try:
+                error = batch.ref.exception()
+                result = batch.ref.result() if error is None else None
+            except BaseException as exc:  # cancelled, or the client lost the scheduler
+                error = exc
+            if error is None:  # finished after all (raced with the status read)
+                self._batch_done(batch, True, result)
+            else:
+                self._batch_done(batch, False, error)
 
 
 def _truncate_topic(dask_scheduler: Any, topic: str) -> None:
