@@ -152,11 +152,13 @@ class TaskCall:
         return await run_task_async(self)
 
     def with_upstream_states(self) -> TaskCall:
-        """A copy whose upstream futures (all done) are replaced by their final states, which
-        the engine accepts in their place: what a call carries to another process."""
+        """A copy whose upstream futures (all done) are plain done futures holding just their
+        final states (no runner, no callbacks): what a call carries to another process."""
 
-        def state_of(future: TaskFuture[Any], allowed: bool) -> State:
-            return future.state
+        def state_of(future: TaskFuture[Any], allowed: bool) -> TaskFuture[Any]:
+            done: TaskFuture[Any] = TaskFuture(future.task_run_id, future.task_name)
+            done.set_state(future.state)
+            return done
 
         return dataclasses.replace(
             self,

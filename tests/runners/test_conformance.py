@@ -11,6 +11,7 @@ import pytest
 
 from prefect_like.task_runners import (
     AsyncioTaskRunner,
+    ProcessPoolTaskRunner,
     SequentialTaskRunner,
     ThreadPoolTaskRunner,
 )
@@ -55,3 +56,12 @@ class TestRay(RunnerConformance):
     @pytest.fixture
     def runner(self):
         return engines.ray_runner
+
+
+@pytest.mark.slow
+class TestProcessPool(RunnerConformance):
+    """The runner the "Writing a runner" guide shows, written only against the public contract."""
+
+    @pytest.fixture
+    def runner(self):
+        return lambda: ProcessPoolTaskRunner(max_workers=2)
