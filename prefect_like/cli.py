@@ -39,6 +39,7 @@ from prefect_like.errors import (
     TrackingError,
     UnknownTaskRunnerError,
 )
+from prefect_like.states import DONE_NAMES, ERROR_TYPES
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -140,8 +141,8 @@ def _state(run: dict[str, Any]) -> Text:
 
 
 def _counts(counts: dict[str, int]) -> str:
-    # Anything but Completed first: in a narrow column the failures must not be the part cut off.
-    ordered = sorted(counts.items(), key=lambda kv: (kv[0] == "Completed", -kv[1], kv[0]))
+    # Anything not done first: in a narrow column the failures must not be the part cut off.
+    ordered = sorted(counts.items(), key=lambda kv: (kv[0] in DONE_NAMES, -kv[1], kv[0]))
     return ", ".join(f"{n} {name}" for name, n in ordered)
 
 
@@ -225,7 +226,7 @@ def runs_show(run_id: str, as_json: bool) -> None:
         flow_run = store.get_flow_run(full_id)
         failed = [
             run
-            for state in ("FAILED", "CRASHED")
+            for state in ERROR_TYPES
             for run in store.list_task_runs(full_id, state=state, limit=5)
         ][:5]
     if as_json:
@@ -544,7 +545,7 @@ def run_command(target: str, params: tuple[str, ...], runner: str | None, no_pro
         try:
             with _reader() as reader:
                 summary = reader.get_flow_run(flow_run_id)
-                failed = [r for s in ("FAILED", "CRASHED") for r in reader.list_task_runs(flow_run_id, state=s, limit=5)][:5]
+                failed = [r for s in ERROR_TYPES for r in reader.list_task_runs(flow_run_id, state=s, limit=5)][:5]
         except (TrackingError, RunNotFoundError) as exc:
             click.echo(f"the run ended in state {state.name}, but the tracker cannot show it: {exc}", err=True)
     if summary is not None:

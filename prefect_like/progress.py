@@ -15,31 +15,28 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from prefect_like.errors import RunNotFoundError
-from prefect_like.states import FINAL_STATE_NAMES, FINAL_STATES
+from prefect_like.states import DONE_NAMES, FAILURE_NAMES, NAMES, is_final
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from prefect_like.client import Reader
 
-_FINAL = frozenset(s.value for s in FINAL_STATES)
-DONE = ("Completed", "Cached")
-FAILED = ("Failed", "Crashed", "Cancelled", "NotReady", "TimedOut")
-RUNNING = ("Running", "Retrying")
+_RUNNING_NAMES = frozenset(n for n, t in NAMES.items() if t == "RUNNING")
 
 
 def tally(counts: dict[str, int]) -> dict[str, int]:
     """Task run counts by state name as ``done / failed / running / pending / total``."""
-    done = sum(counts.get(n, 0) for n in DONE)
-    failed = sum(counts.get(n, 0) for n in FAILED)
-    running = sum(counts.get(n, 0) for n in RUNNING)
+    done = sum(counts.get(n, 0) for n in DONE_NAMES)
+    failed = sum(counts.get(n, 0) for n in FAILURE_NAMES)
+    running = sum(counts.get(n, 0) for n in _RUNNING_NAMES)
     total = sum(counts.values())
     return {"done": done, "failed": failed, "running": running,
             "pending": total - done - failed - running, "total": total}
 
 
 def is_over(run: dict[str, Any]) -> bool:
-    return run.get("state") in _FINAL or run.get("state_name") in FINAL_STATE_NAMES
+    return is_final(run.get("state"), run.get("state_name"))
 
 
 class Rate:

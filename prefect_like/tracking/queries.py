@@ -17,16 +17,10 @@ from typing import Any, TypeVar
 import orjson
 
 from prefect_like.errors import RunNotFoundError
-from prefect_like.states import FAILED_STATES, FINAL_STATE_NAMES, FINAL_STATES, StateType
-
-FINAL_TYPES = frozenset(t.value for t in FINAL_STATES)
-FAILED_TYPES = frozenset(t.value for t in FAILED_STATES)
-STATE_TYPES = tuple(t.value for t in StateType)
+from prefect_like.states import NAMES, STATE_TYPES, is_final
 
 # The state names the framework itself produces; a store may hold others, found at query time.
-KNOWN_STATE_NAMES = frozenset(
-    {t.value.capitalize() for t in StateType} | {"Cached", "Retrying"} | set(FINAL_STATE_NAMES)
-)
+KNOWN_STATE_NAMES = frozenset(NAMES)
 
 T = TypeVar("T")
 
@@ -73,10 +67,6 @@ def _duration(start: float | None, end: float | None, stored: float | None) -> f
     if start is not None and end is not None:
         return round(end - start, 6)
     return stored
-
-
-def is_final(state_type: str | None, state_name: str | None) -> bool:
-    return state_type in FINAL_TYPES or state_name in FINAL_STATE_NAMES
 
 
 def task_dict(row: sqlite3.Row | tuple[Any, ...]) -> dict[str, Any]:

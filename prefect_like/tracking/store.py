@@ -46,12 +46,17 @@ from typing import Any, TypeVar
 import orjson
 
 from prefect_like.errors import TrackingError
+from prefect_like.states import FINAL_STATE_NAMES, FINAL_TYPES, STATE_TYPES
 from prefect_like.tracking import queries as q
 from prefect_like.tracking.events import FLOW, HEARTBEAT, LOG, OVERRIDE_SEQ, TASK, Event
 
 T = TypeVar("T")
 
 SCHEMA_VERSION = 1
+
+# The states a run is still live in, as SQL lists (constants of the vocabulary, no user text).
+_LIVE_TYPES = ", ".join(f"'{t}'" for t in STATE_TYPES if t not in FINAL_TYPES)
+_FINAL_NAMES = ", ".join(f"'{n}'" for n in sorted(FINAL_STATE_NAMES))
 
 _SCHEMA = """
 CREATE TABLE flow_runs (
@@ -217,8 +222,8 @@ def _collapse(
     This loop runs once per event (600k times for a 200k-task map), so it works on plain lists
     indexed by literal slot numbers; the layouts are spelled out below.
     """
-    final_types = q.FINAL_TYPES
-    final_names = q.FINAL_STATE_NAMES
+    final_types = FINAL_TYPES
+    final_names = FINAL_STATE_NAMES
     # task slots: 0 flow_run_id, 1 task_name, 2 map_index, 3 name, 4 tags, 5 seq, 6 state_type,
     # 7 state_name, 8 message, 9 end_time, 10 result, 11 error, 12 duration, 13 parameters,
     # 14 parameters' seq, 15 run_count, 16 run_count's seq, 17 created, 18 start_time
@@ -454,7 +459,7 @@ class Store(q.Reads):
             conn = self._conn
             stale = conn.execute(
                 "SELECT key, id, COALESCE(heartbeat, start_time, created) FROM flow_runs "
-                "WHERE state_type IN ('RUNNING', 'PENDING') AND seq >= 0 "
+                f"WHERE state_type IN ({_LIVE_TYPES}) AND seq >= 0 "
                 "AND COALESCE(heartbeat, start_time, created) < ?",
                 (cutoff,),
             ).fetchall()
@@ -479,7 +484,7 @@ class Store(q.Reads):
                     conn.execute(
                         "UPDATE task_runs SET state_type = 'CRASHED', state_name = 'Crashed', "
                         "message = ?, end_time = ?, seq = ? WHERE flow_key = ? "
-                        "AND state_type IN ('RUNNING', 'PENDING') AND state_name != 'NotReady'",
+                        f"AND state_type IN ({_LIVE_TYPES}) AND state_name NOT IN ({_FINAL_NAMES})",
                         ("Crashed: its flow run's process stopped", now, OVERRIDE_SEQ, key),
                     )
                 conn.execute("COMMIT")
