@@ -55,6 +55,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from prefect_like import __version__, settings
 from prefect_like.errors import RunNotFoundError, TrackingError
+from prefect_like.states import vocabulary
 from prefect_like.server.schemas import BatchAccepted, EventBatch, Problem, parse_batch
 from prefect_like.tracking.store import Store
 
@@ -311,6 +312,12 @@ def create_app(
     @api.get("/health", tags=["meta"])
     def health() -> dict[str, str]:
         return {"status": "ok", "version": __version__}
+
+    @api.get("/states", tags=["meta"])
+    def states() -> dict[str, Any]:
+        """The state vocabulary (which states exist, are final, count as failures), from the one
+        place that defines it; the dashboard reads it here instead of keeping a copy."""
+        return vocabulary()
 
     @api.post(
         "/events",

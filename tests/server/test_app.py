@@ -35,6 +35,15 @@ def rows(client: TestClient) -> tuple[int, int, int]:
     return tuple(store._one(f"SELECT COUNT(*) FROM {t}")[0] for t in ("flow_runs", "task_runs", "logs"))  # type: ignore[return-value]
 
 
+def test_states_route_serves_the_vocabulary(client: TestClient) -> None:
+    # The dashboard reads which states exist, are final and count as failures from here.
+    body = client.get("/api/states").json()
+    assert body["names"]["NotReady"] == "PENDING" and "NotReady" in body["final_state_names"]
+    assert body["names"]["TimedOut"] == "FAILED"
+    assert set(body["done_names"]) == {"Completed", "Cached"}
+    assert "CANCELLED" in body["final_types"] and "CRASHED" in body["error_types"]
+
+
 def test_health_and_openapi(client: TestClient) -> None:
     assert client.get("/api/health").json()["status"] == "ok"
     spec = client.get("/api/openapi.json").json()

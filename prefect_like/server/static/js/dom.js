@@ -68,19 +68,31 @@ export const pretty = (value) => JSON.stringify(value, null, 2);
 
 // -- states -----------------------------------------------------------------------------
 
-// State names to the five groups of a progress bar. Unknown names count as pending.
-const GROUPS = {
-  Completed: "done", Cached: "done",
-  Failed: "failed", Crashed: "failed", TimedOut: "failed",
-  NotReady: "skipped", Cancelled: "skipped", Cancelling: "skipped",
-  Running: "running", Retrying: "running",
-};
+// The state vocabulary comes from the server (GET /api/states, made from prefect_like.states):
+// `useStates` is called once at start-up, before any view renders.
+let GROUPS = {};
+let FINAL_TYPES = new Set();
+let FINAL_NAMES = new Set();
+
+export function useStates(vocabulary) {
+  const errors = new Set(vocabulary.error_types);
+  const done = new Set(vocabulary.done_names);
+  GROUPS = {};
+  for (const [name, type] of Object.entries(vocabulary.names)) {
+    // Five groups for a progress bar: done, failed, not run (skipped), running, pending.
+    GROUPS[name] = done.has(name) ? "done" : errors.has(type) ? "failed"
+      : type === "RUNNING" ? "running" : vocabulary.failure_names.includes(name) ? "skipped" : "pending";
+  }
+  FINAL_TYPES = new Set(vocabulary.final_types);
+  FINAL_NAMES = new Set(vocabulary.final_state_names);
+}
+
 export const GROUP_ORDER = ["done", "failed", "skipped", "running", "pending"];
 export const GROUP_LABEL = { done: "done", failed: "failed", skipped: "not run", running: "running", pending: "pending" };
 
+// Unknown names (a newer server's) count as pending.
 export const stateGroup = (name) => GROUPS[name] ?? "pending";
-export const FINAL_TYPES = new Set(["COMPLETED", "FAILED", "CRASHED", "CANCELLED"]);
-export const isFinal = (run) => FINAL_TYPES.has(run.state) || run.state_name === "NotReady";
+export const isFinal = (run) => FINAL_TYPES.has(run.state) || FINAL_NAMES.has(run.state_name);
 
 export function stateBadge(type, name) {
   const label = name || type || "Unknown";

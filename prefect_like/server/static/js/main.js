@@ -5,7 +5,8 @@
 // only the query changes (a filter, a sort, a page), the router calls update() instead, so the
 // view refreshes its table without reloading the rest of the page.
 
-import { errorBox, h } from "./dom.js";
+import { get } from "./api.js";
+import { errorBox, h, useStates } from "./dom.js";
 import { flowRunView } from "./flow-run.js";
 import { flowRunsView } from "./flow-runs.js";
 import { parseHash } from "./router.js";
@@ -43,5 +44,15 @@ async function route() {
   }
 }
 
-window.addEventListener("hashchange", route);
-route();
+async function start() {
+  try {
+    useStates(await get("states"));
+  } catch (error) {
+    document.getElementById("app").replaceChildren(errorBox(error));
+    return;
+  }
+  window.addEventListener("hashchange", route);
+  route();
+}
+
+start();
