@@ -94,6 +94,32 @@ class LoggingTests(ConformanceFixtures):
         state = pipeline(return_state=True)
         assert "flow says hi" in messages(store.logs(flow_run_id=state.run_id))
 
+    def test_flow_log_prints_reach_its_submitted_and_mapped_tasks(self, runner, store):
+        # Prefect 3: log_prints=True on a flow captures prints in its tasks, unless a task
+        # says log_prints=False (docs/v3/how-to-guides/workflows/add-logging.mdx).
+        @task
+        def chatty(i: int) -> str:
+            print(f"chatty {i}")
+            from prefect_like.context import get_run_context
+
+            return get_run_context().run_id
+
+        @task(log_prints=False)
+        def quiet() -> str:
+            print("quiet task")
+            from prefect_like.context import get_run_context
+
+            return get_run_context().run_id
+
+        @flow(log_prints=True, task_runner=runner())
+        def pipeline() -> list[str]:
+            return [chatty.submit(0).result(), *chatty.map([1, 2]).result(), quiet.submit().result()]
+
+        *chatty_ids, quiet_id = pipeline()
+        for i, run_id in enumerate(chatty_ids):
+            assert messages(store.logs(task_run_id=run_id)) == [f"chatty {i}"]
+        assert messages(store.logs(task_run_id=quiet_id)) == []
+
     def test_prints_are_not_captured_without_log_prints(self, runner, store, capsys):
         @task(log_prints=False)
         def printer() -> None:

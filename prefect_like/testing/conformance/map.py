@@ -250,6 +250,19 @@ class MapTests(ConformanceFixtures):
         with pytest.raises(MappingLengthError):
             pipeline()
 
+    def test_map_over_an_upstream_future_maps_over_its_result(self, runner):
+        # Prefect 3: transform.map(extract.submit()) maps over the upstream's result
+        # (src/prefect/task_runners.py, TaskRunner.map resolves top-level futures).
+        @task
+        def extract() -> list[int]:
+            return [1, 2, 3]
+
+        @flow(task_runner=runner())
+        def pipeline() -> list[int]:
+            return square.map(extract.submit()).result() + scale.map(extract.submit(), unmapped(10)).result()
+
+        assert pipeline() == [1, 4, 9, 10, 20, 30]
+
     @pytest.mark.parametrize("task_", [bracketed, bracketed_async], ids=["sync", "async"])
     def test_map_keeps_at_most_max_in_flight_runs_unfinished(self, runner, call_log, task_):
         n = 2
