@@ -211,15 +211,47 @@ def decorate_method(fn: Any, decorate: Callable[[Any], Any]) -> Any:
     return None
 
 
-def bind_method(definition: Any, instance: Any, owner: Any) -> Any:
-    """``__get__`` of a task or flow: bound to the instance, or the class for a classmethod,
-    which becomes the first argument of every call; itself when read from the class."""
-    kind = definition.method_kind
-    if kind == "static" or (instance is None and kind != "class"):
-        return definition
-    bound = copy.copy(definition)
-    bound.bound_to = owner if kind == "class" else instance
-    return bound
+class Definition:
+    """What a task and a flow share as definitions of a function: how it is called with bound
+    parameters, how it binds as a method, and Prefect's attributes (``task.retries``,
+    ``flow.timeout_seconds``...), which are its options."""
+
+    fn: Callable[..., Any]
+    signature: Any
+    options: Any
+    takes_varargs: bool = False  # *args or **kwargs: called with the arguments rebuilt
+    bound_to: Any = None  # the instance (or class) of a method, its first argument
+    method_kind: str | None = None  # "class" or "static" above classmethod/staticmethod
+
+    def call_function(self, parameters: dict[str, Any]) -> Any:
+        """Call the function with bound parameters (what binding made of a call's arguments)."""
+        fn = self.fn
+        if not self.takes_varargs:
+            return fn(**parameters)
+        bound = self.signature.bind_partial()
+        bound.arguments.update(parameters)
+        return fn(*bound.args, **bound.kwargs)
+
+    def __get__(self, instance: Any, owner: Any) -> Any:
+        """Bound to the instance, or the class for a classmethod; itself when read from the class."""
+        kind = self.method_kind
+        if kind == "static" or (instance is None and kind != "class"):
+            return self
+        bound = copy.copy(self)
+        bound.bound_to = owner if kind == "class" else instance
+        return bound
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name == "options":
+            raise AttributeError(name)
+        try:
+            return getattr(self.options, name)
+        except AttributeError:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}") from None
+
+
+def takes_varargs(signature: Any) -> bool:
+    return any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in signature.parameters.values())
 
 
 def reject_reserved(fn: Callable[..., Any], reserved: tuple[str, ...]) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 import pydantic
 
-from prefect_like.calls import bind_method, decorate_method, reject_reserved
+from prefect_like.calls import Definition, decorate_method, reject_reserved, takes_varargs
 from prefect_like.errors import ParameterTypeError
 
 P = ParamSpec("P")
@@ -42,7 +42,7 @@ class FlowOptions:
             raise ValueError(f"timeout_seconds must be positive, got {self.timeout_seconds}")
 
 
-class Flow(Generic[P, R]):
+class Flow(Definition, Generic[P, R]):
     """A function whose calls are tracked flow runs of task runs."""
 
     def __init__(self, fn: Callable[P, R], options: FlowOptions) -> None:
@@ -51,6 +51,7 @@ class Flow(Generic[P, R]):
         self.name = options.name
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
+        self.takes_varargs = takes_varargs(self.signature)
         functools.update_wrapper(self, fn)
 
     def with_options(self, **changes: Any) -> Flow[P, R]:
@@ -59,30 +60,6 @@ class Flow(Generic[P, R]):
     def __repr__(self) -> str:
         return f"Flow({self.name!r})"
 
-    def __getattr__(self, name: str) -> Any:
-        # Prefect's flow attributes (``flow.retries``, ``flow.timeout_seconds``...) are its options.
-        if name.startswith("_") or name == "options":
-            raise AttributeError(name)
-        try:
-            return getattr(self.options, name)
-        except AttributeError:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}") from None
-
-    def call_function(self, parameters: dict[str, Any]) -> Any:
-        """Call the function with bound parameters (``*args``/``**kwargs`` rebuilt)."""
-        if not any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in self.signature.parameters.values()):
-            fn: Callable[..., Any] = self.fn
-            return fn(**parameters)
-        bound = self.signature.bind_partial()
-        bound.arguments.update(parameters)
-        return self.fn(*bound.args, **bound.kwargs)
-
-    bound_to: Any = None
-    method_kind: str | None = None  # "class" or "static" for a flow above classmethod/staticmethod
-
-    def __get__(self, instance: Any, owner: Any) -> Any:
-        """A flow on a method: bound to the instance (or, under ``classmethod``, the class)."""
-        return bind_method(self, instance, owner)
 
     @overload
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R: ...
@@ -199,7 +176,7 @@ def flow(__fn: Any = None, **options: Any) -> Any:
     def decorate(fn: Callable[P, R]) -> Flow[P, R]:
         method = decorate_method(fn, decorate)
         if method is not None:
-            return method  # type: ignore[no-any-return]
+            return method
         if not callable(fn):
             raise TypeError(f"@flow decorates a function, got {type(fn).__name__}")
         reject_reserved(fn, ("return_state",))

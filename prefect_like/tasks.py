@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 from prefect_like import caching
 from prefect_like.calls import LEAVES as _LEAVES
 from prefect_like.calls import (
+    Definition,
     allow_failure,
-    bind_method,
     collect,
     decorate_method,
     quote,
     reject_reserved,
+    takes_varargs,
     unmapped,
     walk,
 )
@@ -216,7 +217,7 @@ def prepare(value: Any, found: list[Any]) -> Any:
 _UPSTREAM_KINDS = (TaskFuture, State)
 
 
-class Task(Generic[P, R]):
+class Task(Definition, Generic[P, R]):
     """A function whose calls inside a flow are tracked, retried and cached task runs."""
 
     def __init__(self, fn: Callable[P, R], options: TaskOptions) -> None:
@@ -235,24 +236,13 @@ class Task(Generic[P, R]):
         )
         # *args or **kwargs in the signature: the function is called with the bound arguments
         # rebuilt, not with the parameters as keywords.
-        self.takes_varargs = any(
-            p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in self.signature.parameters.values()
-        )
+        self.takes_varargs = takes_varargs(self.signature)
         self._tags = sorted(options.tags)
         # Read on every run: worked out once here rather than per task run.
         self.cache_policy = options.effective_cache_policy
         self.persists = options.persists
         self.retry_delays = retry_delays(options.retry_delay_seconds, options.retries)
         functools.update_wrapper(self, fn)
-
-    def call_function(self, parameters: dict[str, Any]) -> Any:
-        """Call the function with bound parameters (what ``bind`` made of the call's arguments)."""
-        fn: Callable[..., Any] = self.fn
-        if not self.takes_varargs:
-            return fn(**parameters)
-        bound = self.signature.bind_partial()
-        bound.arguments.update(parameters)
-        return fn(*bound.args, **bound.kwargs)
 
     @functools.cached_property
     def key(self) -> str:
@@ -271,26 +261,10 @@ class Task(Generic[P, R]):
     def __repr__(self) -> str:
         return f"Task({self.name!r})"
 
-    def __getattr__(self, name: str) -> Any:
-        # Prefect's task attributes (``task.retries``, ``task.task_run_name``...) are its options.
-        if name.startswith("_") or name == "options":
-            raise AttributeError(name)
-        try:
-            return getattr(self.options, name)
-        except AttributeError:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}") from None
-
-    def __get__(self, instance: Any, owner: Any) -> Any:
-        """A task on a method: bound to the instance (or, under ``classmethod``, the class)."""
-        return bind_method(self, instance, owner)
-
-    bound_to: Any = None
-    method_kind: str | None = None  # "class" or "static" for a task above classmethod/staticmethod
-
     # -- building calls ----------------------------------------------------------------------
 
-    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any], bound: bool = True) -> dict[str, Any]:
-        if bound and self.bound_to is not None:
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any], as_method: bool = True) -> dict[str, Any]:
+        if as_method and self.bound_to is not None:
             args = (self.bound_to, *args)
         if not kwargs and self._plain_signature and len(args) == len(self._positional):
             return dict(zip(self._positional, args, strict=True))
@@ -452,7 +426,7 @@ class Task(Generic[P, R]):
                 if fast:
                     parameters = dict(zip(mapped_names, items, strict=True))
                 else:
-                    parameters = self.bind((), {**constant, **dict(zip(mapped_names, items, strict=True))}, bound=False)
+                    parameters = self.bind((), {**constant, **dict(zip(mapped_names, items, strict=True))}, as_method=False)
                 yield self._call(context, parameters, wait_for, index, upstream)
 
         return calls()
@@ -589,7 +563,7 @@ def task(__fn: Any = None, **options: Any) -> Any:
     def decorate(fn: Callable[P, R]) -> Task[P, R]:
         method = decorate_method(fn, decorate)
         if method is not None:
-            return method  # type: ignore[no-any-return]
+            return method
         if not callable(fn):
             raise TypeError(f"@task decorates a function, got {type(fn).__name__}")
         reject_reserved(fn, ("return_state", "wait_for"))

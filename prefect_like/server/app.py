@@ -55,8 +55,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from prefect_like import __version__, settings
 from prefect_like.errors import RunNotFoundError, TrackingError
-from prefect_like.states import vocabulary
 from prefect_like.server.schemas import BatchAccepted, EventBatch, Problem, parse_batch
+from prefect_like.states import vocabulary
 from prefect_like.tracking.store import Store
 
 log = logging.getLogger("prefect_like.server")

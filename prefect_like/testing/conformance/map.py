@@ -10,6 +10,7 @@ import pytest
 
 from prefect_like import flow, task, unmapped
 from prefect_like.errors import MappingLengthError
+from prefect_like.futures import FutureList
 from prefect_like.testing.fixtures import ConformanceFixtures
 from prefect_like.testing.helpers import count_lines, mark_call, read_lines
 
@@ -93,7 +94,7 @@ class MapTests(ConformanceFixtures):
 
         pipeline()
         futures = out["futures"]
-        assert isinstance(futures, list)
+        assert isinstance(futures, FutureList)
         assert len(futures) == 5
         assert all(f.done() for f in futures)
         assert [f.result() for f in futures] == [0, 1, 4, 9, 16]
