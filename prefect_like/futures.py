@@ -126,6 +126,45 @@ class FutureList(list[TaskFuture[R]]):
         ]
 
 
+class DeferredFutureList(FutureList[R]):
+    """What ``.map`` over an upstream future returns at once: the futures arrive when the
+    upstream has ended and the runs are made; reading the list waits for them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    def fill(self, futures: Iterable[TaskFuture[R]]) -> None:
+        list.extend(self, futures)
+        self._ready.set()
+
+    def fail(self, error: BaseException) -> None:
+        self._error = error
+        self._ready.set()
+
+    def _arrived(self) -> None:
+        while not self._ready.wait(SIGNAL_CHECK_SECONDS):
+            pass
+        if self._error is not None:
+            raise self._error
+
+    def __iter__(self) -> Iterator[TaskFuture[R]]:
+        self._arrived()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._arrived()
+        return super().__len__()
+
+    def __getitem__(self, index: Any) -> Any:
+        self._arrived()
+        return super().__getitem__(index)
+
+    def __repr__(self) -> str:
+        return "DeferredFutureList(<waiting for its upstream>)" if not self._ready.is_set() else super().__repr__()
+
+
 class DoneAndNotDoneFutures(NamedTuple):
     done: set[TaskFuture[Any]]
     not_done: set[TaskFuture[Any]]
@@ -163,3 +202,19 @@ def as_completed(
         if future in pending:
             pending.discard(future)
             yield future
+
+
+def when_done(futures: list[TaskFuture[Any]], then: Callable[[], None]) -> None:
+    """Call ``then()`` once every future in ``futures`` is done, from the last one's callback."""
+    remaining = [len(futures)]
+    lock = threading.Lock()
+
+    def one_done(_: Any) -> None:
+        with lock:
+            remaining[0] -= 1
+            last = remaining[0] == 0
+        if last:
+            then()
+
+    for future in futures:
+        future.add_done_callback(one_done)

@@ -37,7 +37,7 @@ from prefect_like.calls import (
 )
 from prefect_like.context import FlowRunContext, flow_run_context, task_run_context
 from prefect_like.errors import MappingLengthMismatch, MappingMissingIterable, UpstreamFailedError
-from prefect_like.futures import TaskFuture
+from prefect_like.futures import DeferredFutureList, TaskFuture, when_done
 from prefect_like.results import ResultStorage
 from prefect_like.states import State
 from prefect_like.tracking.events import PendingCall, emit
@@ -367,7 +367,22 @@ class Task(Definition, Generic[P, R]):
         return_state = kwargs.pop("return_state", False)
         wait_for = kwargs.pop("wait_for", None)
         context, runner = _submission(self, "map")
-        futures = runner.map(self._map_calls(context, args, kwargs, wait_for))
+        waiting = _unfinished_upstreams((*args, *kwargs.values()))
+        if waiting:
+            # Mapped over an upstream that has not ended: the body goes on; the runs are made
+            # once it has, and the list fills then (reading it waits for that).
+            deferred: DeferredFutureList[Any] = DeferredFutureList()
+
+            def fill() -> None:
+                try:
+                    deferred.fill(runner.map(self._map_calls(context, args, kwargs, wait_for)))
+                except BaseException as exc:
+                    deferred.fail(exc)
+
+            when_done(waiting, lambda: runner.defer(fill))
+            futures: Any = deferred
+        else:
+            futures = runner.map(self._map_calls(context, args, kwargs, wait_for))
         if return_state:
             futures.wait()
             return [future.state for future in futures]
@@ -480,6 +495,16 @@ def _accepts_parameters(fn: Callable[..., Any]) -> bool:
         return bool(inspect.signature(fn).parameters)
     except (TypeError, ValueError):
         return False
+
+
+def _unfinished_upstreams(values: tuple[Any, ...]) -> list[TaskFuture[Any]]:
+    """The futures given to ``map`` whole (or in ``allow_failure``) whose runs have not ended."""
+    found = []
+    for value in values:
+        inner = value.value if isinstance(value, allow_failure) else value
+        if isinstance(inner, TaskFuture) and not inner.done():
+            found.append(inner)
+    return found
 
 
 def _completed(value: TaskFuture[Any] | State) -> bool:

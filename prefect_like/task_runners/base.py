@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 import cloudpickle
 
-from prefect_like.futures import FutureList, TaskFuture
+from prefect_like.futures import FutureList, TaskFuture, when_done
 from prefect_like.results import summarize_call_parameters
 from prefect_like.states import Cancelled, Crashed, State
 from prefect_like.tasks import TaskCall
@@ -157,6 +157,7 @@ class TaskRunner(abc.ABC):
         self._cancelling = False
         self._closing = False
         self._unfinished: dict[str, Work] = {}
+        self._deferred = 0  # submissions under way on threads of their own (``defer``)
         self._idle = threading.Condition()
 
     # -- what a runner implements --------------------------------------------------------------
@@ -201,7 +202,7 @@ class TaskRunner(abc.ABC):
                 self._cancel_all()
             else:
                 with self._idle:
-                    while self._unfinished:
+                    while self._unfinished or self._deferred:
                         self._idle.wait(0.5)
         finally:
             self._started = False
@@ -267,6 +268,22 @@ class TaskRunner(abc.ABC):
             self._ready(work)
         return work.future
 
+    def defer(self, submit: Callable[[], None]) -> None:
+        """Run ``submit`` (which submits or maps) on a thread of its own, now; ``shutdown`` waits
+        for it. For submissions decided in a done-callback, which must not block."""
+        with self._idle:
+            self._deferred += 1
+
+        def run() -> None:
+            try:
+                submit()
+            finally:
+                with self._idle:
+                    self._deferred -= 1
+                    self._idle.notify_all()
+
+        threading.Thread(target=run, name="prefect-like-deferred-map", daemon=True).start()
+
     def _ready(self, work: Work) -> None:
         if self._cancelling:
             work.cancel(NOT_STARTED)
@@ -296,20 +313,3 @@ class TaskRunner(abc.ABC):
         if self._closing and not unfinished:
             with self._idle:
                 self._idle.notify_all()
-
-
-def when_done(futures: list[TaskFuture[Any]], then: Callable[[], None]) -> None:
-    """Call ``then()`` once every future in ``futures`` is done, from the last one's callback."""
-    remaining = [len(futures)]
-    lock = threading.Lock()
-
-    def one_done(_: Any) -> None:
-        with lock:
-            remaining[0] -= 1
-            last = remaining[0] == 0
-        if last:
-            then()
-
-    for future in futures:
-        future.add_done_callback(one_done)
-

@@ -11,13 +11,21 @@ import pytest
 from prefect_like import flow, task, unmapped
 from prefect_like.errors import MappingLengthError
 from prefect_like.futures import FutureList
+from prefect_like.task_runners import SequentialTaskRunner
 from prefect_like.testing.fixtures import ConformanceFixtures
-from prefect_like.testing.helpers import count_lines, mark_call, read_lines
+from prefect_like.testing.helpers import count_lines, mark_call, read_lines, wait_for_file
 
 
 @task
 def square(x: int) -> int:
     return x * x
+
+
+@task
+def gated(gate: str) -> list[int]:
+    if not wait_for_file(gate, timeout=30):
+        raise TimeoutError("the flow body never went past its .map call")
+    return [1, 2, 3]
 
 
 @task
@@ -263,6 +271,21 @@ class MapTests(ConformanceFixtures):
             return square.map(extract.submit()).result() + scale.map(extract.submit(), unmapped(10)).result()
 
         assert pipeline() == [1, 4, 9, 10, 20, 30]
+
+    def test_map_over_an_unfinished_upstream_does_not_block_the_flow_body(self, runner, tmp_path):
+        # The upstream ends only once the body has gone past the .map call: a map that waited
+        # for it would leave it waiting, and it would fail after its bounded wait.
+        if isinstance(runner(), SequentialTaskRunner):
+            pytest.skip("the sequential runner runs each task inside submit(): nothing is unfinished")
+        gate = str(tmp_path / "gate")
+
+        @flow(task_runner=runner())
+        def pipeline() -> list[int]:
+            mapped = square.map(gated.submit(gate))
+            Path(gate).touch()
+            return mapped.result()
+
+        assert pipeline() == [1, 4, 9]
 
     @pytest.mark.parametrize("task_", [bracketed, bracketed_async], ids=["sync", "async"])
     def test_map_keeps_at_most_max_in_flight_runs_unfinished(self, runner, call_log, task_):
