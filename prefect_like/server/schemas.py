@@ -11,7 +11,7 @@ A batch is a JSON/msgpack array of events, or an object ``{"events": [...]}``.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, NotRequired
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired
 
 from pydantic import (
     BaseModel,
@@ -25,6 +25,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
+from prefect_like.states import STATE_TYPES
 from prefect_like.tracking.events import FIELDS
 
 MAX_ID = 200  # run ids are 32-character hex uuids; room for other producers
@@ -34,7 +35,10 @@ MAX_DATA_DEPTH = 16
 MAX_EVENTS = 100_000  # per request; the HTTP sink sends 10,000
 
 Kind = Literal["flow", "task", "log", "heartbeat"]
-StateTypeValue = Literal["PENDING", "RUNNING", "COMPLETED", "FAILED", "CRASHED", "CANCELLED"]
+if TYPE_CHECKING:
+    StateTypeValue = str
+else:  # the closed set of state types, as the vocabulary has it (Literal of a tuple: each one)
+    StateTypeValue = Literal[STATE_TYPES]
 Id = Annotated[str, Strict(), Field(min_length=1, max_length=MAX_ID)]
 Seq = Annotated[int, Strict(), Field(ge=0, le=2**62)]
 Timestamp = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0)]

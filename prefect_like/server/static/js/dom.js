@@ -71,8 +71,11 @@ export const pretty = (value) => JSON.stringify(value, null, 2);
 // The state vocabulary comes from the server (GET /api/states, made from prefect_like.states):
 // `useStates` is called once at start-up, before any view renders.
 let GROUPS = {};
+let TYPE_GROUPS = {};
 let FINAL_TYPES = new Set();
 let FINAL_NAMES = new Set();
+/** The state types, in the server's order (for a state filter). */
+export let STATE_TYPES = [];
 
 export function useStates(vocabulary) {
   const errors = new Set(vocabulary.error_types);
@@ -83,20 +86,23 @@ export function useStates(vocabulary) {
     GROUPS[name] = done.has(name) ? "done" : errors.has(type) ? "failed"
       : type === "RUNNING" ? "running" : vocabulary.failure_names.includes(name) ? "skipped" : "pending";
   }
+  // A name of the user's own (Completed(name="Skipped")) goes with its type's default name.
+  TYPE_GROUPS = Object.fromEntries(vocabulary.types.map((t) => [t, GROUPS[vocabulary.default_names[t]]]));
   FINAL_TYPES = new Set(vocabulary.final_types);
   FINAL_NAMES = new Set(vocabulary.final_state_names);
+  STATE_TYPES = vocabulary.types;
 }
 
 export const GROUP_ORDER = ["done", "failed", "skipped", "running", "pending"];
 export const GROUP_LABEL = { done: "done", failed: "failed", skipped: "not run", running: "running", pending: "pending" };
 
-// Unknown names (a newer server's) count as pending.
-export const stateGroup = (name) => GROUPS[name] ?? "pending";
+// A name unknown to the vocabulary goes with its type when known, else counts as pending.
+export const stateGroup = (name, type = null) => GROUPS[name] ?? TYPE_GROUPS[type] ?? "pending";
 export const isFinal = (run) => FINAL_TYPES.has(run.state) || FINAL_NAMES.has(run.state_name);
 
 export function stateBadge(type, name) {
   const label = name || type || "Unknown";
-  return h("span", { class: `badge state-${stateGroup(label)}`, title: type || null }, label);
+  return h("span", { class: `badge state-${stateGroup(label, type)}`, title: type || null }, label);
 }
 
 /** Counts by state name as a stacked bar plus "done / total". */

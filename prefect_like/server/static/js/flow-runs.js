@@ -3,11 +3,11 @@
 import { get, id } from "./api.js";
 import {
   formatDuration, formatNumber, formatTime, h, isFinal, link, pager, progressBar, select, stateBadge,
+  STATE_TYPES,
 } from "./dom.js";
 import { href, poll, setParams } from "./router.js";
 
 const PAGE = 25;
-const STATES = ["", "RUNNING", "COMPLETED", "FAILED", "CRASHED", "CANCELLED", "PENDING"];
 const LIVE_MS = 2000;
 
 export async function flowRunsView(root, { params, signal }) {
@@ -43,7 +43,7 @@ export async function flowRunsView(root, { params, signal }) {
 
   function renderFilters() {
     filters.replaceChildren(
-      select("State", current.state ?? "", STATES.map((s) => [s, s ? s[0] + s.slice(1).toLowerCase() : "All states"]),
+      select("State", current.state ?? "", ["", ...STATE_TYPES].map((s) => [s, s ? s[0] + s.slice(1).toLowerCase() : "All states"]),
         (state) => setParams({ ...current, state, offset: 0 })),
       select("Flow", current.flow ?? "", [["", "All flows"], ...flowNames.map((n) => [n, n])],
         (flow) => setParams({ ...current, flow, offset: 0 })),
