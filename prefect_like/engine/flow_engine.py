@@ -41,13 +41,14 @@ from prefect_like.futures import TaskFuture
 from prefect_like.logging import capture_prints, install_print_capture, logger, setup_logging
 from prefect_like.results import summarize, summarize_parameters
 from prefect_like.states import (
+    DONE_NAMES,
     Cancelled,
     Crashed,
     Failed,
     Retrying,
     Running,
     State,
-    StateType,
+    TimedOut,
 )
 from prefect_like.tracking.events import emit, flow_event
 
@@ -148,7 +149,7 @@ class FlowRun:
             data["result"] = summarize(state.result())
         state.run_id = self.id
         self.emit(state, data)
-        failed = sum(n for name, n in counts.items() if name not in ("Completed", "Cached"))
+        failed = sum(n for name, n in counts.items() if name not in DONE_NAMES)
         summary = ", ".join(f"{n} {name}" for name, n in sorted(counts.items())) or "no task runs"
         log = logger.info if state.is_completed() else logger.error
         log("Finished flow run %r in state %s (%s)%s", self.name, state.name, summary,
@@ -208,10 +209,7 @@ def steps(run: FlowRun, return_state: bool) -> Steps[Any]:
             error = None if state.is_completed() else _exception_of(state)
         except Exception as exc:
             cancel = isinstance(exc, TimeoutError)
-            if isinstance(exc, FlowRunTimeoutError):
-                state = State(StateType.FAILED, "TimedOut", f"{type(exc).__name__}: {exc}", exc)
-            else:
-                state = Failed(exc)
+            state = TimedOut(error=exc) if isinstance(exc, FlowRunTimeoutError) else Failed(exc)
             error = exc
         except BaseException as exc:
             run.reset(tokens)

@@ -44,7 +44,7 @@ from prefect_like.states import (
     NotReady,
     Retrying,
     State,
-    StateType,
+    TimedOut,
 )
 from prefect_like.tasks import TaskCall
 from prefect_like.tracking.events import emit, task_event, task_running
@@ -201,10 +201,7 @@ class TaskRun:
         return self._finish(state, self._terminal_data(error=error))
 
     def fail(self, exc: BaseException) -> State:
-        if isinstance(exc, TaskRunTimeoutError):
-            state = State(StateType.FAILED, "TimedOut", f"{type(exc).__name__}: {exc}", exc)
-        else:
-            state = Failed(exc)
+        state = TimedOut(error=exc) if isinstance(exc, TaskRunTimeoutError) else Failed(exc)
         return self._finish(state, self._terminal_data(error=exc))
 
     def crash(self, exc: BaseException) -> State:
