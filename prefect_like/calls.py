@@ -109,7 +109,7 @@ def walk(
     ``allowed`` tells ``visit`` the target was inside ``allow_failure``. With ``unwrap`` the
     annotations are taken off (what the task function receives); without, they are kept
     around the rebuilt values (what a shipped call carries). What holds no target is returned
-    as the same object; to only collect targets, give a ``visit`` that returns its argument.
+    as the same object, so a ``visit`` that returns its argument only collects.
     """
     kind = type(value)
     if kind in LEAVES or depth > MAX_DEPTH:
@@ -167,18 +167,6 @@ def walk(
             object.__setattr__(rebuilt, name, new)  # frozen dataclasses too
         return rebuilt
     return value
-
-
-def collect(value: Any, targets: tuple[type, ...], found: list[Any]) -> None:
-    """Append every instance of ``targets`` inside ``value`` to ``found``, in order."""
-    if type(value) in LEAVES:
-        return
-
-    def keep(target: Any, allowed: bool) -> Any:
-        found.append(target)
-        return target
-
-    walk(value, keep, targets)
 
 
 def _rebuild_sequence(value: Any, items: list[Any]) -> Any:

@@ -27,7 +27,6 @@ from prefect_like.calls import LEAVES as _LEAVES
 from prefect_like.calls import (
     Definition,
     allow_failure,
-    collect,
     decorate_method,
     quote,
     reject_reserved,
@@ -184,11 +183,6 @@ _new_event = tuple.__new__  # builds an Event without NamedTuple's argument bind
 _FUTURES = (TaskFuture,)
 
 
-def find_upstream(value: Any, found: list[Any]) -> None:
-    """Collect the futures inside ``value`` (the one walker: ``calls.collect``)."""
-    collect(value, _FUTURES, found)
-
-
 def prepare(value: Any, found: list[Any]) -> Any:
     """An argument as a call carries it: its futures collected into ``found``, a State in it
     made a done future (the engine resolves both alike), a ``quote`` taken off, and an
@@ -286,9 +280,7 @@ class Task(Definition, Generic[P, R]):
                 if type(value) not in _LEAVES:
                     parameters = {name: prepare(value, upstream) for name, value in parameters.items()}
                     break
-        wait_for = tuple(wait_for) if wait_for else ()
-        if wait_for:
-            find_upstream(list(wait_for), upstream)
+        wait_for = tuple(prepare(value, upstream) for value in wait_for) if wait_for else ()
         flow_run_id = context.flow_run_id
         index = next(_COUNTER)
         task_run_id = f"{(flow_run_id or _NO_FLOW_TAG)[:12]}-{_PROCESS_TAG}{index:x}"
