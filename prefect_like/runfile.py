@@ -1,8 +1,9 @@
 """``prefect-like run FILE.py:FLOW``: load a flow from a file, parse ``--param`` values, run it.
 
-The flow runs on a worker thread while the calling thread shows its progress, read from the
-tracker like ``runs watch`` does, so what the bar shows is what the tracker recorded. The flow
-run is found as the newest run of that flow that started after the command did.
+The flow runs on the calling thread, where signals arrive, while a thread shows its progress,
+read from the tracker like ``runs watch`` does, so what the bar shows is what the tracker
+recorded. The flow run is found as the newest run of that flow that started after the command
+did.
 """
 
 from __future__ import annotations
@@ -96,45 +97,73 @@ def find_new_run(reader: Any, flow_name: str, since: float) -> str | None:
 def run_with_progress(
     flow: Flow[..., Any], parameters: dict[str, Any], console: Console, *, progress: bool = True
 ) -> tuple[State, str | None]:
-    """Run the flow on a thread, showing its progress; its final State and flow run id."""
-    from prefect_like.client import connect
-    from prefect_like.progress import watch
+    """Run the flow on this thread, showing its progress from another; its final State and
+    flow run id.
 
-    outcome: dict[str, Any] = {}
-
-    def body() -> None:
-        try:
-            result = flow(**parameters, return_state=True)
-            if inspect.iscoroutine(result):
-                result = asyncio.run(result)
-            outcome["state"] = result
-        except BaseException as exc:  # reported on the calling thread
-            outcome["error"] = exc
+    The flow runs on the calling (main) thread because that is where Ctrl-C and SIGTERM
+    arrive: the flow engine ends the run CANCELLED, flushes it and says what it recorded; the
+    command then exits 130 (143 for SIGTERM) with that one line, and no traceback.
+    """
+    from prefect_like.engine.signals import exit_status
 
     since = time.time() - 1.0  # the run's first event is stamped a moment after this
-    worker = threading.Thread(target=body, name="prefect-like-run", daemon=True)
-    worker.start()
-    flow_run_id: str | None = None
+    ended = threading.Event()
+    found: list[str] = []
+    viewer = threading.Thread(
+        target=_show_progress, args=(flow.name, since, console, progress, ended, found),
+        name="prefect-like-progress", daemon=True,
+    )
+    viewer.start()
     try:
-        with connect() as reader:
-            while flow_run_id is None and worker.is_alive():
-                flow_run_id = find_new_run(reader, flow.name, since)
-                if flow_run_id is None:
-                    worker.join(0.2)  # waiting for the run's first events to reach the tracker
-            if progress and flow_run_id is not None and worker.is_alive():
-                watch(reader, flow_run_id, console=console, stop=lambda: not worker.is_alive())
-    except (TrackingError, RunNotFoundError) as exc:
-        console.print(f"[yellow]no live progress: {exc}[/]")
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
-    worker.join()
-    if "error" in outcome:
-        error = outcome["error"]
-        raise click.ClickException(f"the flow could not run: {type(error).__name__}: {error}")
+        state = flow(**parameters, return_state=True)
+        if inspect.iscoroutine(state):
+            state = asyncio.run(state)
+    except KeyboardInterrupt as exc:
+        _stop(ended, viewer)
+        summary = getattr(exc, "summary", None)
+        console.print(summary if isinstance(summary, str) else "Interrupted before the flow run began.",
+                      markup=False, highlight=False, soft_wrap=True)
+        raise SystemExit(exit_status(exc)) from None
+    except Exception as exc:  # the engine records the flow's own errors; this is anything else
+        _stop(ended, viewer)
+        raise click.ClickException(f"the flow could not run: {type(exc).__name__}: {exc}") from None
+    _stop(ended, viewer)
+    flow_run_id = found[0] if found else None
     if flow_run_id is None:
         try:
-            with connect() as reader:
+            with _connect() as reader:
                 flow_run_id = find_new_run(reader, flow.name, since)
         except TrackingError:
             pass
-    return outcome["state"], flow_run_id
+    return state, flow_run_id
+
+
+def _connect() -> Any:
+    from prefect_like.client import connect
+
+    return connect()
+
+
+def _stop(ended: threading.Event, viewer: threading.Thread) -> None:
+    ended.set()
+    viewer.join(timeout=5.0)  # it wakes every few tenths of a second to look at `ended`
+
+
+def _show_progress(
+    flow_name: str, since: float, console: Console, progress: bool, ended: threading.Event, found: list[str]
+) -> None:
+    """Find the run in the tracker and show its progress until the flow call returns."""
+    from prefect_like.progress import watch
+
+    try:
+        with _connect() as reader:
+            while not ended.is_set():
+                flow_run_id = find_new_run(reader, flow_name, since)
+                if flow_run_id is not None:
+                    found.append(flow_run_id)
+                    break
+                ended.wait(0.2)  # until the run's first events reach the tracker
+            if progress and found and not ended.is_set():
+                watch(reader, found[0], console=console, stop=ended.is_set)
+    except (TrackingError, RunNotFoundError) as exc:
+        console.print(f"[yellow]no live progress: {exc}[/]")

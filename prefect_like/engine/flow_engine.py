@@ -12,28 +12,25 @@
 3. Record the final state with the task runs' counts by state, and flush the Recorder, so
    every event of the run is stored when the call returns.
 
-Ctrl-C (SIGINT) and SIGTERM end the run the same way on both drivers: the runner cancels what
-has not started and abandons what runs, the run ends CANCELLED, events are flushed, and the
-call raises ``KeyboardInterrupt``. The sync driver turns SIGTERM into a KeyboardInterrupt on
-the main thread; the async driver cancels the flow's asyncio task for either signal.
+Ctrl-C (SIGINT) and SIGTERM end the run the same way on both drivers (``signals``): the runner
+cancels what has not started and abandons what runs, the run ends CANCELLED, events are
+flushed, and the call raises ``KeyboardInterrupt`` (``Interrupted`` for SIGTERM).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-import signal
-import threading
 import time
 import uuid
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from prefect_like import collector
 from prefect_like.calls import walk
 from prefect_like.context import FlowRunContext, flow_run_context, task_run_context
+from prefect_like.engine import signals
 from prefect_like.engine.outcomes import state_from_return
+from prefect_like.engine.signals import Interrupted
 from prefect_like.engine.steps import Blocking, Call, Sleep, Steps, drive, drive_async
 from prefect_like.engine.task_engine import error_details
 from prefect_like.errors import FlowRunTimeoutError, ParameterTypeError
@@ -94,6 +91,8 @@ class FlowRun:
         self.seq = 0
         self.started = time.time()
         self.interrupted: str | None = None  # why a signal ended the run, once one did
+        self.counts: dict[str, int] = {}  # the task runs' final states, once the run has ended
+        self.final_state: str | None = None
         self.context = FlowRunContext(
             self.id, self.name, flow, self.runner, self.parameters, self.log_prints
         )
@@ -139,9 +138,11 @@ class FlowRun:
         return state_from_return(walk(result, state_of, (TaskFuture,)))
 
     def finish(self, state: State, error: BaseException | None) -> State:
+        signals.ending(self)
+        self.final_state = state.name
         self.recorder.unwatch(self.id)
         self.recorder.flush(delivered=False)
-        counts = self.recorder.take_counts(self.id)
+        counts = self.counts = self.recorder.take_counts(self.id)
         data: dict[str, Any] = {"task_runs": counts, "duration": time.time() - self.started}
         if error is not None:
             data["error"] = error_details(error)
@@ -164,11 +165,6 @@ def _result_of(value: TaskFuture[Any] | State, allowed: bool) -> Any:
         value.wait()
         value = value.state
     return value.result(raise_on_failure=not allowed)
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM (or a signal that cancelled an async flow), raised like Ctrl-C so a flow run
-    ends CANCELLED and flushes its events."""
 
 
 def _cancellation(run: FlowRun, exc: BaseException) -> str:
@@ -216,9 +212,12 @@ def steps(run: FlowRun, return_state: bool) -> Steps[Any]:
             cancelled = Cancelled(_cancellation(run, exc))
             yield Blocking(functools.partial(run.runner.shutdown, cancel_pending=True))
             yield Blocking(functools.partial(run.finish, cancelled, None))
-            if run.interrupted and not isinstance(exc, KeyboardInterrupt):
-                raise Interrupted(run.interrupted) from None
-            raise
+            if not run.interrupted:
+                raise
+            if not isinstance(exc, KeyboardInterrupt):  # the signal cancelled the flow's asyncio task
+                exc = signals.exception()
+            signals.note_summary(exc, run, run.counts)
+            raise exc from None
         run.reset(tokens)
         yield Blocking(functools.partial(run.runner.shutdown, cancel_pending=cancel))
         if state.is_completed() or attempt == retries:
@@ -231,61 +230,12 @@ def steps(run: FlowRun, return_state: bool) -> Steps[Any]:
     return state if return_state else state.result()
 
 
-@contextlib.contextmanager
-def _sigterm_interrupts(run_ref: list[FlowRun]) -> Iterator[None]:
-    """SIGTERM raises ``Interrupted`` on the main thread while a sync flow runs."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: Any) -> None:
-        reason = f"received {signal.Signals(signum).name}"
-        if run_ref:
-            run_ref[0].interrupted = reason
-        raise Interrupted(reason)
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def _signals_cancel(run: FlowRun, task: asyncio.Task[Any] | None) -> Iterator[None]:
-    """SIGINT and SIGTERM cancel the async flow's task while it runs (a second SIGINT raises
-    KeyboardInterrupt at once, as Python does)."""
-    if task is None or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous: dict[int, Any] = {}
-
-    def cancel(signum: int, frame: Any) -> None:
-        if run.interrupted and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        run.interrupted = f"received {signal.Signals(signum).name}" if signum != signal.SIGINT else "was interrupted (Ctrl-C)"
-        if task_run_context.get() is not None:
-            # A task run holds the loop's thread (the sequential runner runs it inline):
-            # cancelling the asyncio task would wait for it; interrupt it where it is.
-            raise Interrupted(run.interrupted)
-        task.get_loop().call_soon_threadsafe(task.cancel)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        previous[sig] = signal.signal(sig, cancel)
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 def run_flow(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], return_state: bool) -> Any:
     """Run a sync flow to its final state; returns its value (or the State, if asked)."""
-    run_ref: list[FlowRun] = []
-    with _sigterm_interrupts(run_ref), collector.tuned():
+    with collector.tuned():
         run = FlowRun(flow, args, kwargs, return_state)
-        run_ref.append(run)
-        return drive(steps(run, return_state))
+        with signals.handled(run):
+            return drive(steps(run, return_state))
 
 
 async def run_flow_async(
@@ -294,7 +244,7 @@ async def run_flow_async(
     """Run an async flow to its final state: the same steps, the body awaited."""
     with collector.tuned():
         run = FlowRun(flow, args, kwargs, return_state)
-        with _signals_cancel(run, asyncio.current_task()):
+        with signals.handled(run, asyncio.current_task()):
             return await drive_async(steps(run, return_state))
 
 

@@ -14,8 +14,9 @@ A pool thread, the event loop, a Dask or Ray worker or a child process all run a
 
 Every state change is an event appended to the process-local buffer; the engine does no I/O of
 its own but reading and writing persisted results. It returns the final ``State`` and never
-raises for the task's own errors: a failing task fails its run, not the framework. A
-KeyboardInterrupt or SystemExit ends the run Cancelled and is raised again on the main thread.
+raises for the task's own errors: a failing task fails its run, not the framework. Ctrl-C or
+SIGTERM (``signals``) ends the run Cancelled and is raised again on the main thread; a
+``KeyboardInterrupt`` or ``SystemExit`` the task raises itself ends it Crashed, and no more.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from typing import Any
 from prefect_like.calls import LEAVES, walk
 from prefect_like.context import TaskRunContext, task_run_context
 from prefect_like.engine.outcomes import is_state_collection, state_from_return
+from prefect_like.engine.signals import interrupting
 from prefect_like.engine.steps import Blocking, Call, Sleep, Steps, drive, drive_async
-from prefect_like.errors import TaskRunTimeoutError
+from prefect_like.errors import CrashedRun, TaskRunTimeoutError
 from prefect_like.futures import TaskFuture
 from prefect_like.logging import capture_prints, install_print_capture, logger
 from prefect_like.results import resolve_storage, summarize, summarize_call_parameters
@@ -205,8 +207,15 @@ class TaskRun:
         return self._finish(state, self._terminal_data(error=exc))
 
     def crash(self, exc: BaseException) -> State:
-        if isinstance(exc, (KeyboardInterrupt, SystemExit, asyncio.CancelledError)):
+        """End the run on a BaseException: Cancelled when a signal or a cancellation ended it,
+        Crashed when the task itself raised it (``sys.exit()`` in a task ends that run only)."""
+        if isinstance(exc, asyncio.CancelledError) or (isinstance(exc, KeyboardInterrupt) and interrupting()):
             state = Cancelled(INTERRUPTED)
+        elif isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            what = f"called sys.exit({exc.code!r})" if isinstance(exc, SystemExit) else "raised KeyboardInterrupt"
+            error = CrashedRun(f"the task {what}")  # an Exception: asking for the result fails, exits nothing
+            error.__cause__ = exc
+            state = Crashed(str(error), error)
         else:
             state = Crashed(f"{type(exc).__name__}: {exc}", exc)
         return self._finish(state, self._terminal_data(error=exc))
@@ -295,10 +304,10 @@ def steps(call: TaskCall) -> Steps[State]:
         return run.fail(exc)
     except BaseException as exc:
         state = run.crash(exc)
-        if isinstance(exc, asyncio.CancelledError) or (
-            isinstance(exc, (KeyboardInterrupt, SystemExit)) and threading.current_thread() is threading.main_thread()
+        if state.is_cancelled() and (
+            isinstance(exc, asyncio.CancelledError) or threading.current_thread() is threading.main_thread()
         ):
-            raise
+            raise  # the signal (or cancellation) goes on to end the flow run
         return state
     return run.complete(result)
 

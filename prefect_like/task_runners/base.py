@@ -28,6 +28,7 @@ A runner must pass the shipped conformance suite, ``prefect_like.testing.RunnerC
 from __future__ import annotations
 
 import abc
+import itertools
 import pickle
 import threading
 from collections.abc import Callable, Iterable
@@ -101,28 +102,30 @@ class Work:
     def cancel(self, reason: str, started: bool = False) -> bool:
         """End the run CANCELLED and record it: ``started`` for one abandoned while it ran, whose
         record outranks whatever its abandoned call still sends."""
-        if self.future.done():
-            return False
         call = self.call
         state = Cancelled(reason)
         state.run_id = call.task_run_id
+        if not self.future.set_state(state):  # it ended first, or another thread cancelled it
+            return False
         data = {"parameters": summarize_call_parameters(call.parameters)}
         _events.emit(task_event(call.task_run_id, call.flow_run_id, OVERRIDE_SEQ if started else 1, state, data))
-        return self.finish(state)
+        self.runner._finished(self)
+        return True
 
     def crash(self, exc: BaseException) -> bool:
         """End the run Crashed: the runner failed to run it (an engine error, say)."""
-        if self.future.done():
-            return False
         from prefect_like.engine.task_engine import error_details
 
         call = self.call
         state = Crashed(f"the task runner could not run it: {type(exc).__name__}: {exc}", exc)
         state.run_id = call.task_run_id
+        if not self.future.set_state(state):
+            return False
         data = call.describe({"parameters": summarize_call_parameters(call.parameters), "run_count": 0,
                               "error": error_details(exc)})
         _events.emit(task_event(call.task_run_id, call.flow_run_id, OVERRIDE_SEQ, state, data))
-        return self.finish(state)
+        self.runner._finished(self)
+        return True
 
     def __repr__(self) -> str:
         return f"Work({self.call.name!r}, {self.future.state!r})"
@@ -299,11 +302,16 @@ class TaskRunner(abc.ABC):
         window = self.max_in_flight
         submit = self.submit
         append = futures.append
-        for index, call in enumerate(calls):
-            # Every run more than `window` places back has ended before the next is submitted,
-            # so at most `window` are in flight; a done() check is all it costs when they have.
+        pending = iter(calls)
+        for index in itertools.count():
+            # Every run more than `window` places back has ended before the next is made and
+            # submitted, so at most `window` are in flight (a done() check is all it costs when
+            # they have), and an interrupt while waiting leaves no call made but not tracked.
             if index >= window:
                 futures[index - window].wait()
+            call = next(pending, None)
+            if call is None:
+                break
             append(submit(call))
         return futures
 

@@ -83,9 +83,13 @@ class ThreadPoolTaskRunner(TaskRunner):
         window = self.max_in_flight
         batch: list[Work] = []
         track = self.track
-        for index, call in enumerate(calls):
-            if index >= window:
+        pending = iter(calls)
+        for index in itertools.count():
+            if index >= window:  # before the next call is made: an interrupt here orphans none
                 futures[index - window].wait()
+            call = next(pending, None)
+            if call is None:
+                break
             if call.upstream:  # never batched: it waits for its own upstreams
                 futures.append(self.submit(call))
                 continue
@@ -173,9 +177,13 @@ class AsyncioTaskRunner(TaskRunner):
         chunk: list[Work] = []
         loop = self._loop
         assert loop is not None
-        for index, call in enumerate(calls):
+        pending = iter(calls)
+        for index in itertools.count():
             if index >= window:  # always in a chunk already handed to the loop
                 futures[index - window].wait()
+            call = next(pending, None)
+            if call is None:
+                break
             if call.upstream:
                 futures.append(self.submit(call))
                 continue

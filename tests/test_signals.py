@@ -1,0 +1,178 @@
+"""Ctrl-C and SIGTERM reach every entry point the same way (prefect_like/engine/signals.py).
+
+Each test starts a real process (a script, or ``prefect-like run``), lets task runs finish,
+sends it a real signal and then reads the store it wrote. The tasks also note on disk, as they
+return, which of them finished, so the tests can count what was lost: every run that finished
+must be stored, none may stay PENDING or RUNNING, and the flow run's own counts must be what
+the store holds.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from prefect_like import flow, task
+from prefect_like.tracking.store import Store
+from tests.polling import wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
+TASKS = 40_000
+
+FLOWS = textwrap.dedent(
+    """
+    import asyncio, os, sys, time
+    from prefect_like import flow, task
+
+    DONE = os.open(os.environ["DONE_FILE"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+
+    @task
+    def work(i: int) -> int:
+        time.sleep(0.001)
+        os.write(DONE, b"%d\\n" % i)
+        return i
+
+    @task
+    async def awork(i: int) -> int:
+        await asyncio.sleep(0.001)
+        os.write(DONE, b"%d\\n" % i)
+        return i
+
+    @flow(name="sweep")
+    def sweep(n: int):
+        return sum(work.map(range(n)).result())
+
+    @flow(name="asweep", task_runner="asyncio")
+    async def asweep(n: int):
+        # A blocking wait on the loop's own thread: the signal must still end the flow now.
+        return sum(awork.map(range(n)).result())
+
+    if __name__ == "__main__":
+        if sys.argv[1] == "sweep":
+            sweep(int(sys.argv[2]))
+        else:
+            asyncio.run(asweep(int(sys.argv[2])))
+    """
+)
+
+
+def _stored_completed(db: Path) -> int:
+    if not db.exists():
+        return 0
+    with Store(db) as store:
+        runs = store.list_flow_runs(limit=1)
+        return store.count_task_runs(runs[0]["id"], state="completed") if runs else 0
+
+
+def _interrupt(tmp_path: Path, command: list[str], signum: int) -> tuple[subprocess.CompletedProcess[str], Path]:
+    (tmp_path / "flows.py").write_text(FLOWS)
+    done = tmp_path / "done.txt"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DONE_FILE": str(done), "PREFECT_LIKE_RECORDER_INTERVAL": "0.05"}
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db = Path(os.environ["PREFECT_LIKE_HOME"]) / "prefect_like.db"
+    try:
+        wait_until(lambda: _stored_completed(db) >= 300 or process.poll() is not None, what="300 task runs stored")
+        assert process.poll() is None, process.communicate()
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=60)  # bounded: nothing waits for the rest of the map
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return subprocess.CompletedProcess(command, process.returncode, out, err), done
+
+
+def _assert_true_record(done: Path, signum: int) -> dict[str, int]:
+    finished = {int(line) for line in done.read_text().split()}
+    with Store(Path(os.environ["PREFECT_LIKE_HOME"]) / "prefect_like.db") as store:
+        (flow_run,) = store.list_flow_runs(limit=5)
+        task_runs = store.list_task_runs(flow_run["id"], limit=TASKS)
+    assert flow_run["state"] == "CANCELLED"
+    assert ("SIGTERM" in flow_run["message"]) == (signum == signal.SIGTERM), flow_run["message"]
+    by_index = {t["map_index"]: t for t in task_runs}
+    assert len(by_index) == len(task_runs)  # no task run stored twice
+    stored = collections.Counter(t["state_name"] for t in task_runs)
+    assert set(stored) <= {"Completed", "Cancelled"}, stored  # none left Pending or Running
+    # Lost: 0. Every run that finished is stored, Completed, or Cancelled while running when it
+    # finished only after the signal; the rest never started.
+    for index in finished:
+        run = by_index[index]
+        assert run["state_name"] == "Completed" or "while running" in run["message"], run
+    assert {i for i, t in by_index.items() if t["state_name"] == "Completed"} <= finished
+    assert len(task_runs) < TASKS, "the queued task runs ran to the end after the signal"
+    assert flow_run["task_runs"] == dict(stored)  # the flow's record is what the store holds
+    return dict(stored)
+
+
+@pytest.mark.parametrize(
+    ("flow_name", "signum", "progress"),
+    [
+        ("sweep", signal.SIGINT, True),
+        ("sweep", signal.SIGTERM, False),
+        ("asweep", signal.SIGINT, False),
+        ("asweep", signal.SIGTERM, True),
+    ],
+)
+def test_a_signal_to_prefect_like_run_cancels_the_flow_and_says_in_one_line_what_was_recorded(
+    tmp_path, flow_name, signum, progress
+):
+    command = [sys.executable, "-m", "prefect_like", "run", f"flows.py:{flow_name}", "-p", f"n={TASKS}"]
+    if not progress:
+        command.append("--no-progress")
+    result, done = _interrupt(tmp_path, command, signum)
+
+    assert result.returncode == (130 if signum == signal.SIGINT else 143), result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output[-3000:]
+    said = [line for line in output.splitlines() if "is CANCELLED: the process" in line]
+    assert len(said) == 1, output[-3000:]
+    stored = _assert_true_record(done, signum)
+    assert f"{stored['Completed']:,} Completed" in said[0]
+    assert "prefect-like runs show" in said[0] and "run the flow again" in said[0]
+
+
+@pytest.mark.parametrize(("flow_name", "signum"), [("sweep", signal.SIGINT), ("asweep", signal.SIGTERM)])
+def test_a_signal_to_a_script_cancels_the_flow_and_says_one_line_instead_of_a_traceback(tmp_path, flow_name, signum):
+    result, done = _interrupt(tmp_path, [sys.executable, "flows.py", flow_name, str(TASKS)], signum)
+
+    # As Python exits on Ctrl-C (130); an uncaught SIGTERM's Interrupted exits 1.
+    assert result.returncode == (-signal.SIGINT if signum == signal.SIGINT else 1), result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.stderr.count("is CANCELLED: the process") == 1
+    _assert_true_record(done, signum)
+
+
+# -- a task that raises KeyboardInterrupt or SystemExit itself -----------------------------------
+
+
+@pytest.mark.parametrize("runner", ["sequential", "thread"])
+@pytest.mark.parametrize("raised", [KeyboardInterrupt, SystemExit])
+def test_a_task_that_raises_keyboardinterrupt_or_exits_crashes_only_its_own_run(runner, raised):
+    @task
+    def step(i: int) -> int:
+        if i == 2:
+            raise raised(3)
+        return i
+
+    @flow(task_runner=runner)
+    def sweep():
+        return step.map(range(5))
+
+    state = sweep(return_state=True)  # no signal came: the flow is not "interrupted"
+
+    assert state.is_failed()
+    assert state.message == "1/5 states failed."  # the returned states decide, as in Prefect
+    what = "called sys.exit(3)" if raised is SystemExit else "raised KeyboardInterrupt"
+    with Store(Path(os.environ["PREFECT_LIKE_HOME"]) / "prefect_like.db") as store:
+        (flow_run,) = store.list_flow_runs(limit=5)
+        runs = {t["map_index"]: t for t in store.list_task_runs(flow_run["id"], limit=10)}
+    assert flow_run["state"] == "FAILED"
+    assert {i: t["state_name"] for i, t in runs.items()} == {0: "Completed", 1: "Completed", 2: "Crashed",
+                                                               3: "Completed", 4: "Completed"}
+    assert runs[2]["message"] == f"the task {what}"
