@@ -502,7 +502,7 @@ def server() -> None:
 
 @server.command("start")
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Any address but loopback requires PREFECT_LIKE_API_KEY.")
+              help="Any address but loopback requires PREFECT_LIKE_API_KEY (16 characters or more).")
 @click.option("--port", default=4300, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path),
               help="The directory holding the store [default: PREFECT_LIKE_HOME].")

@@ -1,6 +1,16 @@
 """The tracking server: ``create_app(home)`` builds the ASGI app, ``serve`` runs it on uvicorn.
 
 Importing this package does not import FastAPI or uvicorn; they are the ``server`` extra.
+
+What ``serve`` checks before it binds (each refusal is one line, and nothing is created):
+
+- Beyond loopback, an API key of at least ``MIN_KEY_LENGTH`` characters
+  (``PREFECT_LIKE_API_KEY``): a blank or guessable key on a public address protects nothing.
+- The host names the server answers to: on loopback, ``localhost``, ``127.0.0.1``, ``[::1]``
+  and the bound address, plus ``PREFECT_LIKE_SERVER_ALLOWED_HOSTS`` (comma-separated names,
+  any port); a request naming another host in its ``Host`` header gets 421 (DNS rebinding).
+  Beyond loopback the key guards every route, and the list applies only when the setting is set.
+- ``PREFECT_LIKE_MAX_MESSAGE``, the length past which texts are cut (``tracking.limits``).
 """
 
 from __future__ import annotations
@@ -12,12 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 from prefect_like import settings
 from prefect_like.errors import MissingEngineError
+from prefect_like.tracking.limits import message_limit
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 4300
+MIN_KEY_LENGTH = 16
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 
 
 def create_app(home: Path | str, **options: Any) -> FastAPI:
@@ -41,12 +54,61 @@ def is_loopback(host: str) -> bool:
 
 
 def check_bind(host: str, api_key: str | None) -> None:
-    """Refuse to serve on a non-loopback address without an API key (ValueError says why)."""
-    if not is_loopback(host) and not api_key:
+    """Refuse to serve on a non-loopback address without a key of ``MIN_KEY_LENGTH`` characters
+    (ValueError says why)."""
+    if is_loopback(host):
+        return
+    key = (api_key or "").strip()
+    if not key:
         raise ValueError(
             f"refusing to bind {host}: serving beyond this machine requires an API key; "
             "set PREFECT_LIKE_API_KEY (clients send the same setting)"
         )
+    if len(key) < MIN_KEY_LENGTH:
+        raise ValueError(
+            f"refusing to bind {host}: PREFECT_LIKE_API_KEY is {len(key)} characters, and serving "
+            f"beyond this machine needs at least {MIN_KEY_LENGTH}; make one with "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+
+
+def host_name(value: str) -> str:
+    """A ``Host`` header's host (or an allow-list entry's): lower case, without its port or a
+    trailing dot; an IPv6 address in brackets."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[: value.find("]") + 1] or value
+    if value.count(":") > 1:  # a bare IPv6 address, as an entry may give it
+        return f"[{value}]"
+    name, colon, port = value.partition(":")
+    return (name if colon and port.isdigit() else value).rstrip(".")
+
+
+def allowed_hosts(host: str) -> list[str] | None:
+    """The host names a server bound to ``host`` answers to; None for any (see the module).
+
+    ValueError names an entry of ``PREFECT_LIKE_SERVER_ALLOWED_HOSTS`` that is not a host name.
+    """
+    extra = [entry.strip() for entry in (settings._get("SERVER_ALLOWED_HOSTS") or "").split(",")]
+    for entry in filter(None, extra):
+        if "/" in entry or any(c.isspace() for c in entry):
+            raise ValueError(
+                f"PREFECT_LIKE_SERVER_ALLOWED_HOSTS: {entry!r} is not a host name; list names "
+                "like tracking.example.org or 10.0.0.5, comma-separated (any port is allowed)"
+            )
+    names = [*LOOPBACK_NAMES, *filter(None, extra)]
+    if not is_loopback(host) and len(names) == len(LOOPBACK_NAMES):
+        return None
+    if not _is_wildcard(host):
+        names.append(host)
+    return sorted({host_name(name) for name in names})
+
+
+def _is_wildcard(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return False
 
 
 def serve(
@@ -57,9 +119,11 @@ def serve(
 ) -> None:
     """Run the tracking server until interrupted (one process: the store has one writer)."""
     check_bind(host, settings.api_key())
+    hosts = allowed_hosts(host)
+    message_limit()  # a malformed setting is refused here, not found on the first long message
     home = Path(home).expanduser() if home is not None else settings.home()
     home.mkdir(parents=True, exist_ok=True)
-    app = create_app(home)
+    app = create_app(home, allowed_hosts=hosts)
     # A batch decodes into ~10 objects per event, all garbage a moment later: collecting every
     # 700 allocations (the default) would scan the heap dozens of times per batch.
     gc.freeze()
@@ -76,4 +140,14 @@ def serve(
     )
 
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "check_bind", "create_app", "is_loopback", "serve"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "MIN_KEY_LENGTH",
+    "allowed_hosts",
+    "check_bind",
+    "create_app",
+    "host_name",
+    "is_loopback",
+    "serve",
+]

@@ -22,7 +22,10 @@ Reads run on the request threadpool, each thread with its own read connection (W
 never block the writer, nor it them). Every read returns the dicts ``queries`` builds, the
 same shapes the CLI's ``--json`` prints, serialised with orjson.
 
-Security: with an API key configured, every ``/api`` route requires ``Authorization: Bearer
+Security: given an allow-list of host names (``serve`` gives one to every loopback server), a
+request whose ``Host`` header names another host gets 421 and changes nothing: a web page on
+``attacker.example`` whose name was rebound to 127.0.0.1 can neither read runs nor write events.
+With an API key configured, every ``/api`` route requires ``Authorization: Bearer
 <key>``, compared in constant time. Each client address gets a token bucket of requests
 (``PREFECT_LIKE_SERVER_RATE_LIMIT`` a second, bursts of ``PREFECT_LIKE_SERVER_RATE_BURST``;
 0 turns it off); past it, 429 with ``Retry-After``, which the HTTP sink retries. The dashboard's
@@ -39,7 +42,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -55,6 +58,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from prefect_like import __version__, settings
 from prefect_like.errors import RunNotFoundError, TrackingError
+from prefect_like.server import host_name
 from prefect_like.server.schemas import BatchAccepted, EventBatch, Problem, parse_batch
 from prefect_like.states import vocabulary
 from prefect_like.tracking.store import Store
@@ -80,7 +84,8 @@ Offset = Annotated[int, Query(ge=0, le=2**62)]
 
 
 def _json(value: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(value), status_code=status, media_type=JSON)
+    # default=str: a blob a bad writer left in a column is shown as text, never a 500.
+    return Response(orjson.dumps(value, default=str), status_code=status, media_type=JSON)
 
 
 def _error(status: int, detail: Any) -> Response:
@@ -184,19 +189,33 @@ _PAGE_HEADERS = [
 
 
 class Guard:
-    """ASGI middleware: the rate limit, the bearer-key check on ``/api``, the request size cap,
-    and the security headers of the dashboard's pages."""
+    """ASGI middleware: the Host allow-list, the rate limit, the bearer-key check on ``/api``,
+    the request size cap, and the security headers of the dashboard's pages."""
 
-    def __init__(self, app: ASGIApp, api_key: str | None, max_body: int, rate_limit: RateLimit | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, api_key: str | None, max_body: int, rate_limit: RateLimit | None = None,
+        allowed_hosts: Collection[str] | None = None,
+    ) -> None:
         self.app = app
-        self.key = api_key.encode() if api_key else None
+        key = (api_key or "").strip()  # clients' headers lose surrounding blanks on the way
+        self.key = key.encode() if key else None
         self.max_body = max_body
         self.rate_limit = rate_limit
+        self.hosts = None if allowed_hosts is None else frozenset(map(host_name, allowed_hosts))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        headers = dict(scope["headers"])
+        if self.hosts is not None:
+            host = headers.get(b"host", b"").decode("latin-1")
+            if host_name(host) not in self.hosts:
+                await _error(421, (
+                    f"this server does not answer to the host {host[:100]!r}; "
+                    "add its name to PREFECT_LIKE_SERVER_ALLOWED_HOSTS (comma-separated) to allow it"
+                ))(scope, receive, send)
+                return
         if self.rate_limit is not None:
             client = scope.get("client")
             wait = self.rate_limit.wait(client[0] if client else "")
@@ -205,7 +224,6 @@ class Guard:
                 response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
                 await response(scope, receive, send)
                 return
-        headers = dict(scope["headers"])
         is_api = scope["path"].startswith("/api")
         if self.key is not None and is_api:
             scheme, _, given = headers.get(b"authorization", b"").partition(b" ")
@@ -263,8 +281,12 @@ def create_app(
     cors_origins: list[str] | None = None,
     rate_limit: float | None = None,
     rate_burst: float | None = None,
+    allowed_hosts: Collection[str] | None = None,
 ) -> FastAPI:
     """The tracking API over the store in ``home``.
+
+    ``allowed_hosts``: the host names (any port) a request's ``Host`` header may give; others
+    get 421. None answers any host (``serve`` passes a list for every loopback bind).
 
     ``api_key``, ``max_body``, ``cors_origins``, ``rate_limit`` and ``rate_burst`` default to the
     settings ``PREFECT_LIKE_API_KEY``, ``PREFECT_LIKE_SERVER_MAX_BODY`` (bytes, 64 MiB),
@@ -439,7 +461,7 @@ def create_app(
     rate = rate_limit if rate_limit is not None else settings.float_setting("SERVER_RATE_LIMIT", DEFAULT_RATE_LIMIT)
     burst = rate_burst if rate_burst is not None else settings.float_setting("SERVER_RATE_BURST", DEFAULT_RATE_BURST)
     bucket = RateLimit(rate, burst) if rate > 0 else None
-    app.add_middleware(Guard, api_key=api_key, max_body=limit, rate_limit=bucket)
+    app.add_middleware(Guard, api_key=api_key, max_body=limit, rate_limit=bucket, allowed_hosts=allowed_hosts)
     if cors_origins:
         from starlette.middleware.cors import CORSMiddleware
 

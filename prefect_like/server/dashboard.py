@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
 
@@ -76,7 +75,7 @@ def facets(request: Request, flow_run_id: IdParam) -> dict[str, list[str]]:
                 (key, name, RESULT_SAMPLE),
             )
             for (text,) in rows:
-                value = orjson.loads(text)
+                value = q.loads(text)  # a result that is not JSON has no keys to offer
                 if isinstance(value, dict):
                     for k, v in value.items():
                         if q.RESULT_KEY.match(k) and isinstance(v, int | float | str | bool):

@@ -3,8 +3,13 @@
 An event arrives either as an array in ``Event`` field order (what msgpack or JSON makes of the
 tuples the Recorder holds) or as an object keyed by field name. Both are validated in
 pydantic-core (no Python per field): strict types, so ``"3"`` is not a ``seq`` and ``true`` is
-not an int; kinds and state types are closed sets; strings are length-limited. The one check
-done in Python is the nesting depth of ``data``, which pydantic cannot express.
+not an int; kinds and state types are closed sets; ids and names are length-limited. What the
+store reads of ``data`` (names, map index, run count, duration, the created and started times,
+a flow run's counts) is typed the same way; its other keys are kept as they are. Timestamps are
+seconds since the epoch in the range ``limits`` gives, integers fit SQLite, and floats are
+finite, so nothing stored can later break a read. Done in Python: the nesting depth of
+``data``, which pydantic cannot express, and cutting long texts (``limits.clip_event``): a
+message, a log line or an error too long is stored cut, never refused.
 
 A batch is a JSON/msgpack array of events, or an object ``{"events": [...]}``.
 """
@@ -27,10 +32,10 @@ from typing_extensions import TypedDict  # pydantic needs this one before Python
 
 from prefect_like.states import STATE_TYPES
 from prefect_like.tracking.events import FIELDS
+from prefect_like.tracking.limits import MAX_INT, MAX_TIMESTAMP, MIN_INT, clip_event
 
 MAX_ID = 200  # run ids are 32-character hex uuids; room for other producers
 MAX_NAME = 500
-MAX_MESSAGE = 1_000_000  # a state message or a log line; tracebacks travel in ``data``
 MAX_DATA_DEPTH = 16
 MAX_EVENTS = 100_000  # per request; the HTTP sink sends 10,000
 
@@ -41,10 +46,33 @@ else:  # the closed set of state types, as the vocabulary has it (Literal of a t
     StateTypeValue = Literal[STATE_TYPES]
 Id = Annotated[str, Strict(), Field(min_length=1, max_length=MAX_ID)]
 Seq = Annotated[int, Strict(), Field(ge=0, le=2**62)]
-Timestamp = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0)]
+Timestamp = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0, le=MAX_TIMESTAMP)]
 Name = Annotated[str, Strict(), Field(max_length=MAX_NAME)]
-Message = Annotated[str, Strict(), Field(max_length=MAX_MESSAGE)]
-Data = dict[Annotated[str, Strict()], Any]
+Message = Annotated[str, Strict()]  # any length: a long one is cut, not refused
+Integer = Annotated[int, Strict(), Field(ge=MIN_INT, le=MAX_INT)]
+Count = Annotated[int, Strict(), Field(ge=0, le=MAX_INT)]
+Seconds = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+
+
+class Data(TypedDict):
+    """An event's ``data``: the keys the store reads are typed; any other key is kept as is."""
+
+    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
+
+    task_name: NotRequired[Name | None]
+    map_index: NotRequired[Integer | None]
+    name: NotRequired[Name | None]
+    tags: NotRequired[list[Name] | None]
+    run_count: NotRequired[Count | None]
+    duration: NotRequired[Seconds | None]
+    created: NotRequired[Timestamp | None]
+    started: NotRequired[Timestamp | None]
+    flow_name: NotRequired[Name | None]
+    runner: NotRequired[Name | None]
+    parent_task_run_id: NotRequired[Id | None]
+    task_runs: NotRequired[dict[Annotated[str, Strict()], Count] | None]
+    logger: NotRequired[Name | None]
+
 
 # Array form, in Event field order.
 EventArray = tuple[
@@ -123,7 +151,8 @@ def _too_deep(value: Any, limit: int) -> bool:
 def parse_batch(payload: Any) -> list[Any]:
     """A decoded request body as event tuples in Event field order, ready for ``Store.write``.
 
-    Raises ``Problem(422)`` naming every bad field (up to 20), or 413 past ``MAX_EVENTS``.
+    Raises ``Problem(422)`` naming every bad field (up to 20) and its event, or 413 past
+    ``MAX_EVENTS``. Long texts come back cut (``limits.clip_event``).
     """
     if isinstance(payload, dict):
         extra = set(payload) - {"events"}
@@ -142,11 +171,14 @@ def parse_batch(payload: Any) -> list[Any]:
     try:
         validated = _BATCH.validate_python(payload)
     except ValidationError as exc:
-        errors = [
-            {"loc": ["body", "events", *_field_loc(err["loc"])], "msg": err["msg"],
-             "type": err["type"], "input": _short(err.get("input"))}
-            for err in exc.errors(include_url=False)[:20]
-        ]
+        errors = []
+        for err in exc.errors(include_url=False)[:20]:
+            loc = _field_loc(err["loc"])
+            error = {"loc": ["body", "events", *loc], "msg": _explain(loc, err), "type": err["type"],
+                     "input": _short(err.get("input"))}
+            if loc and isinstance(loc[0], int):
+                error["event"] = _event_id(payload[loc[0]])
+            errors.append(error)
         raise Problem(422, errors) from None
     # The store takes any 9-sequence in Event order: no Event objects are built here.
     events: list[Any] = validated
@@ -160,8 +192,37 @@ def parse_batch(payload: Any) -> list[Any]:
                 if value.__class__ in _NESTED and _too_deep(value, MAX_DATA_DEPTH - 1):
                     raise Problem(422, [{"loc": ["body", "events", i, "data"], "msg": (
                         f"data nests deeper than {MAX_DATA_DEPTH} levels"
-                    ), "type": "data_depth"}])
+                    ), "type": "data_depth", "event": _event_id(item)}])
+        clipped = clip_event(item)
+        if clipped is not item:
+            events[i] = clipped
     return events
+
+
+_TIMES = ("timestamp", "created", "started")
+_RANGE_ERRORS = ("greater_than_equal", "less_than_equal", "finite_number")
+
+
+def _explain(loc: list[Any], err: Any) -> str:
+    """pydantic's message, or for a timestamp out of range, what a timestamp is."""
+    if not (loc and loc[-1] in _TIMES and err["type"] in _RANGE_ERRORS):
+        return str(err["msg"])
+    given = err.get("input")
+    hint = " (milliseconds or nanoseconds?)" if isinstance(given, (int, float)) and given > MAX_TIMESTAMP else ""
+    return (f"a timestamp is seconds since the epoch, from 0 to {MAX_TIMESTAMP:.0f} (the year 3000); "
+            f"got {given!r}{hint}")
+
+
+def _event_id(given: Any) -> str | None:
+    """``kind:run_id:seq`` of an event as sent, for an error message (None if it has none)."""
+    try:
+        if isinstance(given, dict):
+            parts = [given.get("kind"), given.get("run_id"), given.get("seq")]
+        else:
+            parts = list(given[:3])
+    except (TypeError, KeyError):
+        return None
+    return _short(":".join(map(str, parts)))
 
 
 def _field_loc(loc: tuple[Any, ...]) -> list[Any]:

@@ -34,6 +34,7 @@ import os
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from prefect_like.states import FINAL_STATE_NAMES, FINAL_TYPES, VALUES
+from prefect_like.tracking.limits import clip_event
 
 if TYPE_CHECKING:
     from prefect_like.states import State
@@ -205,9 +206,12 @@ _new_tuple = tuple.__new__
 
 
 def task_event(task_run_id: str, flow_run_id: str | None, seq: int, state: State, data: dict[str, Any] | None) -> Event:
-    """The event of a task run's state change (``tuple.__new__``: no argument binding)."""
-    return _new_tuple(Event, (TASK, task_run_id, seq, flow_run_id, state.timestamp, VALUES[state.type],
-                              state.name, state.message, data))
+    """The event of a task run's state change (``tuple.__new__``: no argument binding); a long
+    message or error is cut here (``limits``), so it is never sent whole."""
+    event = _new_tuple(Event, (TASK, task_run_id, seq, flow_run_id, state.timestamp, VALUES[state.type],
+                               state.name, state.message, data))
+    # Most state changes have no message and no error: nothing to cut, and no call to find out.
+    return event if event[7] is None and (data is None or "error" not in data) else clip_event(event)
 
 
 def task_running(task_run_id: str, flow_run_id: str | None, seq: int, timestamp: float, data: dict[str, Any]) -> Event:
@@ -217,14 +221,15 @@ def task_running(task_run_id: str, flow_run_id: str | None, seq: int, timestamp:
 
 def flow_event(flow_run_id: str, parent_flow_run_id: str | None, seq: int, state: State, data: dict[str, Any] | None) -> Event:
     """The event of a flow run's state change; ``flow_run_id`` of the event is the parent's."""
-    return Event(FLOW, flow_run_id, seq, parent_flow_run_id, state.timestamp, VALUES[state.type],
-                 state.name, state.message, data)
+    return clip_event(Event(FLOW, flow_run_id, seq, parent_flow_run_id, state.timestamp, VALUES[state.type],
+                            state.name, state.message, data))
 
 
 def log_event(run_id: str, seq: int, flow_run_id: str | None, timestamp: float, level: int, level_name: str,
               message: str, logger: str) -> Event:
-    """A log line of a task run (or a flow run, for flow logs)."""
-    return Event(LOG, run_id, seq, flow_run_id, timestamp, None, level_name, message, {"level": level, "logger": logger})
+    """A log line of a task run (or a flow run, for flow logs); a long one is cut (``limits``)."""
+    return clip_event(Event(LOG, run_id, seq, flow_run_id, timestamp, None, level_name, message,
+                            {"level": level, "logger": logger}))
 
 
 def heartbeat_event(flow_run_id: str, seq: int, timestamp: float) -> Event:

@@ -4,10 +4,17 @@ Everything a user can type (a state, a sort key, a result key) becomes either a 
 or one of a fixed set of SQL fragments chosen here; no user text is ever pasted into SQL. The
 dicts built here are the stable shapes the CLI's ``--json`` and the tracking API return: plain
 JSON-able values, times as ISO-8601 UTC strings, ``duration`` in seconds.
+
+No stored value breaks a read. What an older version or another writer may have left in a row
+(a time out of range or not a number, text where a number belongs, malformed JSON) is shown as
+null (or empty, for parameters and tags), a result or an error that is not JSON as its raw
+text, and the rest of the row and of the list is served.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -18,6 +25,7 @@ import orjson
 
 from prefect_like.errors import RunNotFoundError
 from prefect_like.states import NAMES, STATE_TYPES, is_final
+from prefect_like.tracking.limits import MAX_TIMESTAMP
 
 # The state names the framework itself produces; a store may hold others, found at query time.
 KNOWN_STATE_NAMES = frozenset(NAMES)
@@ -37,6 +45,9 @@ _ORDER_COLUMNS = {
     "created": "created",
 }
 ORDER_KEYS = (*_ORDER_COLUMNS, "result", "result.<key>")
+# A value in the result's JSON; a result that is not JSON sorts as missing (json_extract would
+# fail the whole query over it).
+_RESULT_AT = "CASE WHEN json_valid(result) THEN json_extract(result, {}) END"
 
 # Task rows are always read as ``task_runs AS t``; they refer to their flow run by its key.
 TASK_COLUMNS = (
@@ -52,21 +63,67 @@ FLOW_COLUMNS = (
 LOG_COLUMNS = "run_id, seq, flow_run_id, task_run_id, level, logger, timestamp, message"
 
 
-def iso(ts: float | None) -> str | None:
-    """An epoch timestamp as an ISO-8601 UTC string (None stays None)."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat()
+def _number(value: Any) -> float | None:
+    """A stored number, or None for anything else (text, a blob, NaN, an infinity)."""
+    return value if value.__class__ in (float, int) and math.isfinite(value) else None
+
+
+def _time(value: Any) -> float | None:
+    """A stored timestamp, or None if it is not seconds since the epoch in the range ingest allows."""
+    ts = _number(value)
+    return ts if ts is not None and 0 <= ts <= MAX_TIMESTAMP else None
+
+
+def iso(ts: Any) -> str | None:
+    """An epoch timestamp as an ISO-8601 UTC string; None for None and for a stored value that
+    is not a time (``_time``)."""
+    ts = _time(ts)
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
 
 
 def loads(text: str | bytes | None) -> Any:
-    return None if text is None else orjson.loads(text)
+    """A JSON column's value; text that is not JSON comes back as it is stored."""
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except (orjson.JSONDecodeError, TypeError):
+        pass
+    try:
+        # What json writes and orjson does not read (NaN, Infinity); integers past 64 bits
+        # become floats, as orjson reads them, so the value can be served as JSON again.
+        return json.loads(text, parse_int=_parse_int)
+    except (ValueError, TypeError, RecursionError):
+        return text.decode(errors="replace") if isinstance(text, bytes) else text
 
 
-def _duration(start: float | None, end: float | None, stored: float | None) -> float | None:
+def _parse_int(digits: str) -> int | float:
+    value = int(digits)
+    return value if -(2**63) <= value < 2**64 else float(value)
+
+
+def _duration(start: Any, end: Any, stored: Any) -> float | None:
+    start, end = _time(start), _time(end)
     if start is not None and end is not None:
         return round(end - start, 6)
-    return stored
+    return _number(stored)
+
+
+def _counts(value: Any) -> dict[str, int] | None:
+    """Task run counts by state name as stored, or None if the column does not hold them."""
+    if isinstance(value, dict) and all(isinstance(n, int) and not isinstance(n, bool) for n in value.values()):
+        return value
+    return None
+
+
+# Columns whose shape readers rely on (the CLI, the export, the dashboard): a stored value of
+# another shape is not shown. Results and errors can be anything, so they are shown raw.
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
 
 
 def task_dict(row: sqlite3.Row | tuple[Any, ...]) -> dict[str, Any]:
@@ -78,12 +135,12 @@ def task_dict(row: sqlite3.Row | tuple[Any, ...]) -> dict[str, Any]:
         "task_name": task_name,
         "name": name,
         "map_index": map_index,
-        "tags": loads(tags) or [],
+        "tags": _list(loads(tags)),
         "state": state_type,
         "state_name": state_name,
         "message": message,
         "run_count": run_count,
-        "parameters": loads(parameters),
+        "parameters": _dict(loads(parameters)),
         "result": loads(result),
         "error": loads(error),
         "created": iso(created),
@@ -106,7 +163,7 @@ def flow_dict(row: tuple[Any, ...], counts: dict[str, int]) -> dict[str, Any]:
         "start_time": iso(start),
         "end_time": iso(end),
         "duration": _duration(start, end, duration),
-        "parameters": loads(parameters) or {},
+        "parameters": _dict(loads(parameters)) or {},
         "task_runs": counts,
         "parent_flow_run_id": parent_flow_run_id,
         "parent_task_run_id": parent_task_run_id,
@@ -170,7 +227,7 @@ def order_clause(order_by: str | None) -> tuple[str, list[Any]]:
     if key in _ORDER_COLUMNS:
         expr = _ORDER_COLUMNS[key]
     elif key == "result":
-        expr = "json_extract(result, '$')"
+        expr = _RESULT_AT.format("'$'")
     elif key.startswith("result."):
         parts = key.split(".")[1:]
         bad = [p for p in parts if not RESULT_KEY.match(p)]
@@ -180,7 +237,7 @@ def order_clause(order_by: str | None) -> tuple[str, list[Any]]:
                 "a key is letters, digits and underscores, not starting with a digit"
             )
         # The path is a bound parameter too; the regex only keeps it a plain object path.
-        expr = "json_extract(result, ?)"
+        expr = _RESULT_AT.format("?")
         params.append("$." + ".".join(parts))
     else:
         raise ValueError(
@@ -262,7 +319,7 @@ class Reads:
         clauses: list[str] = []
         params: list[Any] = []
         if state is not None:
-            names = {r[0] for r in self._all("SELECT DISTINCT state_name FROM flow_runs") if r[0]}
+            names = {r[0] for r in self._all("SELECT DISTINCT state_name FROM flow_runs") if isinstance(r[0], str)}
             clause, state_params = state_clause(state, names)
             clauses.append(clause)
             params.extend(state_params)
@@ -273,10 +330,10 @@ class Reads:
 
     def _flow(self, row: tuple[Any, ...]) -> dict[str, Any]:
         state_type, state_name, stored_counts, key = row[3], row[4], row[10], row[-1]
-        # A final run's counts are frozen in its terminal event; a live one's are counted now.
-        if stored_counts is not None and is_final(state_type, state_name):
-            counts = loads(stored_counts)
-        else:
+        # A final run's counts are frozen in its terminal event; a live one's are counted now,
+        # and so are those of a final run whose stored counts are not counts.
+        counts = _counts(loads(stored_counts)) if is_final(state_type, state_name) else None
+        if counts is None:
             counts = self._task_counts(key)
         return flow_dict(row, counts)
 
@@ -317,7 +374,7 @@ class Reads:
                 for r in self._all(
                     "SELECT DISTINCT state_name FROM task_runs WHERE flow_key = ?", (flow_key,)
                 )
-                if r[0]
+                if isinstance(r[0], str)
             }
             clause, state_params = state_clause(state, names)
             clauses.append(clause)
@@ -384,6 +441,7 @@ class Reads:
         )
         # The store keeps no rows for the states the task run's own row records: put them back.
         history = {row[0]: tuple(row) for row in stored}
+        seq = seq if isinstance(seq, int) else -1  # not a number: the row's own state is not shown
         if created is not None and 0 not in history and (seq > 0 or sname == "Pending"):
             history[0] = (0, "PENDING", "Pending", created, None)
         if start is not None and 1 not in history:
@@ -392,7 +450,7 @@ class Reads:
             history[seq] = (seq, stype, sname, end if end is not None else start, message)
         run["states"] = [
             {"seq": s, "state": t, "state_name": n, "timestamp": iso(ts), "message": m}
-            for s, t, n, ts, m in (history[k] for k in sorted(history))
+            for s, t, n, ts, m in (history[k] for k in sorted(history, key=_seq_order))
         ]
         return run
 
@@ -436,21 +494,23 @@ class Reads:
         """
         key, _ = self._flow_ref(flow_run_id)
         buckets = max(1, _count(buckets, "buckets"))
+        # Only end times that are times: in SQLite's order text and blobs sort above any number.
         lo, hi, start = self._one(
             "SELECT MIN(end_time), MAX(end_time), (SELECT start_time FROM flow_runs WHERE key = ?) "
-            "FROM task_runs WHERE flow_key = ? AND end_time IS NOT NULL",
-            (key, key),
+            "FROM task_runs WHERE flow_key = ? AND end_time BETWEEN 0 AND ?",
+            (key, key, MAX_TIMESTAMP),
         )
         if lo is None:
             return []
+        start = _time(start)
         lo = lo if start is None else min(lo, start)
         width = float(int((hi - lo) / buckets) + 1)
         n = min(buckets, int((hi - lo) / width) + 1)
         counts = dict(
             self._all(
                 "SELECT MIN(CAST((end_time - ?) / ? AS INTEGER), ?) AS bucket, COUNT(*) "
-                "FROM task_runs WHERE flow_key = ? AND end_time IS NOT NULL GROUP BY bucket",
-                (lo, width, n - 1, key),
+                "FROM task_runs WHERE flow_key = ? AND end_time BETWEEN 0 AND ? GROUP BY bucket",
+                (lo, width, n - 1, key, MAX_TIMESTAMP),
             )
         )
         return [
@@ -483,6 +543,11 @@ class Reads:
             (*params, -1 if limit is None else _count(limit, "limit"), _count(offset, "offset")),
         )
         return [log_dict(row) for row in rows]
+
+
+def _seq_order(seq: Any) -> tuple[bool, Any]:
+    # Numbers in order, then anything a bad writer stored as a seq, by its text.
+    return (False, seq) if isinstance(seq, int) else (True, str(seq))
 
 
 def _count(value: int, name: str) -> int:
