@@ -485,14 +485,21 @@ def runs_flush() -> None:
 
         sink: Any = HttpSink(url, send_orphans=False)
     else:
-        from prefect_like.tracking.store import Store
+        from prefect_like.tracking.writer import StoreWriter
 
-        sink = Store(settings.database_path())
+        sink = StoreWriter(settings.database_path())
+    target = url or settings.database_path()
     try:
         files, events = spill.deliver(sink, paths)
+    except (TrackingError, OSError) as exc:  # what was not sent stays, for the next flush
+        left = spill.count_events(spill.orphans())
+        raise click.ClickException(
+            f"cannot deliver to {target}: {exc}; {left:,} events stay in {spill.spill_dir()} "
+            "for the next `prefect-like runs flush`"
+        ) from None
     finally:
         sink.close()
-    click.echo(f"sent {events} events from {files} spill file(s) to {url or settings.database_path()}")
+    click.echo(f"sent {events} events from {files} spill file(s) to {target}")
 
 
 @cli.group()

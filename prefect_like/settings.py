@@ -44,6 +44,18 @@ def heartbeat_timeout() -> float:
     return float_setting("HEARTBEAT_TIMEOUT", 6 * float_setting("HEARTBEAT_SECONDS", 10.0))
 
 
+TRACKING_ERROR_POLICIES = ("continue", "stop")
+
+
+def on_tracking_error() -> str:
+    """What a tracking failure does to a flow run: ``continue`` (the default) or ``stop``; see
+    ``prefect_like.tracking.recorder``."""
+    value = (_get("ON_TRACKING_ERROR") or "continue").strip().lower()
+    if value not in TRACKING_ERROR_POLICIES:
+        raise ValueError(f"{PREFIX}ON_TRACKING_ERROR must be 'continue' or 'stop', got {value!r}")
+    return value
+
+
 def float_setting(name: str, default: float) -> float:
     value = _get(name)
     if value is None:

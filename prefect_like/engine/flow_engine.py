@@ -139,6 +139,10 @@ class FlowRun:
 
     def finish(self, state: State, error: BaseException | None) -> State:
         signals.ending(self)
+        # Tracking (see the Recorder): events it could not store or keep fail a completed run.
+        tracking_error = self.recorder.settle(self.id)
+        if tracking_error is not None and state.is_completed():
+            state, error = Failed(tracking_error), tracking_error
         self.final_state = state.name
         self.recorder.unwatch(self.id)
         self.recorder.flush(delivered=False)
@@ -155,8 +159,7 @@ class FlowRun:
         log = logger.info if state.is_completed() else logger.error
         log("Finished flow run %r in state %s (%s)%s", self.name, state.name, summary,
             f"; {failed} task run(s) did not complete" if failed and state.is_completed() else "")
-        if not self.recorder.flush(timeout=self.recorder.final_flush_timeout):
-            logger.warning("Flow run %r: not every event reached the tracker yet; %s", self.name, self.recorder.describe_backlog())
+        self.recorder.report(self.id, self.name)  # what the tracker still lacks, why, and where it is
         return state
 
 

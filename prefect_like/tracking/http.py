@@ -1,15 +1,17 @@
 """The HTTP sink: the Recorder's batches, as msgpack, POSTed to the tracking server.
 
 What belongs here and what belongs to the Recorder. The Recorder decides *when* to send (a
-batch per ``max_batch`` events or ``interval`` seconds, whichever first), and owns the long
-game when the server is down: it keeps failed batches (bounded in memory, then spilled to a
-file), retries them with backoff, and reports the backlog when a flow ends. This sink owns one
-delivery, and must either deliver the batch or raise:
+batch per ``max_batch`` events or ``interval`` seconds, whichever first), and its sender thread
+owns the long game when the server is down: it keeps failed batches (bounded in memory, then
+spilled to a file), retries them with backoff, and reports the backlog when a flow ends. This
+sink owns one delivery, on the sender's thread, and must either deliver the batch or raise:
 
 1. Split the batch into requests of at most ``PREFECT_LIKE_HTTP_BATCH`` events (10,000:
    about 1.5 MB of msgpack), each one POST to ``{api_url}/events``, two at a time
    (``PREFECT_LIKE_HTTP_CONCURRENCY``) so the server decodes one while it stores the other;
-   the store applies batches in any order with the same result.
+   the store applies batches in any order with the same result. The second request goes on a
+   thread the sink starts with itself, not on an executor: ``ThreadPoolExecutor`` refuses work
+   once the interpreter begins to exit, and the exit is when the last batches are sent.
 2. Retry a request a few times with short exponential backoff (tenacity), for what a retry
    can fix: connection errors, timeouts, 5xx, and 429 (after the server's ``Retry-After``). Short, because a down server is the
    Recorder's problem: its backoff is the one that should grow, and the Recorder thread must
@@ -22,8 +24,9 @@ delivery, and must either deliver the batch or raise:
 4. After the first successful delivery, send the spill files that ended processes left (see
    ``spill``), so events kept while the server was down arrive on the next run.
 
-Timeouts are explicit (connect 5 s, read 60 s): a server that stopped answering must not hold
-the Recorder forever. The API key, when set, goes in ``Authorization: Bearer``.
+Timeouts are explicit (connect 5 s, read 60 s). A server that accepts connections and never
+answers holds only the sender thread: the Recorder goes on, and a flow's end waits at most
+``PREFECT_LIKE_FLUSH_TIMEOUT``. The API key, when set, goes in ``Authorization: Bearer``.
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import queue
+import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +118,41 @@ def detail(response: httpx.Response) -> str:
     return str(found)[:300]
 
 
+class _Lanes:
+    """Threads, started with the sink, that run jobs beside the caller's thread."""
+
+    def __init__(self, count: int) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], None], threading.Event] | None] = (
+            queue.SimpleQueue()
+        )
+        for index in range(count):
+            threading.Thread(
+                target=self._work, name=f"prefect-like-http-{index}", daemon=True
+            ).start()
+        self.count = count
+
+    def _work(self) -> None:
+        while (item := self._jobs.get()) is not None:
+            job, done = item
+            try:
+                job()
+            finally:
+                done.set()
+
+    def run(self, job: Callable[[], None]) -> None:
+        """Run ``job`` on every lane and on this thread at once; return when all have ended."""
+        ended = [threading.Event() for _ in range(self.count)]
+        for done in ended:
+            self._jobs.put((job, done))
+        job()
+        for done in ended:
+            done.wait()
+
+    def close(self) -> None:
+        for _ in range(self.count):
+            self._jobs.put(None)
+
+
 class HttpSink:
     """Deliver event batches to the tracking server, or raise ``TrackingError``."""
 
@@ -131,7 +170,7 @@ class HttpSink:
         self.batch_size = max(1, batch_size or settings.int_setting("HTTP_BATCH", 10_000))
         self.attempts = max(1, attempts or settings.int_setting("HTTP_ATTEMPTS", 3))
         self.concurrency = max(1, settings.int_setting("HTTP_CONCURRENCY", 2))
-        self._pool: ThreadPoolExecutor | None = None
+        self._lanes = _Lanes(self.concurrency - 1)
         timeout = httpx.Timeout(
             settings.float_setting("HTTP_TIMEOUT", 60.0),
             connect=settings.float_setting("HTTP_CONNECT_TIMEOUT", 5.0),
@@ -152,18 +191,30 @@ class HttpSink:
         if len(chunks) == 1:
             self._send(chunks[0])
         else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="prefect-like-http")
-            futures = [self._pool.submit(self._send, chunk) for chunk in chunks]
-            errors = [error for error in (f.exception() for f in futures) if error is not None]
+            todo: queue.SimpleQueue[Sequence[Event]] = queue.SimpleQueue()
+            for chunk in chunks:
+                todo.put(chunk)
+            errors: list[Exception] = []
+
+            def send_until_done() -> None:
+                while True:
+                    try:
+                        chunk = todo.get_nowait()
+                    except queue.Empty:
+                        return
+                    try:
+                        self._send(chunk)
+                    except Exception as exc:  # raised below, once every request has ended
+                        errors.append(exc)
+
+            self._lanes.run(send_until_done)
             if errors:
                 raise errors[0]
         if self._orphans:
             self._send_orphans()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        self._lanes.close()
         self._client.close()
 
     # -- one request -----------------------------------------------------------------------
@@ -194,7 +245,9 @@ class HttpSink:
                 f"no tracking API at {self.url} (HTTP {status}); PREFECT_LIKE_API_URL should be "
                 "the server's API root, e.g. http://127.0.0.1:4300/api"
             )
-        raise TrackingError(f"the tracking server refused a batch: HTTP {status}: {detail(response)}")
+        raise TrackingError(
+            f"the tracking server refused a batch: HTTP {status}: {detail(response)}"
+        )
 
     def _post(self, body: bytes) -> httpx.Response:
         retrying = tenacity.Retrying(
@@ -208,7 +261,10 @@ class HttpSink:
                 with attempt:
                     response = self._client.post(self.url, content=body)
                     if response.status_code >= 500 or response.status_code == 429:
-                        raise _Transient(f"HTTP {response.status_code}: {detail(response)}", retry_after(response))
+                        raise _Transient(
+                            f"HTTP {response.status_code}: {detail(response)}",
+                            retry_after(response),
+                        )
         except httpx.TransportError as exc:
             raise TrackingError(
                 f"cannot reach the tracking server at {self.base_url}: {type(exc).__name__}: {exc}"
@@ -221,24 +277,27 @@ class HttpSink:
         path = settings.home() / "rejected" / f"events-{os.getpid()}-{time.time_ns()}.msgpack"
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("ab") as file:
-            file.write(msgpack.packb(
-                {"reason": reason, "events": [list(e) for e in events]}, use_bin_type=True,
-                default=_fallback,
-            ))
+            file.write(
+                msgpack.packb(
+                    {"reason": reason, "events": [list(e) for e in events]},
+                    use_bin_type=True,
+                    default=_fallback,
+                )
+            )
         log.error(
             "the tracking server refused %d event(s) (%s); they are kept in %s",
-            len(events), reason, path,
+            len(events),
+            reason,
+            path,
         )
 
     # -- spill files of earlier runs -------------------------------------------------------
 
     def _find_orphans(self) -> list[Path]:
-        from prefect_like.tracking import recorder, spill
+        from prefect_like.tracking import spill
 
-        live = getattr(recorder, "_recorder", None)
-        own = getattr(live, "_spill_path", None) or Path(os.devnull)
         try:
-            return spill.orphans(own_except=own)
+            return spill.orphans()
         except OSError:
             return []
 
@@ -249,8 +308,15 @@ class HttpSink:
         try:
             files, events = spill.deliver(self, paths)
         except Exception as exc:
-            log.warning("sending the events earlier runs left in %s failed (%s); they stay there",
-                        spill.spill_dir(), exc)
+            log.warning(
+                "sending the events earlier runs left in %s failed (%s); they stay there",
+                spill.spill_dir(),
+                exc,
+            )
             return
         if files:
-            log.info("sent %d event(s) that earlier runs could not deliver (%d spill file(s))", events, files)
+            log.info(
+                "sent %d event(s) that earlier runs could not deliver (%d spill file(s))",
+                events,
+                files,
+            )

@@ -1,29 +1,57 @@
-"""The Recorder: one thread per process that moves events from the buffer to the tracking sink.
+"""The Recorder: moves events from the buffer to the tracking sink, and never waits on the sink.
 
-Task runs only append events to ``events.BUFFER``; they never wait on the tracker. The Recorder
-wakes every ``interval`` seconds (or at once when a flow asks it to flush), drains the buffer in
-batches of up to ``max_batch`` events and hands each batch to the sink in one call: the embedded
-SQLite ``Store`` (one transaction per batch) or the HTTP sink (one request per batch).
+Task runs only append events to ``events.BUFFER``; they never wait on the tracker. Two threads
+per process take them from there:
 
-Flushing is ordered by the buffer itself: ``flush()`` appends a marker and waits until the
-Recorder has written everything before it. So when a flow call returns, every event of that run
-is stored (or, if the sink is failing, safely spilled; see the sink).
+1. The Recorder thread wakes every ``interval`` seconds (at once when a flow asks it to flush),
+   drains the buffer in batches of up to ``max_batch`` events, folds each (``events.fold``),
+   counts the final states of task runs per flow run as they pass (``take_counts``: no query,
+   no lock on the hot path), adds the heartbeats of live flow runs, and hands the batch to the
+   sender. It does no I/O on the tracker, so nothing the tracker does can hold it.
+2. The sender thread writes batches to the sink, oldest first: the embedded SQLite store
+   (``writer.StoreWriter``) or the HTTP sink (``http.HttpSink``). What it has not delivered
+   yet it holds in memory, at most ``PREFECT_LIKE_RECORDER_MAX_HELD`` events; past that the
+   oldest go to a spill file (``spill.SpillFile``). A failed write is retried with backoff (at
+   most ``MAX_BACKOFF`` seconds apart), always the oldest events first, so a flow run's final
+   event is stored only after every event before it: its record never counts task runs the
+   store does not hold.
 
-While a flow run is live the Recorder sends a heartbeat for it every ``heartbeat_seconds``: a
-run whose heartbeats stop (its process was killed) is marked CRASHED by the server, or by the
-next command that reads the embedded store (``Store.mark_crashed``).
+Flushing is ordered by the buffer itself: ``flush()`` appends a marker and waits until every
+event before it is delivered (or, see below, lost).
 
-The Recorder also counts the final states of task runs per flow run as they pass, so a flow run
-can record "how many of my task runs ended how" without a query or a lock on the hot path.
+A live flow run sends a heartbeat every ``heartbeat_seconds``: a run whose heartbeats stop (its
+process was killed) is marked CRASHED by the server, or by the next command that reads the
+embedded store (``Store.mark_crashed``).
 
-A sink that raises keeps its batch, and the Recorder goes on draining: retries never block it.
-After a failure it notes a retry-at time (exponential backoff, at most ``MAX_BACKOFF`` seconds)
-and, until then, appends every new batch to the ones it holds, at most ``max_held`` events in
-memory; past that the oldest go to a spill file under PREFECT_LIKE_HOME. So a fast flow keeps
-its speed and its memory while the tracker is down. When a retry succeeds the Recorder delivers
-the spill file, then what it holds, in the order the events were made, before anything new.
-Nothing is dropped: what is still undelivered when the process stops stays in the spill file,
-sent by the next run or by ``prefect-like runs flush``.
+**When tracking cannot write.** The first failed write is a warning at once, naming the cause:
+the store's error and its likely OS cause (a full disk, the file size limit), or the server's
+answer or connection error; recovery is logged too. At a flow run's end (``settle``, then
+``report``, both called by the flow engine) the flow waits at most ``PREFECT_LIKE_FLUSH_TIMEOUT``
+seconds for its events; what is still undelivered then is spilled and named in an error: how
+many events, why, which files, and that ``prefect-like runs flush`` delivers them. A server that
+accepts connections and never answers holds only the sender, never the Recorder or the flow.
+Events that can be kept nowhere (the spill cannot be written either) stay in memory up to the
+bound; past it, and when the process exits, they are lost: counted exactly, reported with both
+causes, and left out of the flow run's task-run counts.
+
+**What a tracking failure does to a flow run** is ``PREFECT_LIKE_ON_TRACKING_ERROR``:
+
+- ``continue`` (the default): the work goes on. A run whose events are all kept (stored, or in
+  spill files for ``runs flush``) ends as its work did, with the error above at its end. A run
+  some of whose events could not be kept (lost, or in memory only) ends FAILED with a
+  ``TrackingError``: the flow call raises, a script exits non-zero.
+- ``stop``: a run whose events are not all stored when it ends fails with a ``TrackingError``,
+  so whatever runs it (a parent flow, a script, ``prefect-like run``) stops there rather than go
+  on with work its tracker cannot see.
+
+``continue`` is the default because a sweep's work is the expensive part: a tracker that loses
+its disk or its server for a while is no reason to throw away hours of results, as long as every
+event is kept and ``runs flush`` can deliver it once the cause is fixed. Losing events is never
+silent, under either setting.
+
+At interpreter exit an atexit handler stops the Recorder: it waits at most
+``PREFECT_LIKE_FLUSH_TIMEOUT`` for delivery, on threads started long before (no executor, which
+refuses work once the interpreter shuts down), and spills what is left.
 """
 
 from __future__ import annotations
@@ -31,20 +59,21 @@ from __future__ import annotations
 import atexit
 import collections
 import logging
-import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from pathlib import Path
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from prefect_like import settings
+from prefect_like.errors import TrackingError
 from prefect_like.tracking import events as _events
 from prefect_like.tracking.events import Event, heartbeat_event
+from prefect_like.tracking.spill import SpillFile
 
 log = logging.getLogger("prefect_like.tracking")
 
 MAX_BACKOFF = 5.0  # seconds between retries of a failing sink, at most
+STOPPING_BACKOFF = 0.5  # at most, while the process exits: it has nothing else to do
 # Held batches are merged up to this size: fewer requests when the sink is back, yet small
 # enough that a retry which fails part-way does not resend much.
 HELD_BATCH = 10_000
@@ -79,35 +108,343 @@ def current_target() -> str:
     return settings.api_url() or str(settings.database_path())
 
 
-class Recorder:
-    """Drains the event buffer into one sink, in batches, on its own thread."""
+def _n(count: int, what: str) -> str:
+    return f"{count:,} {what}{'' if count == 1 else 's'}"
 
-    def __init__(self, target: str, interval: float | None = None, max_batch: int | None = None) -> None:
+
+class _Held:
+    """Events in memory not delivered yet; ``start`` is the position of the first in the stream."""
+
+    __slots__ = ("start", "events")
+
+    def __init__(self, start: int, events: list[Event]) -> None:
+        self.start = start
+        self.events = events
+
+
+class _Sender:
+    """Delivers batches to the sink on its own thread, oldest first, keeping what it cannot.
+
+    Every event handed over gets a position in the stream; a flush waits for the lowest
+    position still undelivered to pass its own. Held batches, spilled ranges and the batch in
+    flight are all ordered by position, so the oldest always goes first.
+    """
+
+    def __init__(self, sink: Sink, target: str, max_held: int, merge: int) -> None:
+        self.sink = sink
         self.target = target
-        self.interval = interval if interval is not None else settings.float_setting("RECORDER_INTERVAL", 0.2)
+        self.max_held = max_held
+        self._merge = merge
+        self._cond = threading.Condition()
+        self._held: collections.deque[_Held] = collections.deque()
+        self._held_events = 0
+        self._spill = SpillFile()
+        # Spilled ranges of positions, [start, count], in the order they are in the spill file.
+        self._spilled: collections.deque[list[int]] = collections.deque()
+        self._flight: _Held | None = None  # the held batch being written now
+        self._flight_since = 0.0
+        self._accepted = 0  # positions handed out
+        self._waiters: list[tuple[int, threading.Event]] = []
+        self.failure: str | None = None  # why the last write failed; None once one succeeds
+        self._failures = 0
+        self._retry_at = 0.0
+        self.lost = 0
+        self.lost_finals = 0  # task runs whose final state was among the lost events
+        self._lost_counts: dict[Any, collections.Counter[str]] = collections.defaultdict(
+            collections.Counter
+        )
+        self._lost_why: str | None = None
+        self._stopping = False
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="prefect-like-sender", daemon=True)
+        self._thread.start()
+
+    # -- what the Recorder calls ---------------------------------------------------------------
+
+    def put(self, events: list[Event]) -> None:
+        """Queue a batch; never waits on the sink (past the memory bound it writes a spill file)."""
+        with self._cond:
+            start = self._accepted
+            self._accepted += len(events)
+            last = self._held[-1] if self._held else None
+            if (
+                last is not None
+                and last is not self._flight
+                and len(last.events) + len(events) <= self._merge
+            ):
+                last.events.extend(events)  # fewer, fuller writes when the sink is slow or back
+            else:
+                self._held.append(_Held(start, events))
+            self._held_events += len(events)
+            while self._held_events > self.max_held and self._spill_oldest(lose=True):
+                pass
+            self._cond.notify_all()
+
+    def when_delivered(self, done: threading.Event) -> None:
+        """Set ``done`` once everything handed over so far is delivered (or lost)."""
+        with self._cond:
+            self._waiters.append((self._accepted, done))
+            self._release_waiters()
+
+    def take_lost_counts(self, flow_run_id: str) -> collections.Counter[str]:
+        with self._cond:
+            return self._lost_counts.pop(flow_run_id, collections.Counter())
+
+    def keep_on_disk(self) -> int:
+        """Spill everything held in memory, the batch in flight too, so it outlives this
+        process; how many events the spill could not take (they stay in memory)."""
+        with self._cond:
+            while self._spill_oldest(lose=False, in_flight=True):
+                pass
+            return self._held_events
+
+    def describe(self) -> str:
+        """What is not stored yet, why, and where it is: one sentence for the user."""
+        with self._cond:
+            waiting = self._spill.events + self._held_events
+            cause = self.failure
+            if cause is None and self._flight is not None:
+                cause = (
+                    f"a write has had no answer for {time.monotonic() - self._flight_since:.0f} s"
+                )
+            parts = []
+            if waiting:
+                parts.append(
+                    f"{_n(waiting, 'event')} are not stored in {self.target} ({cause or 'still being written'})"
+                )
+            if self._spill.events:
+                files = self._spill.files()
+                more = f" and {_n(len(files) - 1, 'more file')}" if len(files) > 1 else ""
+                parts.append(
+                    f"{self._spill.events:,} are kept in {files[0]}{more}; run `prefect-like runs flush` to "
+                    "deliver them once the tracker takes events again (for a server, the next run does too)"
+                )
+            if self._held_events:
+                parts.append(
+                    f"{self._held_events:,} are held in memory only and are lost if this process ends first: "
+                    f"the spill cannot be written ({self._spill.error})"
+                )
+            if self.lost:
+                parts.append(self._lost_sentence())
+            return "; ".join(parts) or "the Recorder has not taken every event off the buffer yet"
+
+    def stop(self, timeout: float) -> None:
+        """Deliver what is left within ``timeout``; spill the rest (and say so); close the sink."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            self._stopping = True
+            self._retry_at = min(self._retry_at, time.monotonic() + STOPPING_BACKOFF)
+            self._cond.notify_all()
+            while self._backlog() and time.monotonic() < deadline:
+                self._cond.wait(deadline - time.monotonic())
+            self._closed = True  # a write still under way changes nothing from here on
+            while self._spill_oldest(lose=True, in_flight=True):
+                pass
+            self._spill.release()
+            self._cond.notify_all()
+            if self._spill.events or self.lost:
+                (log.error if self.lost else log.warning)("%s", self.describe())
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._thread.is_alive():
+            return  # a write that never returns (a server that never answers) dies with the process
+        try:
+            self.sink.close()
+        except Exception:
+            log.exception("closing the tracking sink failed")
+
+    # -- keeping and losing --------------------------------------------------------------------
+
+    def _backlog(self) -> bool:
+        return bool(self._held or self._spill.events)
+
+    def _spill_oldest(self, lose: bool, in_flight: bool = False) -> bool:
+        """Move the oldest held batch (not the one in flight, unless asked) to the spill file.
+
+        What the spill cannot take is lost if ``lose`` (past the memory bound, or at exit), else
+        stays held. False when there was nothing to move, or nothing could be.
+        """
+        index = 0
+        if self._held and self._held[0] is self._flight and not in_flight:
+            index = 1
+        if index >= len(self._held):
+            return False
+        entry = self._held[index]
+        kept = self._spill.append(entry.events) if entry.events else 0
+        last = self._spilled[-1] if self._spilled else None
+        if last is not None and last[0] + last[1] == entry.start:
+            last[1] += kept  # contiguous with the last range: few ranges, cheap to scan
+        elif kept:
+            self._spilled.append([entry.start, kept])
+        rest = entry.events[kept:]
+        if rest and not lose:
+            if kept:
+                self._held[index] = _Held(entry.start + kept, rest)
+                self._held_events -= kept
+            return False
+        del self._held[index]
+        self._held_events -= len(entry.events)
+        if rest:
+            self._lose(rest, self._spill.error)
+        self._release_waiters()
+        return True
+
+    def _lose(self, events: list[Event], why: str | None) -> None:
+        first = not self.lost
+        self.lost += len(events)
+        before = sum(sum(c.values()) for c in self._lost_counts.values())
+        _events.fold(events, self._lost_counts)  # counts their task runs' final states per flow run
+        self.lost_finals += sum(sum(c.values()) for c in self._lost_counts.values()) - before
+        tracker = (
+            f"the tracker failed ({self.failure})"
+            if self.failure
+            else f"the tracker was slower than the flow (more than {self.max_held:,} events waited for it, "
+            "PREFECT_LIKE_RECORDER_MAX_HELD)"
+        )
+        self._lost_why = f"{tracker} and the spill could not be written ({why})"
+        if first and not self._closed:  # at exit, stop() says how many in all
+            log.error("%s", self._lost_sentence())
+
+    def _lost_sentence(self) -> str:
+        among = (
+            f" (the final states of {_n(self.lost_finals, 'task run')} among them)"
+            if self.lost_finals
+            else ""
+        )
+        return f"{_n(self.lost, 'tracking event')} were lost{among}: {self._lost_why}"
+
+    def _release_waiters(self) -> None:
+        if not self._waiters:
+            return
+        oldest = self._oldest()
+        still = []
+        for position, done in self._waiters:
+            if position <= oldest:
+                done.set()
+            else:
+                still.append((position, done))
+        self._waiters = still
+
+    def _oldest(self) -> int:
+        """The position of the oldest undelivered event (the next to hand out, if none)."""
+        oldest = min((start for start, count in self._spilled if count), default=self._accepted)
+        return min(oldest, self._held[0].start) if self._held else oldest
+
+    # -- the thread ----------------------------------------------------------------------------
+
+    def _next(self) -> tuple[list[Event], int, _Held | None] | None:
+        """What to write next, oldest first: (events, spilled chunks, held batch); None to exit."""
+        with self._cond:
+            while True:
+                if self._closed or (self._stopping and not self._backlog()):
+                    return None
+                wait = self._retry_at - time.monotonic() if self.failure else 0.0
+                if self._backlog() and wait <= 0:
+                    break
+                self._cond.wait(wait if self._backlog() else None)
+            if self._spill.events and (not self._held or self._oldest() < self._held[0].start):
+                events, chunks = self._spill.peek(self._merge)
+                return events, chunks, None
+            entry = self._held[0]
+            self._flight, self._flight_since = entry, time.monotonic()
+            return entry.events, 0, entry
+
+    def _run(self) -> None:
+        while (work := self._next()) is not None:
+            events, chunks, entry = work
+            try:
+                self.sink.write(events)
+            except Exception as exc:  # kept and retried: the sender must outlive any one failure
+                self._failed(exc)
+                continue
+            finally:
+                with self._cond:
+                    self._flight = None
+            self._delivered(events, chunks, entry)
+
+    def _delivered(self, events: list[Event], chunks: int, entry: _Held | None) -> None:
+        with self._cond:
+            if self._closed:
+                return
+            if entry is None:
+                self._spill.delivered(chunks)
+                count = len(events)
+                while count:
+                    first = self._spilled[0]
+                    taken = min(count, first[1])
+                    first[0] += taken
+                    first[1] -= taken
+                    count -= taken
+                    if not first[1]:
+                        self._spilled.popleft()
+            elif self._held and self._held[0] is entry:  # not moved to the spill meanwhile
+                self._held.popleft()
+                self._held_events -= len(entry.events)
+            recovered, self.failure, self._failures = self.failure, None, 0
+            self._release_waiters()
+            self._cond.notify_all()
+        if recovered:
+            log.info(
+                "tracking %s takes events again (after: %s); delivering what was kept",
+                self.target,
+                recovered,
+            )
+
+    def _failed(self, exc: Exception) -> None:
+        with self._cond:
+            first = self.failure is None
+            self._failures += 1
+            self.failure = f"{type(exc).__name__}: {exc}"
+            cap = STOPPING_BACKOFF if self._stopping else MAX_BACKOFF
+            self._retry_at = time.monotonic() + min(cap, 0.05 * 2 ** min(self._failures, 7))
+            failures = self._failures
+        if first or failures == 10 or failures % 100 == 0:
+            log.warning(
+                "tracking cannot write to %s: %s; events are kept (in memory, past %s in %s) and retried",
+                self.target,
+                self.failure,
+                _n(self.max_held, "event"),
+                self._spill.directory,
+            )
+
+
+class Recorder:
+    """Drains the event buffer, in batches, to a sender that delivers them to one sink."""
+
+    def __init__(
+        self, target: str, interval: float | None = None, max_batch: int | None = None
+    ) -> None:
+        self.target = target
+        self.interval = (
+            interval if interval is not None else settings.float_setting("RECORDER_INTERVAL", 0.2)
+        )
         self.max_batch = max_batch or settings.int_setting("RECORDER_MAX_BATCH", 50_000)
-        self.final_flush_timeout = settings.float_setting("FLUSH_TIMEOUT", 30.0)
+        self.max_held = settings.int_setting("RECORDER_MAX_HELD", 200_000)
         self._sink = open_sink(target)
+        self._sender = _Sender(self._sink, target, self.max_held, min(self.max_batch, HELD_BATCH))
         self._wake = threading.Event()
         self._stopping = False
-        self._counts: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
-        self._held: collections.deque[list[Event]] = collections.deque()
+        self._counts: dict[str, collections.Counter[str]] = collections.defaultdict(
+            collections.Counter
+        )
         self._carried: list[_events.PendingCall] = []  # pending calls held for the next batch
-        self._markers: list[_Flush] = []  # flushes waiting for held events to be delivered
-        self._held_events = 0
-        self.max_held = settings.int_setting("RECORDER_MAX_HELD", 200_000)
-        # The pid in the name tells a later run whether this file's process has ended.
-        self._spill_path = settings.home() / "spill" / f"events-{os.getpid()}-{id(self):x}-{time.time_ns()}.msgpack"
-        self._spilled = 0
-        self._spill_sent = 0  # batches at the head of the spill file already delivered
-        self._failures = 0
-        self._retry_at = 0.0  # time.monotonic() before which a failing sink is not tried again
-        self._last_error: str | None = None
         self.heartbeat_seconds = settings.float_setting("HEARTBEAT_SECONDS", 10.0)
         self._live: dict[str, list[int]] = {}  # flow run id -> [next heartbeat seq]
+        # flow run id -> (its PREFECT_LIKE_ON_TRACKING_ERROR, events lost before it began)
+        self._runs: dict[str, tuple[str, int]] = {}
+        self._deadlines: dict[str, float] = {}  # flow run id -> when its end stops waiting
         self._next_heartbeat = 0.0
         self._thread = threading.Thread(target=self._run, name="prefect-like-recorder", daemon=True)
         self._thread.start()
+
+    @property
+    def final_flush_timeout(self) -> float:
+        """Seconds a flow's end, and the process's exit, wait for delivery (read when asked)."""
+        return settings.float_setting("FLUSH_TIMEOUT", 30.0)
+
+    @property
+    def failure(self) -> str | None:
+        """Why the tracker's last write failed; None while it takes events."""
+        return self._sender.failure
 
     # -- what flows call ---------------------------------------------------------------------
 
@@ -123,12 +460,68 @@ class Recorder:
         return (marker.done if delivered else marker.drained).wait(timeout)
 
     def watch(self, flow_run_id: str) -> None:
-        """Send heartbeats for this flow run until ``unwatch``."""
+        """Send heartbeats for this flow run until ``unwatch``; its end is ``settle`` and ``report``."""
+        policy = settings.on_tracking_error()  # a bad value stops the run before it starts
+        self._runs[flow_run_id] = (policy, self._sender.lost)
         self._live[flow_run_id] = [0]
         self._next_heartbeat = 0.0
 
     def unwatch(self, flow_run_id: str) -> None:
         self._live.pop(flow_run_id, None)
+
+    def take_counts(self, flow_run_id: str) -> dict[str, int]:
+        """The final states of a flow run's task runs the tracker has or will have (call after
+        ``flush``): those among lost events are left out."""
+        counts = self._counts.pop(flow_run_id, collections.Counter())
+        counts.subtract(self._sender.take_lost_counts(flow_run_id))
+        return {name: n for name, n in counts.items() if n > 0}
+
+    def settle(self, flow_run_id: str) -> TrackingError | None:
+        """At a flow run's end, before its final event: wait (at most FLUSH_TIMEOUT) for its
+        events to be stored, spill what is not, and return the error that fails the run under
+        its ``PREFECT_LIKE_ON_TRACKING_ERROR``, if any."""
+        policy, lost_before = self._runs.pop(flow_run_id, ("continue", self._sender.lost))
+        timeout = self.final_flush_timeout
+        self._deadlines[flow_run_id] = time.monotonic() + timeout
+        stored = self.flush(timeout)
+        in_memory = 0 if stored else self._sender.keep_on_disk()
+        if self._sender.lost > lost_before or in_memory:
+            return TrackingError(
+                f"tracking could not keep every event of this flow run: {self._sender.describe()}"
+            )
+        if not stored and policy == "stop":
+            return TrackingError(
+                f"PREFECT_LIKE_ON_TRACKING_ERROR=stop and this flow run's events are not all stored: {self._sender.describe()}"
+            )
+        return None
+
+    def report(self, flow_run_id: str, flow_run_name: str) -> None:
+        """After a flow run's final event: wait for it (within what is left of FLUSH_TIMEOUT);
+        if the tracker still lacks events, spill them and say how many, why, and where."""
+        deadline = self._deadlines.pop(flow_run_id, time.monotonic() + self.final_flush_timeout)
+        if self.flush(timeout=max(0.0, deadline - time.monotonic())):
+            return
+        self._sender.keep_on_disk()
+        log.error("Flow run %r: %s", flow_run_name, self._sender.describe())
+
+    def describe_backlog(self) -> str:
+        """What the tracker does not have yet, why, and where it is kept."""
+        return self._sender.describe()
+
+    def backlog(self) -> int:
+        """Events handed to the sender and not delivered yet, in memory (what the bound limits)."""
+        return self._sender._held_events
+
+    def stop(self, timeout: float | None = None) -> None:
+        timeout = self.final_flush_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        self.flush(timeout)
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        self._sender.stop(max(0.0, deadline - time.monotonic()))
+
+    # -- the thread --------------------------------------------------------------------------
 
     def _heartbeats(self) -> list[Event]:
         now = time.time()
@@ -141,57 +534,14 @@ class Recorder:
             counter[0] += 1
         return beats
 
-    def take_counts(self, flow_run_id: str) -> dict[str, int]:
-        """The final states of a flow run's task runs seen so far (call after ``flush``)."""
-        return dict(self._counts.pop(flow_run_id, {}))
-
-    def describe_backlog(self) -> str:
-        if self._spilled or self._held_events:
-            return (
-                f"{self._held_events} events held in memory and {self._spilled} spilled to "
-                f"{self._spill_path} ({self._last_error}); they are sent when the tracker is reachable "
-                "again, or by the next run or `prefect-like runs flush` if this process ends first"
-            )
-        return "the tracker is slow to answer"
-
-    def stop(self, timeout: float | None = 10.0) -> None:
-        self.flush(timeout)
-        self._stopping = True
-        self._wake.set()
-        self._thread.join(timeout)
-        self._spill_held()
-        try:
-            self._sink.close()
-        except Exception:
-            log.exception("closing the tracking sink failed")
-
-    def _spill_held(self) -> None:
-        """On stop, keep what the sink never took in the spill file, for a later run to send."""
-        held = list(self._held)
-        for batch in held:
-            self._spill(batch)
-        self._held.clear()
-        self._held_events = 0
-        if self._spilled:
-            log.warning(
-                "%d tracking events could not be delivered to %s (%s); they are kept in %s and "
-                "sent by the next run or by `prefect-like runs flush`",
-                self._spilled, self.target, self._last_error, self._spill_path,
-            )
-
-    # -- the thread --------------------------------------------------------------------------
-
     def _run(self) -> None:
         while True:
-            wait = min(self.interval, self.heartbeat_seconds)
-            if self._held:
-                wait = max(0.0, min(wait, self._retry_at - time.monotonic()))
-            self._wake.wait(wait)
+            self._wake.wait(min(self.interval, self.heartbeat_seconds))
             self._wake.clear()
             try:
                 beats = self._heartbeats()
                 if beats:
-                    self._deliver(beats)
+                    self._sender.put(beats)
                 self._drain()
             except Exception:  # the Recorder must outlive any one bad batch
                 log.exception("the tracking recorder failed to process a batch")
@@ -203,7 +553,7 @@ class Recorder:
             fresh = _events.drain(self.max_batch)
             batch = self._carried + fresh if self._carried else fresh
             self._carried = []
-            if not batch and not self._held and not self._spilled:
+            if not batch:
                 return
             # Calls made within the last interval wait for the next batch, where most of them
             # have ended (see events.fold); a pass that drained nothing new carries nothing.
@@ -211,109 +561,12 @@ class Recorder:
             events, markers, self._carried = _events.fold(batch, self._counts, carry_from)
             for marker in markers:
                 marker.drained.set()
-            self._deliver(events)
-            self._markers.extend(markers)
-            if self._markers and not self._held and not self._spilled:
-                self._settle_sink()
-            if not self._held and not self._spilled:
-                for marker in self._markers:
-                    marker.done.set()
-                self._markers.clear()
+            if events:
+                self._sender.put(events)
+            for marker in markers:
+                self._sender.when_delivered(marker.done)
             if not fresh:
                 return
-
-    def _deliver(self, events: list[Event]) -> None:
-        backlog = bool(self._held or self._spilled)
-        if backlog and time.monotonic() >= self._retry_at:
-            backlog = not self._retry_held()
-        if not events:
-            return
-        if backlog:
-            self._hold(events)  # keep order: older undelivered batches go first
-            return
-        try:
-            self._sink.write(events)
-            self._failures = 0
-        except Exception as exc:
-            self._note_failure(exc)
-            self._hold(events)
-
-    def _settle_sink(self) -> None:
-        """A sink that keeps a batch in flight (the store's writer) stores it before a flush ends."""
-        settle = getattr(self._sink, "flush", None)
-        if settle is None:
-            return
-        try:
-            settle()
-        except Exception as exc:  # the sink still holds the batch and retries it itself
-            self._note_failure(exc)
-            self._held.append([])  # makes the flush wait until the sink has caught up
-
-    def _note_failure(self, exc: Exception) -> None:
-        self._failures += 1
-        self._last_error = f"{type(exc).__name__}: {exc}"
-        # Never a wait: the Recorder goes on draining into held and spilled batches until then.
-        self._retry_at = time.monotonic() + min(MAX_BACKOFF, 0.05 * 2 ** min(self._failures, 7))
-        if self._failures in (1, 10) or self._failures % 100 == 0:
-            log.warning("tracking sink %s failed (%s); events are kept and retried", self.target, self._last_error)
-
-    def _hold(self, events: list[Event]) -> None:
-        held = self._held
-        if held and len(held[-1]) + len(events) <= min(self.max_batch, HELD_BATCH):
-            held[-1].extend(events)  # fewer, fuller requests when the sink is back
-        else:
-            held.append(events)
-        self._held_events += len(events)
-        while self._held_events > self.max_held and len(held) > 1:
-            spilled = held.popleft()
-            self._held_events -= len(spilled)
-            self._spill(spilled)
-        if self._held_events > self.max_held and len(held[0]) > 1:
-            first = held[0]  # one batch over the bound on its own: spill all of it but the last event
-            self._spill(first[:-1])
-            del first[:-1]
-            self._held_events = len(first)
-
-    def _spill(self, events: list[Event]) -> None:
-        import msgpack
-
-        self._spill_path.parent.mkdir(parents=True, exist_ok=True)
-        with self._spill_path.open("ab") as file:
-            file.write(msgpack.packb([list(e) for e in events], use_bin_type=True))
-        self._spilled += len(events)
-
-    def _retry_held(self) -> bool:
-        """Try to deliver the backlog, oldest first; True once it is all delivered."""
-        try:
-            if self._spilled:
-                for index, batch in enumerate(iter_spill(self._spill_path)):
-                    if index >= self._spill_sent:
-                        self._sink.write(batch)
-                        self._spill_sent = index + 1
-                self._spill_path.unlink(missing_ok=True)
-                self._spilled = self._spill_sent = 0
-            while self._held:
-                self._sink.write(self._held[0])
-                self._held_events -= len(self._held.popleft())
-        except Exception as exc:
-            self._note_failure(exc)
-            return False
-        self._failures = 0
-        return True
-
-
-def iter_spill(path: Path) -> Iterator[list[Event]]:
-    """The batches in a spill file, as events, read one at a time."""
-    import msgpack
-
-    with path.open("rb") as file:
-        for batch in msgpack.Unpacker(file, raw=False, strict_map_key=False):
-            yield [Event(*item) for item in batch]
-
-
-def read_spill(path: Path) -> list[list[Event]]:
-    """The batches in a spill file, as events."""
-    return list(iter_spill(path))
 
 
 _lock = threading.Lock()
@@ -347,8 +600,9 @@ def _register_atexit() -> None:
     _atexit_registered = True
 
 
-def shutdown_recorder(timeout: float | None = 10.0) -> None:
-    """Write what is buffered and stop the Recorder (at interpreter exit, or when told)."""
+def shutdown_recorder(timeout: float | None = None) -> None:
+    """Deliver what is buffered (at most ``timeout``, default FLUSH_TIMEOUT) and stop the
+    Recorder: at interpreter exit, or when told."""
     global _recorder
     with _lock:
         if _recorder is not None:

@@ -82,7 +82,7 @@ def _sweep_through(server: ServerProcess, outage: Callable[[], None], end_outage
 
         def all_ran() -> bool:
             nonlocal peak_held
-            peak_held = max(peak_held, recorder._held_events)
+            peak_held = max(peak_held, recorder.backlog())
             return len(ran) >= N
 
         wait_until(lambda: all_ran() or not runner.is_alive(), timeout=120, what="every task run to run")

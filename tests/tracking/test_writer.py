@@ -41,30 +41,32 @@ def test_big_batches_are_stored_by_a_writer_process_exactly_like_small_ones(tmp_
         assert best["tags"] == ["a"]
 
 
-def test_a_batch_in_flight_when_the_writer_process_dies_is_still_stored(tmp_path):
+def test_a_writer_process_that_died_is_replaced_and_no_batch_is_lost(tmp_path):
     path = tmp_path / "store.db"
     writer = StoreWriter(path, threshold=10)
-    writer.write(batch(0, 20))  # handed to the writer process, not yet acknowledged
+    writer.write(batch(0, 20))  # stored by the writer process
     assert writer._child is not None
     writer._child.kill()
     writer._child.wait()
-    writer.write(batch(20, 20))  # stores the lost batch in-process, then starts a new child
-    writer.flush()
+    writer.write(batch(20, 20))  # the dead child cannot take it: stored in-process
+    writer.write(batch(40, 20))  # and the next big batch starts a new child
+    assert writer._child is not None and writer._child.poll() is None
     writer.close()
     with Store(path) as store:
-        assert store.task_run_counts(FLOW) == {"Completed": 40}
+        assert store.task_run_counts(FLOW) == {"Completed": 60}
 
 
-def test_a_batch_the_store_refuses_is_kept_and_the_error_reported(tmp_path):
+def test_a_batch_the_store_refuses_raises_saying_why(tmp_path):
     path = tmp_path / "store.db"
     writer = StoreWriter(path, threshold=10)
     bad = batch(0, 20)
     bad.append(Event("nonsense", "x", 0, None, 1.0, None, None, None, None))
-    writer.write(bad)
     with pytest.raises(TrackingError, match="nonsense"):
-        writer.flush()  # the Recorder keeps waiting, and says why
-    writer._unacked = None  # what a user would do: nothing; here, let the writer close
+        writer.write(bad)  # the Recorder's sender keeps the batch, and says why
+    writer.write(batch(0, 20))
     writer.close()
+    with Store(path) as store:
+        assert store.task_run_counts(FLOW) == {"Completed": 20}
 
 
 def test_a_batch_cut_short_by_a_raw_pipe_write_is_sent_whole():
