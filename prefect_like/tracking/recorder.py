@@ -429,8 +429,8 @@ class Recorder:
         self._carried: list[_events.PendingCall] = []  # pending calls held for the next batch
         self.heartbeat_seconds = settings.float_setting("HEARTBEAT_SECONDS", 10.0)
         self._live: dict[str, list[int]] = {}  # flow run id -> [next heartbeat seq]
-        # flow run id -> (its PREFECT_LIKE_ON_TRACKING_ERROR, events lost before it began)
-        self._runs: dict[str, tuple[str, int]] = {}
+        # flow run id -> (its PREFECT_LIKE_ON_TRACKING_ERROR and FLUSH_TIMEOUT, events lost before it)
+        self._runs: dict[str, tuple[str, float, int]] = {}
         self._deadlines: dict[str, float] = {}  # flow run id -> when its end stops waiting
         self._next_heartbeat = 0.0
         self._thread = threading.Thread(target=self._run, name="prefect-like-recorder", daemon=True)
@@ -461,8 +461,12 @@ class Recorder:
 
     def watch(self, flow_run_id: str) -> None:
         """Send heartbeats for this flow run until ``unwatch``; its end is ``settle`` and ``report``."""
-        policy = settings.on_tracking_error()  # a bad value stops the run before it starts
-        self._runs[flow_run_id] = (policy, self._sender.lost)
+        # Read now, so that a bad value stops the run before it starts, not at its end.
+        self._runs[flow_run_id] = (
+            settings.on_tracking_error(),
+            self.final_flush_timeout,
+            self._sender.lost,
+        )
         self._live[flow_run_id] = [0]
         self._next_heartbeat = 0.0
 
@@ -480,8 +484,9 @@ class Recorder:
         """At a flow run's end, before its final event: wait (at most FLUSH_TIMEOUT) for its
         events to be stored, spill what is not, and return the error that fails the run under
         its ``PREFECT_LIKE_ON_TRACKING_ERROR``, if any."""
-        policy, lost_before = self._runs.pop(flow_run_id, ("continue", self._sender.lost))
-        timeout = self.final_flush_timeout
+        policy, timeout, lost_before = self._runs.pop(
+            flow_run_id, ("continue", self.final_flush_timeout, self._sender.lost)
+        )
         self._deadlines[flow_run_id] = time.monotonic() + timeout
         stored = self.flush(timeout)
         in_memory = 0 if stored else self._sender.keep_on_disk()

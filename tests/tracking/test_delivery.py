@@ -27,7 +27,10 @@ from typing import Any
 import pytest
 
 from prefect_like import flow, task
+from prefect_like.tracking.events import emit, log_event
+from prefect_like.tracking.recorder import get_recorder, shutdown_recorder
 from prefect_like.tracking.store import Store
+from tests.polling import wait_until
 from tests.server._procs import ROOT, ServerProcess, free_port
 
 N = 20_000
@@ -238,6 +241,41 @@ def hung_server() -> Iterator[str]:
         listener.close()
         for conn in held:
             conn.close()
+
+
+def _log_lines(count: int, start: int = 0) -> None:
+    for seq in range(start, start + count):
+        emit(log_event("f" * 32, seq, None, time.time(), 20, "INFO", f"line {seq}", "test"))
+
+
+def test_a_server_that_never_answers_holds_only_the_sender_never_the_recorder(
+    hung_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREFECT_LIKE_API_URL", hung_server)
+    monkeypatch.setenv("PREFECT_LIKE_RECORDER_INTERVAL", "0.01")
+    recorder = get_recorder()
+    try:
+        for start in range(0, 3000, 1000):
+            _log_lines(1000, start)
+            # Drained and counted while the first write still waits for an answer.
+            assert recorder.flush(timeout=5, delivered=False)
+        assert not recorder.flush(timeout=0.5)
+        assert recorder.failure is None  # no error yet: the request is still waiting
+        assert "3,000 events are not stored" in recorder.describe_backlog()
+        assert "a write has had no answer for" in recorder.describe_backlog()
+    finally:
+        shutdown_recorder(timeout=0.5)
+
+
+def test_a_tracker_that_refuses_is_known_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PREFECT_LIKE_API_URL", f"http://127.0.0.1:{free_port()}/api")
+    recorder = get_recorder()
+    try:
+        _log_lines(10)
+        cause = wait_until(lambda: recorder.failure, timeout=10, what="the failure to be known")
+        assert "cannot reach the tracking server" in cause and "Connection refused" in cause
+    finally:
+        shutdown_recorder(timeout=0.5)
 
 
 def test_a_server_that_never_answers_holds_the_flow_only_for_its_flush_timeout(
