@@ -219,11 +219,13 @@ class _Sender:
                     f"{self._spill.events:,} are kept in {files[0]}{more}; run `prefect-like runs flush` to "
                     "deliver them once the tracker takes events again (for a server, the next run does too)"
                 )
-            if self._held_events:
+            if self._held_events and self._spill.error:
                 parts.append(
                     f"{self._held_events:,} are held in memory only and are lost if this process ends first: "
                     f"the spill cannot be written ({self._spill.error})"
                 )
+            elif self._held_events:
+                parts.append(f"{self._held_events:,} are held in memory, waiting for the tracker")
             if self.lost:
                 parts.append(self._lost_sentence())
             return "; ".join(parts) or "the Recorder has not taken every event off the buffer yet"
@@ -304,6 +306,13 @@ class _Sender:
         if first and not self._closed:  # at exit, stop() says how many in all
             log.error("%s", self._lost_sentence())
 
+    def _spill_unreadable(self, exc: Exception) -> None:
+        self.lost += self._spill.discard()
+        self._spilled.clear()
+        self._lost_why = f"the spill file could not be read back ({type(exc).__name__}: {exc})"
+        log.error("%s", self._lost_sentence())
+        self._release_waiters()
+
     def _lost_sentence(self) -> str:
         among = (
             f" (the final states of {_n(self.lost_finals, 'task run')} among them)"
@@ -338,15 +347,19 @@ class _Sender:
                 if self._closed or (self._stopping and not self._backlog()):
                     return None
                 wait = self._retry_at - time.monotonic() if self.failure else 0.0
-                if self._backlog() and wait <= 0:
-                    break
-                self._cond.wait(wait if self._backlog() else None)
-            if self._spill.events and (not self._held or self._oldest() < self._held[0].start):
-                events, chunks = self._spill.peek(self._merge)
-                return events, chunks, None
-            entry = self._held[0]
-            self._flight, self._flight_since = entry, time.monotonic()
-            return entry.events, 0, entry
+                if not self._backlog() or wait > 0:
+                    self._cond.wait(wait if self._backlog() else None)
+                    continue
+                if self._spill.events and (not self._held or self._oldest() < self._held[0].start):
+                    try:
+                        events, chunks = self._spill.peek(self._merge)
+                    except (OSError, ValueError) as exc:  # a spill file removed or damaged under us
+                        self._spill_unreadable(exc)
+                        continue
+                    return events, chunks, None
+                entry = self._held[0]
+                self._flight, self._flight_since = entry, time.monotonic()
+                return entry.events, 0, entry
 
     def _run(self) -> None:
         while (work := self._next()) is not None:

@@ -164,6 +164,12 @@ class SpillFile:
                     self._close_file()
                 path.unlink(missing_ok=True)
 
+    def discard(self) -> int:
+        """Forget every undelivered event (their files cannot be read back); how many there were."""
+        count = self.events
+        self.delivered(len(self._chunks))
+        return count
+
     def release(self) -> None:
         """Stop writing; what is undelivered stays on disk for a later run or ``runs flush``."""
         path = self._path
