@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -71,8 +72,10 @@ def _stored_completed(db: Path) -> int:
         return store.count_task_runs(runs[0]["id"], state="completed") if runs else 0
 
 
-def _interrupt(tmp_path: Path, command: list[str], signum: int) -> tuple[subprocess.CompletedProcess[str], Path]:
-    (tmp_path / "flows.py").write_text(FLOWS)
+def _interrupt(
+    tmp_path: Path, command: list[str], signum: int, source: str = FLOWS
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    (tmp_path / "flows.py").write_text(source)
     done = tmp_path / "done.txt"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DONE_FILE": str(done), "PREFECT_LIKE_RECORDER_INTERVAL": "0.05"}
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -176,3 +179,98 @@ def test_a_task_that_raises_keyboardinterrupt_or_exits_crashes_only_its_own_run(
     assert {i: t["state_name"] for i, t in runs.items()} == {0: "Completed", 1: "Completed", 2: "Crashed",
                                                                3: "Completed", 4: "Completed"}
     assert runs[2]["message"] == f"the task {what}"
+
+
+SUBFLOWS = textwrap.dedent(
+    """
+    import os, time
+    from prefect_like import flow, task
+
+    DONE = os.open(os.environ["DONE_FILE"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+
+    @task
+    def work(i: int) -> int:
+        time.sleep(0.001)
+        os.write(DONE, b"%d\\n" % i)
+        return i
+
+    @flow(name="child")
+    def child(n: int):
+        return sum(work.map(range(n)).result())
+
+    @flow(name="parent")
+    def parent():
+        return [child(40_000), child(10)]
+
+    parent()
+    """
+)
+
+
+def test_a_signal_during_a_subflow_cancels_it_and_its_parent(tmp_path):
+    result, done = _interrupt(tmp_path, [sys.executable, "flows.py"], signal.SIGTERM, SUBFLOWS)
+
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    (said,) = [line for line in result.stderr.splitlines() if "is CANCELLED" in line]
+    assert said.startswith("Flow run ") and "(with its 1 subflow run)" in said
+    with Store(Path(os.environ["PREFECT_LIKE_HOME"]) / "prefect_like.db") as store:
+        runs = {run["flow_name"]: run for run in store.list_flow_runs(limit=5)}
+        assert set(runs) == {"parent", "child"}  # the second child never began
+        assert {run["state"] for run in runs.values()} == {"CANCELLED"}
+        task_runs = store.list_task_runs(runs["child"]["id"], limit=TASKS)
+    assert {t["state_name"] for t in task_runs} <= {"Completed", "Cancelled"}
+    finished = {int(line) for line in done.read_text().split()}
+    assert {t["map_index"] for t in task_runs} >= finished  # lost: 0
+
+
+# -- a second signal ---------------------------------------------------------------------------
+
+
+def test_a_second_signal_exits_at_once_and_keeps_what_the_tracker_had_not_got(tmp_path):
+    from tests.server._procs import ServerProcess, free_port
+
+    (tmp_path / "flows.py").write_text(FLOWS)
+    done = tmp_path / "done.txt"
+    port = free_port()  # the tracking server is not there yet: the first signal's flush waits
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DONE_FILE": str(done),
+           "PREFECT_LIKE_API_URL": f"http://127.0.0.1:{port}/api", "PREFECT_LIKE_FLUSH_TIMEOUT": "300"}
+    process = subprocess.Popen([sys.executable, "flows.py", "sweep", str(TASKS)], cwd=tmp_path, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    said: list[str] = []
+    reader = threading.Thread(target=lambda: said.extend(process.stderr), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    try:
+        wait_until(lambda: done.exists() and len(done.read_bytes().split()) >= 300, what="300 task runs done")
+        process.send_signal(signal.SIGINT)
+        wait_until(lambda: any("interrupt again to exit at once" in line for line in said), what="the first signal")
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=30)  # at once: not the 300 s the first signal's flush would wait
+    finally:
+        if process.poll() is None:
+            process.kill()
+    reader.join(10)
+    output = "".join(said)
+    assert process.returncode == 130 and "Traceback" not in output, output[-3000:]
+    assert "Interrupted again: exiting now" in output
+    assert "are kept in" in output and "prefect-like runs flush" in output
+
+    # What it kept reaches a server by `runs flush`: the flow run CANCELLED, nothing lost.
+    server = ServerProcess(tmp_path / "server", port=port).start()
+    try:
+        flush = subprocess.run([sys.executable, "-m", "prefect_like", "runs", "flush"], env=env,
+                               capture_output=True, text=True, timeout=120)
+        assert flush.returncode == 0, flush.stdout + flush.stderr
+        from prefect_like.client import Client
+
+        with Client(server.url) as client:
+            (flow_run,) = client.list_flow_runs(limit=5)
+            task_runs = [run for offset in range(0, TASKS, 10_000)
+                         for run in client.list_task_runs(flow_run["id"], limit=10_000, offset=offset)]
+    finally:
+        server.stop()
+    assert flow_run["state"] == "CANCELLED" and "exited before every event was written" in flow_run["message"]
+    assert {t["state_name"] for t in task_runs} <= {"Completed", "Cancelled"}
+    finished = {int(line) for line in done.read_text().split()}
+    assert finished <= {t["map_index"] for t in task_runs}  # lost: 0
+    stored = collections.Counter(t["state_name"] for t in task_runs)
+    assert flow_run["task_runs"] == dict(stored)

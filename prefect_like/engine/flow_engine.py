@@ -92,7 +92,8 @@ class FlowRun:
         self.started = time.time()
         self.interrupted: str | None = None  # why a signal ended the run, once one did
         self.counts: dict[str, int] = {}  # the task runs' final states, once the run has ended
-        self.final_state: str | None = None
+        self.ending: State | None = None  # the final state, once the run is ending
+        self.recorded = False  # whether its final event is made
         self.context = FlowRunContext(
             self.id, self.name, flow, self.runner, self.parameters, self.log_prints
         )
@@ -138,12 +139,13 @@ class FlowRun:
         return state_from_return(walk(result, state_of, (TaskFuture,)))
 
     def finish(self, state: State, error: BaseException | None) -> State:
+        self.ending = state
         signals.ending(self)
         # Tracking (see the Recorder): events it could not store or keep fail a completed run.
         tracking_error = self.recorder.settle(self.id)
         if tracking_error is not None and state.is_completed():
             state, error = Failed(tracking_error), tracking_error
-        self.final_state = state.name
+        self.ending = state
         self.recorder.unwatch(self.id)
         self.recorder.flush(delivered=False)
         counts = self.counts = self.recorder.take_counts(self.id)
@@ -154,6 +156,7 @@ class FlowRun:
             data["result"] = summarize(state.result())
         state.run_id = self.id
         self.emit(state, data)
+        self.recorded = True
         failed = sum(n for name, n in counts.items() if name not in DONE_NAMES)
         summary = ", ".join(f"{n} {name}" for name, n in sorted(counts.items())) or "no task runs"
         log = logger.info if state.is_completed() else logger.error
@@ -161,6 +164,19 @@ class FlowRun:
             f"; {failed} task run(s) did not complete" if failed and state.is_completed() else "")
         self.recorder.report(self.id, self.name)  # what the tracker still lacks, why, and where it is
         return state
+
+
+    def abandon(self) -> None:
+        """The process exits at once (a second signal): make the run's final event now, if its
+        end had not made it yet, so the record never shows it RUNNING."""
+        if self.recorded:
+            return
+        self.recorded = True
+        state = self.ending if self.ending is not None and not self.interrupted else Cancelled(
+            f"Cancelled: the flow process {self.interrupted or 'was interrupted'}, and exited before "
+            "every event was written"
+        )
+        self.emit(state, {"duration": time.time() - self.started})
 
 
 def _result_of(value: TaskFuture[Any] | State, allowed: bool) -> Any:
@@ -212,6 +228,7 @@ def steps(run: FlowRun, return_state: bool) -> Steps[Any]:
             error = exc
         except BaseException as exc:
             run.reset(tokens)
+            signals.announce(run)
             cancelled = Cancelled(_cancellation(run, exc))
             yield Blocking(functools.partial(run.runner.shutdown, cancel_pending=True))
             yield Blocking(functools.partial(run.finish, cancelled, None))

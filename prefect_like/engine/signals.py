@@ -24,6 +24,7 @@ A nested flow run (a subflow) shares the outermost run's handler. A task that ra
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import signal
@@ -60,6 +61,7 @@ class _State:
         self.task: asyncio.Task[Any] | None = None
         self.ending = False  # the outermost run has its final state and is writing its events
         self.deferred: int | None = None  # a signal that came then, raised once they are written
+        self.announced = False
 
 
 _state = _State()
@@ -99,13 +101,18 @@ def _running(task: asyncio.Task[Any]) -> bool:
 
 
 def _exit_now(signum: int) -> None:
-    from prefect_like.tracking import events
+    """A second signal: keep on disk what the tracker has not got, say so, and exit at once."""
     from prefect_like.tracking.recorder import get_recorder
 
-    unsent = sum(1 for item in list(events.BUFFER) if isinstance(item, events.Event | events.PendingCall))
-    backlog = get_recorder().describe_backlog() if unsent else ""
-    what = f"{unsent} events not yet written are lost" if unsent else "every event was written"
-    sys.stderr.write(f"\nInterrupted again: exiting now; {what}{'; ' + backlog if backlog else ''}.\n")
+    sys.stderr.write("\nInterrupted again: exiting now, without waiting for the tracker.\n")
+    sys.stderr.flush()
+    for run in reversed(_state.runs):
+        run.abandon()
+    try:
+        unsent = get_recorder().abandon()
+    except Exception as exc:  # exiting is what was asked for; say why nothing could be kept
+        unsent = f"what the tracker had not stored could not be kept: {type(exc).__name__}: {exc}"
+    sys.stderr.write(f"{unsent or 'The tracker has every event.'}\n")
     sys.stderr.flush()
     os._exit(EXIT_STATUS.get(signum, 130))
 
@@ -119,7 +126,7 @@ def handled(run: FlowRun, task: asyncio.Task[Any] | None = None) -> Iterator[Non
     outermost = not _state.runs
     if outermost:
         _state.reason = _state.signum = _state.deferred = None
-        _state.ending = False
+        _state.ending = _state.announced = False
         _state.task = task
         _state.previous = {signum: signal.signal(signum, _handle) for signum in SIGNALS}
     _state.runs.append(run)
@@ -139,6 +146,19 @@ def handled(run: FlowRun, task: asyncio.Task[Any] | None = None) -> Iterator[Non
                 _raise_deferred(run, deferred)
 
 
+def announce(run: FlowRun) -> None:
+    """Say once, as the interrupted flow run begins to end, that a second signal exits at once."""
+    if _state.reason is None or _state.announced:
+        return
+    _state.announced = True
+    from prefect_like.logging import logger
+
+    logger.warning(
+        "Cancelling flow run %r: the process %s. Recording what ran (at most %.0f s); "
+        "interrupt again to exit at once.", run.name, _state.reason, run.recorder.final_flush_timeout,
+    )
+
+
 def ending(run: FlowRun) -> None:
     """The run has its final state: a signal from now on waits until its events are written
     (unless it is a subflow, whose parent a signal still cancels)."""
@@ -151,7 +171,7 @@ def _raise_deferred(run: FlowRun, signum: int) -> None:
     exc = exception()
     _state.signum = None
     exc.summary = (  # type: ignore[attr-defined]
-        f"Flow run {run.name!r} ({run.id}) had ended {run.final_state} when the process "
+        f"Flow run {run.name!r} ({run.id}) had ended {run.ending.name if run.ending else 'its run'} when the process "
         f"{_describe(signum)}; nothing was cancelled, and its record is in {run.recorder.target}."
     )
     _install_excepthook()
@@ -172,8 +192,15 @@ def exit_status(exc: BaseException) -> int:
 
 
 def note_summary(exc: BaseException, run: FlowRun, counts: dict[str, int]) -> None:
-    """Say on ``exc`` what the interrupted run recorded; printed if nobody catches it."""
-    recorded = ", ".join(f"{n:,} {name}" for name, n in sorted(counts.items())) or "no task runs"
+    """Say on ``exc`` what the interrupted run (with the subflow runs it passed through)
+    recorded; printed if nobody catches it."""
+    total: collections.Counter[str] = collections.Counter(getattr(exc, "task_run_counts", {}))
+    total.update(counts)
+    runs = getattr(exc, "flow_runs", 0) + 1
+    exc.task_run_counts, exc.flow_runs = total, runs  # type: ignore[attr-defined]
+    recorded = ", ".join(f"{n:,} {name}" for name, n in sorted(total.items())) or "no task runs"
+    if runs > 1:
+        recorded += f" (with its {runs - 1} subflow run{'s' if runs > 2 else ''})"
     exc.summary = (  # type: ignore[attr-defined]
         f"Flow run {run.name!r} ({run.id}) is CANCELLED: the process {run.interrupted}. Recorded: "
         f"{recorded}, in {run.recorder.target}. `prefect-like runs show {run.id}` lists them; run "

@@ -30,6 +30,7 @@ What ``data`` holds, by kind and state:
 
 from __future__ import annotations
 
+import collections
 import os
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -103,6 +104,20 @@ class PendingCall(NamedTuple):
         return _new_tuple(Event, (TASK, self[0], 0, self[1], self[2], "PENDING", "Pending", None, data))
 
 
+class Tally(dict[str, "collections.Counter[str]"]):
+    """The final states of each flow run's task runs, counted as their events pass (``fold``):
+    what the store will hold. A run ended from outside (cancelled while it ran: its event takes
+    ``OVERRIDE_SEQ``) counts once, as that decision, whatever its abandoned call sends later."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.overridden: set[str] = set()
+
+    def __missing__(self, flow_run_id: str) -> collections.Counter[str]:
+        counter = self[flow_run_id] = collections.Counter()
+        return counter
+
+
 def fold(
     batch: list[Any], counts: dict[Any, Any] | None, carry_from: float | None = None
 ) -> tuple[list[Event], list[Any], list[Any]]:
@@ -130,6 +145,7 @@ def fold(
     """
     out: list[Any] = []
     markers: list[Any] = []
+    overridden = counts.overridden if isinstance(counts, Tally) else set()
     pending: dict[str, int] = {}  # run id -> index in out of its Pending event or call
     running: dict[str, int] = {}  # run id -> index in out of its first Running event
     dropped = False
@@ -153,7 +169,11 @@ def fold(
                 running[event[1]] = len(out)
             elif event[5] in final_types or name in final_names:
                 if counts is not None:
-                    counts[event[3]][name] += 1
+                    if seq >= OVERRIDE_SEQ:
+                        overridden.add(event[1])
+                        counts[event[3]][name] += 1
+                    elif event[1] not in overridden:  # an abandoned call's own end: not stored
+                        counts[event[3]][name] += 1
                 first = pending.pop(event[1], None)
                 started = running.pop(event[1], None)
                 if first is not None or started is not None:

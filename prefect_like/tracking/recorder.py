@@ -522,6 +522,19 @@ class Recorder:
         self._sender.keep_on_disk()
         log.error("Flow run %r: %s", flow_run_name, self._sender.describe())
 
+    def abandon(self, timeout: float = 1.0) -> str | None:
+        """The process exits now, without waiting for the tracker (a second Ctrl-C): hand what
+        is buffered to the sender (within ``timeout``), keep on disk what it has not delivered,
+        and say in one sentence what became of it; None if the tracker has every event."""
+        drained = self.flush(timeout, delivered=False)
+        self._sender.keep_on_disk()
+        with self._sender._cond:
+            waiting = self._sender._spill.events + self._sender._held_events + self._sender.lost
+        if drained and not waiting:
+            return None
+        unread = "" if drained else f"; {len(_events.BUFFER):,} more were still being recorded and are lost"
+        return self._sender.describe() + unread
+
     def describe_backlog(self) -> str:
         """What the tracker does not have yet, why, and where it is kept."""
         return self._sender.describe()
