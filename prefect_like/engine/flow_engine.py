@@ -33,7 +33,7 @@ from prefect_like.engine.outcomes import state_from_return
 from prefect_like.engine.signals import Interrupted
 from prefect_like.engine.steps import Blocking, Call, Sleep, Steps, drive, drive_async
 from prefect_like.engine.task_engine import error_details
-from prefect_like.errors import FlowRunTimeoutError, ParameterTypeError
+from prefect_like.errors import FlowRunTimeoutError, ParameterTypeError, TrackingError
 from prefect_like.futures import TaskFuture
 from prefect_like.logging import capture_prints, install_print_capture, logger, setup_logging
 from prefect_like.results import summarize, summarize_parameters
@@ -87,7 +87,8 @@ class FlowRun:
         self.log_prints = inherited if self.options.log_prints is None else bool(self.options.log_prints)
         self.runner = resolve_task_runner(self.options.task_runner)
         self.recorder = get_recorder()
-        self.recorder.watch(self.id)
+        self.stopped: str | None = None  # why the tracker's failure stopped the run, if it did
+        self.recorder.watch(self.id, on_stop=self._tracking_failed)
         self.seq = 0
         self.started = time.time()
         self.interrupted: str | None = None  # why a signal ended the run, once one did
@@ -166,6 +167,11 @@ class FlowRun:
         return state
 
 
+    def _tracking_failed(self, cause: str) -> None:
+        signals.stop(
+            f"stopped because its tracker cannot write (PREFECT_LIKE_ON_TRACKING_ERROR=stop): {cause}"
+        )
+
     def abandon(self) -> None:
         """The process exits at once (a second signal): make the run's final event now, if its
         end had not made it yet, so the record never shows it RUNNING."""
@@ -231,6 +237,10 @@ def steps(run: FlowRun, return_state: bool) -> Steps[Any]:
             signals.announce(run)
             cancelled = Cancelled(_cancellation(run, exc))
             yield Blocking(functools.partial(run.runner.shutdown, cancel_pending=True))
+            if run.stopped is not None:
+                error = TrackingError(f"the flow process {run.stopped}")
+                yield Blocking(functools.partial(run.finish, Failed(error), error))
+                raise error from None
             yield Blocking(functools.partial(run.finish, cancelled, None))
             if not run.interrupted:
                 raise

@@ -62,6 +62,7 @@ class _State:
         self.ending = False  # the outermost run has its final state and is writing its events
         self.deferred: int | None = None  # a signal that came then, raised once they are written
         self.announced = False
+        self.stop: str | None = None  # why the flow runs must stop, for the handler to act on
 
 
 _state = _State()
@@ -77,20 +78,35 @@ def _describe(signum: int) -> str:
 
 
 def _handle(signum: int, frame: Any) -> None:
-    if _state.reason is not None or _state.deferred is not None:
+    stop, _state.stop = _state.stop, None
+    if stop is not None and (_state.reason is not None or _state.ending):
+        return  # already ending: its end says what the tracker could not keep
+    if stop is None and (_state.reason is not None or _state.deferred is not None):
         _exit_now(signum)
     if _state.ending:  # nothing left to cancel: let the events be written, then stop
         _state.deferred = signum
         return
-    _state.reason = _describe(signum)
+    _state.reason = stop or _describe(signum)
     _state.signum = signum
     for run in _state.runs:
         run.interrupted = _state.reason
+        run.stopped = stop
     task = _state.task
     if task is None or task.done() or _running(task):
         raise exception()
     # The loop is idle (waiting on I/O or a timer): cancelling the task wakes it where it waits.
     task.get_loop().call_soon_threadsafe(task.cancel)
+
+
+def stop(reason: str) -> bool:
+    """From any thread: stop this process's flow runs as a signal would (the tracker cannot
+    write, under ``PREFECT_LIKE_ON_TRACKING_ERROR=stop``); False if no flow run holds the handler."""
+    if not _state.previous or _state.reason is not None:
+        return False
+    _state.stop = reason
+    # A real signal to the main thread: it wakes a blocking wait or an idle event loop.
+    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+    return True
 
 
 def _running(task: asyncio.Task[Any]) -> bool:
@@ -125,7 +141,7 @@ def handled(run: FlowRun, task: asyncio.Task[Any] | None = None) -> Iterator[Non
         return
     outermost = not _state.runs
     if outermost:
-        _state.reason = _state.signum = _state.deferred = None
+        _state.reason = _state.signum = _state.deferred = _state.stop = None
         _state.ending = _state.announced = False
         _state.task = task
         _state.previous = {signum: signal.signal(signum, _handle) for signum in SIGNALS}
@@ -140,7 +156,7 @@ def handled(run: FlowRun, task: asyncio.Task[Any] | None = None) -> Iterator[Non
             deferred = _state.deferred
             _state.previous = {}
             _state.task = None
-            _state.reason = _state.signum = _state.deferred = None
+            _state.reason = _state.signum = _state.deferred = _state.stop = None
             _state.ending = False
             if deferred is not None:
                 _raise_deferred(run, deferred)

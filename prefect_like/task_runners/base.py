@@ -31,6 +31,7 @@ import abc
 import itertools
 import pickle
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
@@ -45,6 +46,7 @@ from prefect_like.tracking.events import OVERRIDE_SEQ, task_event
 
 DEFAULT_MAX_IN_FLIGHT = 10_000
 NOT_STARTED = "Cancelled before it started: the flow run was interrupted"
+ABANDON_GRACE = 0.5  # seconds a cancelled flow run's running task runs get to end by themselves
 ABANDONED = "Cancelled while running: the flow run was interrupted"
 
 
@@ -216,13 +218,20 @@ class TaskRunner(abc.ABC):
         try:
             self.on_cancel()
         finally:
-            # Ending a run may queue its downstream runs (their callbacks): take until none is left.
+            # A run under way gets a moment to end by itself, so its record is what it did and
+            # not a guess made while it was recording its own end. Ending a run may queue its
+            # downstream runs (their callbacks): take until none is left.
+            deadline = time.monotonic() + ABANDON_GRACE
             while self._unfinished:
-                for work in list(self._unfinished.values()):
-                    if work.started:
-                        work.cancel(ABANDONED, started=True)
-                    else:
+                works = list(self._unfinished.values())
+                for work in works:
+                    if not work.started:
                         work.cancel(NOT_STARTED)
+                for work in works:
+                    if work.started and work.future.wait(max(0.0, deadline - time.monotonic())):
+                        continue
+                    work.cancel(ABANDONED, started=True)
+                for work in works:
                     self._unfinished.pop(work.call.task_run_id, None)
 
     def duplicate(self) -> TaskRunner:

@@ -40,9 +40,11 @@ causes, and left out of the flow run's task-run counts.
   spill files for ``runs flush``) ends as its work did, with the error above at its end. A run
   some of whose events could not be kept (lost, or in memory only) ends FAILED with a
   ``TrackingError``: the flow call raises, a script exits non-zero.
-- ``stop``: a run whose events are not all stored when it ends fails with a ``TrackingError``,
-  so whatever runs it (a parent flow, a script, ``prefect-like run``) stops there rather than go
-  on with work its tracker cannot see.
+- ``stop``: the work stops when writes begin to fail: a live flow run on the main thread is
+  stopped as a signal would stop it (queued runs never start, running ones are cancelled) and
+  ends FAILED with a ``TrackingError``; a run whose events are not all stored when it ends fails
+  the same way. So whatever runs it (a parent flow, a script, ``prefect-like run``) stops there
+  rather than go on with work its tracker cannot see.
 
 ``continue`` is the default because a sweep's work is the expensive part: a tracker that loses
 its disk or its server for a while is no reason to throw away hours of results, as long as every
@@ -61,7 +63,7 @@ import collections
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from prefect_like import settings
@@ -154,6 +156,7 @@ class _Sender:
             collections.Counter
         )
         self._lost_why: str | None = None
+        self.on_failure: Callable[[str], None] | None = None  # told (on this thread) as writes begin to fail
         self._stopping = False
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="prefect-like-sender", daemon=True)
@@ -410,6 +413,8 @@ class _Sender:
             cap = STOPPING_BACKOFF if self._stopping else MAX_BACKOFF
             self._retry_at = time.monotonic() + min(cap, 0.05 * 2 ** min(self._failures, 7))
             failures = self._failures
+        if first and self.on_failure is not None:
+            self.on_failure(self.failure)
         if first or failures == 10 or failures % 100 == 0:
             log.warning(
                 "tracking cannot write to %s: %s; events are kept (in memory, past %s in %s) and retried",
@@ -434,6 +439,7 @@ class Recorder:
         self.max_held = settings.int_setting("RECORDER_MAX_HELD", 200_000)
         self._sink = open_sink(target)
         self._sender = _Sender(self._sink, target, self.max_held, min(self.max_batch, HELD_BATCH))
+        self._sender.on_failure = self._failing
         self._wake = threading.Event()
         self._stopping = False
         self._counts: dict[str, collections.Counter[str]] = collections.defaultdict(
@@ -444,6 +450,7 @@ class Recorder:
         self._live: dict[str, list[int]] = {}  # flow run id -> [next heartbeat seq]
         # flow run id -> (its PREFECT_LIKE_ON_TRACKING_ERROR and FLUSH_TIMEOUT, events lost before it)
         self._runs: dict[str, tuple[str, float, int]] = {}
+        self._stoppers: dict[str, Callable[[str], None]] = {}
         self._deadlines: dict[str, float] = {}  # flow run id -> when its end stops waiting
         self._next_heartbeat = 0.0
         self._thread = threading.Thread(target=self._run, name="prefect-like-recorder", daemon=True)
@@ -472,19 +479,26 @@ class Recorder:
         self._wake.set()
         return (marker.done if delivered else marker.drained).wait(timeout)
 
-    def watch(self, flow_run_id: str) -> None:
-        """Send heartbeats for this flow run until ``unwatch``; its end is ``settle`` and ``report``."""
+    def watch(self, flow_run_id: str, on_stop: Callable[[str], None] | None = None) -> None:
+        """Send heartbeats for this flow run until ``unwatch``; its end is ``settle`` and ``report``.
+
+        Under ``PREFECT_LIKE_ON_TRACKING_ERROR=stop``, ``on_stop(cause)`` is called (on the
+        sender's thread) when writes begin to fail while the run is live."""
         # Read now, so that a bad value stops the run before it starts, not at its end.
-        self._runs[flow_run_id] = (
-            settings.on_tracking_error(),
-            self.final_flush_timeout,
-            self._sender.lost,
-        )
+        policy = settings.on_tracking_error()
+        self._runs[flow_run_id] = (policy, self.final_flush_timeout, self._sender.lost)
+        if policy == "stop" and on_stop is not None:
+            self._stoppers[flow_run_id] = on_stop
         self._live[flow_run_id] = [0]
         self._next_heartbeat = 0.0
 
     def unwatch(self, flow_run_id: str) -> None:
         self._live.pop(flow_run_id, None)
+        self._stoppers.pop(flow_run_id, None)
+
+    def _failing(self, cause: str) -> None:
+        for on_stop in list(self._stoppers.values()):
+            on_stop(cause)
 
     def take_counts(self, flow_run_id: str) -> dict[str, int]:
         """The final states of a flow run's task runs the tracker has or will have (call after

@@ -73,11 +73,11 @@ def _env(home: Path, **settings: str) -> dict[str, str]:
 
 
 def _run_flow(
-    tmp_path: Path, env: dict[str, str], *, file_limit: int | None
+    tmp_path: Path, env: dict[str, str], *, file_limit: int | None, source: str = SCRIPT
 ) -> subprocess.CompletedProcess[str]:
     """The sweep in a process of its own, whose files may not grow past ``file_limit`` bytes."""
     script = tmp_path / "sweep.py"
-    script.write_text(SCRIPT)
+    script.write_text(source)
 
     # In the child, before it runs. Python ignores SIGXFSZ, so a write past the limit fails (EFBIG).
     def limit_files() -> None:
@@ -187,6 +187,24 @@ def test_a_full_store_is_said_at_once_kept_in_spill_files_and_flushed_exactly_on
         with Store(db) as store:
             (run,) = store.list_flow_runs()
             assert "ON_TRACKING_ERROR=stop" in run["message"]
+
+
+def test_stop_ends_the_work_as_soon_as_the_store_fills_and_records_it_all(tmp_path: Path) -> None:
+    home = tmp_path / "flow-home"
+    slow = SCRIPT.replace("return i * i", "time.sleep(0.002)\n    return i * i")  # a 7 s sweep
+    done = _run_flow(tmp_path, _env(home, ON_TRACKING_ERROR="stop", RECORDER_MAX_BATCH="1000"),
+                     file_limit=FILE_LIMIT, source=slow)
+
+    assert done.returncode == 1 and "RESULT" not in done.stdout, done.stderr[-3000:]
+    assert "TrackingError: the flow process stopped because its tracker cannot write" in done.stderr
+    assert "file size limit" in done.stderr
+    flushed = _flush(_env(home))  # space is back: the spill files complete the record
+    assert flushed.returncode == 0, flushed.stderr[-3000:]
+    rows, distinct, states, flows = _stored(home / "prefect_like.db")
+    assert rows == distinct and set(states) == {"Completed", "Cancelled"}, states
+    assert states["Completed"] < N  # the work stopped: the rest of the map never ran
+    assert flows == [("Failed", states)]  # and the flow's record counts what the store holds
+    assert _spill_files(home) == []
 
 
 def test_events_that_neither_the_store_nor_the_spill_can_take_are_counted_lost_and_fail_the_flow(
