@@ -3,7 +3,8 @@
 An event arrives either as an array in ``Event`` field order (what msgpack or JSON makes of the
 tuples the Recorder holds) or as an object keyed by field name. Both are validated in
 pydantic-core (no Python per field): strict types, so ``"3"`` is not a ``seq`` and ``true`` is
-not an int; kinds and state types are closed sets; ids and names are length-limited. What the
+not an int; kinds and state types are closed sets; ids are length-limited and names past
+``MAX_NAME`` are cut. What the
 store reads of ``data`` (names, map index, run count, duration, the created and started times,
 a flow run's counts) is typed the same way; its other keys are kept as they are. Timestamps are
 seconds since the epoch in the range ``limits`` gives, integers fit SQLite, and floats are
@@ -19,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NotRequired
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -47,7 +49,16 @@ else:  # the closed set of state types, as the vocabulary has it (Literal of a t
 Id = Annotated[str, Strict(), Field(min_length=1, max_length=MAX_ID)]
 Seq = Annotated[int, Strict(), Field(ge=0, le=2**62)]
 Timestamp = Annotated[float, Strict(), Field(allow_inf_nan=False, ge=0, le=MAX_TIMESTAMP)]
-Name = Annotated[str, Strict(), Field(max_length=MAX_NAME)]
+
+
+def _cut_name(name: str) -> str:
+    """A name past ``MAX_NAME`` (a templated task run name, say) is cut, never refused: refusing
+    it would lose the run's event. A cut name is exactly ``MAX_NAME`` long, so cutting is
+    idempotent (a batch sent twice stores once)."""
+    return name if len(name) <= MAX_NAME else name[: MAX_NAME - 1] + "…"
+
+
+Name = Annotated[str, Strict(), AfterValidator(_cut_name)]
 Message = Annotated[str, Strict()]  # any length: a long one is cut, not refused
 Integer = Annotated[int, Strict(), Field(ge=MIN_INT, le=MAX_INT)]
 Count = Annotated[int, Strict(), Field(ge=0, le=MAX_INT)]

@@ -257,7 +257,7 @@ def test_any_page_of_a_200k_task_flow_run_answers_fast(tmp_path: Path) -> None:
 # -- hostile input beyond the malformed: huge, unknown, repeated, out of order ------------------
 
 
-def test_a_huge_message_is_stored_cut_and_a_huge_id_is_refused(client: TestClient) -> None:
+def test_a_huge_message_or_name_is_stored_cut_and_a_huge_id_is_refused(client: TestClient) -> None:
     # A message is cut, not refused: refusing it lost the run's only final event
     # (tests/server/test_limits.py has the whole story); an id is not text to cut.
     huge = ["task", "t-1", 2, "f-1", 1.7e9, "FAILED", "Failed", "x" * 2_000_000, None]
@@ -265,10 +265,16 @@ def test_a_huge_message_is_stored_cut_and_a_huge_id_is_refused(client: TestClien
     stored = client.get("/api/task-runs/t-1").json()["message"]
     assert len(stored) == 100_000 and "[truncated: 2,000,000 characters in all]" in stored
     assert rows(client) == (1, 1, 0)  # the task run, and its flow run's placeholder
+    # A name is cut too (a task_run_name template can make a long one): the run is kept.
+    named = ["task", "t-2", 0, "f-1", 1.7e9, "PENDING", "Pending", None, {"task_name": "step", "name": "n" * 5_000}]
+    assert post(client, [named, named]).status_code == 200
+    name = client.get("/api/task-runs/t-2").json()["name"]
+    assert len(name) == 500 and name.endswith("n…")
+    assert rows(client) == (1, 2, 0)
     long_id = ["task", "t" * 100_000, 0, "f-1", 1.7e9, "PENDING", "Pending", None, None]
     response = post(client, [long_id])
     assert response.status_code == 422 and "run_id" in response.text
-    assert rows(client) == (1, 1, 0)
+    assert rows(client) == (1, 2, 0)
 
 
 def test_an_unknown_field_is_refused_naming_it(client: TestClient) -> None:
