@@ -83,3 +83,13 @@ def test_the_runner_the_guide_shows_is_the_shipped_process_runner() -> None:
     block = guide.split("This is the whole of `ProcessPoolTaskRunner`", 1)[1].split("```py\n", 1)[1].split("```", 1)[0]
     shipped = (ROOT / "prefect_like" / "task_runners" / "local.py").read_text(encoding="utf-8")
     assert _class_without_docstring(block, "ProcessPoolTaskRunner") == _class_without_docstring(shipped, "ProcessPoolTaskRunner")
+
+
+def test_every_test_the_reliability_page_names_exists() -> None:
+    # Each fault on that page cites the test that causes it; a renamed or deleted test must not
+    # leave the page claiming a proof that is gone.
+    cited = set(re.findall(r"`(tests/[\w/]+\.py)::(\w+)", (DOCS / "reliability.md").read_text(encoding="utf-8")))
+    assert len(cited) > 30
+    missing = [f"{path}::{name}" for path, name in sorted(cited)
+               if not re.search(rf"^(async )?def {name}\(", (ROOT / path).read_text(encoding="utf-8"), re.MULTILINE)]
+    assert missing == []
