@@ -266,6 +266,9 @@ def _show_flow_run(run: dict[str, Any], failed: list[dict[str, Any]]) -> None:
     if run["error"]:
         console.print()
         _error(console, run["error"])
+    if len(run.get("states", ())) > 2:  # more than its start and end: retries, a verdict withdrawn
+        console.print()
+        _states(console, run["states"])
     if failed:
         from rich.table import Table
         from rich.text import Text
@@ -299,9 +302,6 @@ def _error(console: Console, error: Any) -> None:
 
 
 def _show_task_run(run: dict[str, Any]) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
     console = _console()
     _fields(console, [
         ("id", run["id"]),
@@ -322,11 +322,18 @@ def _show_task_run(run: dict[str, Any]) -> None:
         console.print()
         _error(console, run["error"])
     console.print()
+    _states(console, run["states"])
+
+
+def _states(console: Console, states: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=None, header_style="bold", pad_edge=False, title_justify="left")
     table.add_column("TIME (UTC)", no_wrap=True)
     table.add_column("STATE", no_wrap=True)
     table.add_column("MESSAGE", overflow="fold")
-    for state in run["states"]:
+    for state in states:
         table.add_row(_time(state["timestamp"]), _state(state), Text(state["message"] or ""))
     console.print(table)
 

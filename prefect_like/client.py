@@ -49,8 +49,9 @@ def connect() -> Reader:
     from prefect_like.tracking.store import Store
 
     store = Store(settings.database_path())
-    # No server watches an embedded store: whoever reads it ends the runs whose process died.
-    store.mark_crashed(settings.heartbeat_timeout())
+    # No server watches an embedded store: whoever reads it ends the runs whose process died,
+    # each judged by its own heartbeat timeout (this reader's is for runs stored without one).
+    store.mark_crashed(default_timeout=settings.heartbeat_timeout())
     return store
 
 

@@ -40,8 +40,17 @@ def api_key() -> str | None:
 
 
 def heartbeat_timeout() -> float:
-    """Seconds without a heartbeat after which a live flow run is taken for crashed."""
-    return float_setting("HEARTBEAT_TIMEOUT", 6 * float_setting("HEARTBEAT_SECONDS", 10.0))
+    """Seconds without a heartbeat after which a live flow run is taken for crashed. A flow run
+    takes its own process's value with it (its first event); a reader's is only the fallback
+    for runs stored without one. It must be longer than the interval between heartbeats."""
+    interval = float_setting("HEARTBEAT_SECONDS", 10.0)
+    timeout = float_setting("HEARTBEAT_TIMEOUT", 6 * interval)
+    if not interval < timeout < float("inf"):
+        raise ValueError(
+            f"{PREFIX}HEARTBEAT_TIMEOUT ({timeout:g} s) must be longer than "
+            f"{PREFIX}HEARTBEAT_SECONDS ({interval:g} s), the interval between heartbeats"
+        )
+    return timeout
 
 
 TRACKING_ERROR_POLICIES = ("continue", "stop")

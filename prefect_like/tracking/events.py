@@ -21,7 +21,8 @@ What ``data`` holds, by kind and state:
   ``started`` (their timestamps). The engine's final events carry these themselves; for one
   that does not, ``fold`` copies them in when the earlier events are in the same batch.
 - ``flow``, first event (RUNNING): ``name``, ``flow_name``, ``parameters``, ``parent_task_run_id``,
-  ``runner``. ``flow_run_id`` holds the parent flow run's id for a subflow, else None.
+  ``runner``, ``heartbeat_timeout`` (seconds). ``flow_run_id`` holds the parent flow run's id for
+  a subflow, else None.
 - ``flow``, terminal: ``task_runs`` (state name to count), ``error``, ``duration``.
 - ``heartbeat``: a live flow run's pulse; ``run_id`` is the flow run, ``seq`` its own counter.
 - ``log``: ``state_name`` is the level name, ``message`` the line, ``data`` ``{"level", "logger"}``;
@@ -34,6 +35,7 @@ import collections
 import os
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from prefect_like import settings
 from prefect_like.states import FINAL_STATE_NAMES, FINAL_TYPES, VALUES
 from prefect_like.tracking.limits import clip_event
 
@@ -240,7 +242,10 @@ def task_running(task_run_id: str, flow_run_id: str | None, seq: int, timestamp:
 
 
 def flow_event(flow_run_id: str, parent_flow_run_id: str | None, seq: int, state: State, data: dict[str, Any] | None) -> Event:
-    """The event of a flow run's state change; ``flow_run_id`` of the event is the parent's."""
+    """The event of a flow run's state change; ``flow_run_id`` of the event is the parent's. The
+    first carries this process's heartbeat timeout: the run's silence is judged by it, whoever reads."""
+    if seq == 0 and data is not None:
+        data = {**data, "heartbeat_timeout": settings.heartbeat_timeout()}
     return clip_event(Event(FLOW, flow_run_id, seq, parent_flow_run_id, state.timestamp, VALUES[state.type],
                             state.name, state.message, data))
 

@@ -358,8 +358,19 @@ class Reads:
         return int(self._one(f"SELECT COUNT(*) FROM flow_runs{where}", params)[0])
 
     def get_flow_run(self, id_or_prefix: str) -> dict[str, Any]:
-        key, _ = self._flow_ref(id_or_prefix)
-        return self._flow(self._one(f"SELECT {FLOW_COLUMNS} FROM flow_runs WHERE key = ?", (key,)))
+        """A flow run, with ``states``: its state history in time order (a verdict the store made
+        on its silence, and its withdrawal, are dated at the last sign of life they are about)."""
+        key, flow_run_id = self._flow_ref(id_or_prefix)
+        run = self._flow(self._one(f"SELECT {FLOW_COLUMNS} FROM flow_runs WHERE key = ?", (key,)))
+        run["states"] = [
+            {"seq": s, "state": t, "state_name": n, "timestamp": iso(ts), "message": m}
+            for s, t, n, ts, m in self._all(
+                "SELECT seq, state_type, state_name, timestamp, message FROM state_history "
+                "WHERE run_id = ? ORDER BY timestamp, seq",
+                (flow_run_id,),
+            )
+        ]
+        return run
 
     # -- task runs -------------------------------------------------------------------------
 

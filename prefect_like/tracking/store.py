@@ -19,6 +19,18 @@ Writing (``Store.write``), one batch at a time, from one writer thread per proce
    MIN/MAX. History and logs are keyed ``(run_id, seq)``. So a batch applied twice, split in
    two, or arriving before an earlier one leaves the same rows.
 
+Crashes (``mark_crashed``, called by the server and by every embedded reader): a live flow run
+whose last sign of life (``heartbeat``: the latest of its heartbeats and of every event of it and
+its task runs) is older than its own heartbeat timeout, which its first event carries, is ended
+CRASHED as of that last sign of life; its task runs that were running end Crashed, those that
+never started Cancelled. It is a verdict, not a fact: anything the run sends later (a late
+heartbeat after SIGCONT, a spill file delivered after an outage) withdraws it, and the run's own
+events win. See "verdicts from silence" below; the flow run's history records both.
+
+Opening a file checks it before anything else (``schema``): a file that is not a prefect-like
+store, one made by a newer version, or one that cannot be written is refused in one line and left
+untouched; an older one is migrated in one transaction.
+
 Concurrency: WAL journal (readers never block the writer), ``synchronous=NORMAL`` (a power cut
 may lose the last commits, never corrupt the file), a busy timeout, and on top a retry loop
 with jittered backoff, because two flow processes and a server may share the file and SQLite
@@ -34,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import random
 import sqlite3
 import threading
@@ -46,111 +59,45 @@ from typing import Any, TypeVar
 import orjson
 
 from prefect_like.errors import TrackingError
-from prefect_like.states import FINAL_STATE_NAMES, FINAL_TYPES, STATE_TYPES
+from prefect_like.states import (
+    DEFAULT_NAMES,
+    FINAL_STATE_NAMES,
+    FINAL_TYPES,
+    STATE_TYPES,
+    StateType,
+)
 from prefect_like.tracking import queries as q
-from prefect_like.tracking.events import FLOW, HEARTBEAT, LOG, OVERRIDE_SEQ, TASK, Event
+from prefect_like.tracking import schema
+from prefect_like.tracking.events import FLOW, HEARTBEAT, LOG, TASK, Event
 
 T = TypeVar("T")
-
-SCHEMA_VERSION = 1
 
 # The states a run is still live in, as SQL lists (constants of the vocabulary, no user text).
 _LIVE_TYPES = ", ".join(f"'{t}'" for t in STATE_TYPES if t not in FINAL_TYPES)
 _FINAL_NAMES = ", ".join(f"'{n}'" for n in sorted(FINAL_STATE_NAMES))
 
-_SCHEMA = """
-CREATE TABLE flow_runs (
-    key INTEGER PRIMARY KEY,
-    id TEXT NOT NULL UNIQUE,
-    name TEXT,
-    flow_name TEXT,
-    runner TEXT,
-    parent_flow_run_id TEXT,
-    parent_task_run_id TEXT,
-    parameters TEXT,
-    seq INTEGER NOT NULL,
-    state_type TEXT,
-    state_name TEXT,
-    message TEXT,
-    created REAL,
-    start_time REAL,
-    end_time REAL,
-    duration REAL,
-    task_runs TEXT,
-    error TEXT,
-    heartbeat REAL
-);
-CREATE INDEX flow_runs_created ON flow_runs (created);
-CREATE INDEX flow_runs_start_time ON flow_runs (start_time);
-CREATE INDEX flow_runs_flow_name ON flow_runs (flow_name, created);
 
-CREATE TABLE task_runs (
-    id TEXT PRIMARY KEY,
-    flow_key INTEGER,
-    task_name TEXT,
-    map_index INTEGER,
-    name TEXT,
-    tags TEXT,
-    seq INTEGER NOT NULL,
-    state_type TEXT,
-    state_name TEXT,
-    message TEXT,
-    run_count INTEGER,
-    parameters TEXT,
-    result TEXT,
-    error TEXT,
-    created REAL NOT NULL,
-    start_time REAL,
-    end_time REAL,
-    duration REAL
-);
--- Few indexes: every index is paid for by every upsert of a 200,000-run ingest. Counts and
--- the state filter use the first, default paging the second, the task-name filter and the
--- dashboard's list of task names the third. Filters by state type and the throughput series
--- scan one flow run's rows, still well under a second.
-CREATE INDEX task_runs_state_name ON task_runs (flow_key, state_name);
-CREATE INDEX task_runs_created ON task_runs (flow_key, created);
-CREATE INDEX task_runs_task_name ON task_runs (flow_key, task_name);
-
-CREATE TABLE state_history (
-    run_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    state_type TEXT,
-    state_name TEXT,
-    timestamp REAL,
-    message TEXT,
-    PRIMARY KEY (run_id, seq)
-) WITHOUT ROWID;
-
-CREATE TABLE logs (
-    run_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    flow_run_id TEXT,
-    task_run_id TEXT,
-    level TEXT,
-    logger TEXT,
-    timestamp REAL,
-    message TEXT,
-    PRIMARY KEY (run_id, seq)
-);
-CREATE INDEX logs_flow_run ON logs (flow_run_id, timestamp);
-"""
+def _wins(table: str) -> str:
+    # The incoming event replaces the stored state: it is newer, or the stored state is a verdict
+    # of the store made at this seq (``judged``: see ``_judge``), which the run's own event beats.
+    return f"(excluded.seq > {table}.seq OR (excluded.seq = {table}.seq AND {table}.judged IS NOT NULL))"
 
 
 def _newer(table: str, column: str) -> str:
-    return (
-        f"{column} = CASE WHEN excluded.seq > {table}.seq "
-        f"THEN excluded.{column} ELSE {table}.{column} END"
-    )
+    return f"{column} = CASE WHEN {_wins(table)} THEN excluded.{column} ELSE {table}.{column} END"
 
 
 def _newer_known(table: str, column: str) -> str:
     # Like _newer, but an event that lacks the value does not erase a known one.
     return (
-        f"{column} = CASE WHEN excluded.seq > {table}.seq "
+        f"{column} = CASE WHEN {_wins(table)} "
         f"THEN COALESCE(excluded.{column}, {table}.{column}) "
         f"ELSE COALESCE({table}.{column}, excluded.{column}) END"
     )
+
+
+def _unjudged(table: str) -> str:
+    return f"judged = CASE WHEN {_wins(table)} THEN NULL ELSE {table}.judged END"
 
 
 def _once(table: str, column: str) -> str:
@@ -176,21 +123,24 @@ ON CONFLICT (id) DO UPDATE SET
     {", ".join(_newer_known("task_runs", c) for c in ("duration", "parameters", "run_count"))},
     {_extreme("MIN", "task_runs", "created")},
     {_extreme("MIN", "task_runs", "start_time")},
+    {_unjudged("task_runs")},
     seq = MAX(task_runs.seq, excluded.seq)
 """
 
 _FLOW_INSERT = f"""
 INSERT INTO flow_runs (id, parent_flow_run_id, name, flow_name, runner, parameters,
     parent_task_run_id, seq, state_type, state_name, message, end_time, task_runs, error,
-    duration, created, start_time, heartbeat)
-VALUES ({", ".join("?" * 18)})
+    duration, created, start_time, heartbeat, heartbeat_timeout, heard)
+VALUES ({", ".join("?" * 20)})
 ON CONFLICT (id) DO UPDATE SET
-    {", ".join(_once("flow_runs", c) for c in ("parent_flow_run_id", "name", "flow_name", "runner", "parameters", "parent_task_run_id"))},
+    {", ".join(_once("flow_runs", c) for c in ("parent_flow_run_id", "name", "flow_name", "runner", "parameters", "parent_task_run_id", "heartbeat_timeout"))},
     {", ".join(_newer("flow_runs", c) for c in ("state_type", "state_name", "message", "end_time", "error"))},
     {", ".join(_newer_known("flow_runs", c) for c in ("task_runs", "duration"))},
     {_extreme("MIN", "flow_runs", "created")},
     {_extreme("MIN", "flow_runs", "start_time")},
     {_extreme("MAX", "flow_runs", "heartbeat")},
+    {_extreme("MAX", "flow_runs", "heard")},
+    {_unjudged("flow_runs")},
     seq = MAX(flow_runs.seq, excluded.seq)
 """
 
@@ -214,6 +164,23 @@ def _is_locked(exc: sqlite3.Error) -> bool:
     return "locked" in text or "busy" in text
 
 
+def _flow_slots() -> list[Any]:
+    slots: list[Any] = [None] * 18
+    slots[6] = -1  # seq: below any event's, so a placeholder takes the first state that comes
+    return slots
+
+
+def _seconds(value: Any) -> float | None:
+    """A flow run's heartbeat timeout as its first event gives it: positive seconds, or None
+    (a run from a version that sent none; readers then use their own setting)."""
+    if value is None:
+        return None
+    seconds = float(value)  # anything else makes the batch malformed
+    if not 0 < seconds < math.inf:
+        raise ValueError(f"heartbeat_timeout must be a positive number of seconds, got {value!r}")
+    return seconds
+
+
 def _collapse(
     events: Sequence[Event] | Sequence[Sequence[Any]],
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
@@ -230,8 +197,11 @@ def _collapse(
     tasks: dict[str, list[Any]] = {}
     # flow slots: 0 parent_flow_run_id, 1 name, 2 flow_name, 3 runner, 4 parameters,
     # 5 parent_task_run_id, 6 seq, 7 state_type, 8 state_name, 9 message, 10 end_time,
-    # 11 task_runs, 12 error, 13 duration, 14 created, 15 start_time, 16 heartbeat
+    # 11 task_runs, 12 error, 13 duration, 14 created, 15 start_time, 16 heartbeat (the last
+    # sign of life: of any event of the flow run or its task runs), 17 heartbeat_timeout
     flows: dict[str, list[Any]] = {}
+    seen: dict[str | None, float] = {}  # flow run id -> its task runs' latest event here
+    seen_get = seen.get
     history: list[tuple[Any, ...]] = []
     logs: list[tuple[Any, ...]] = []
     add_history = history.append
@@ -258,6 +228,8 @@ def _collapse(
                     r[0] = flow_run_id
             if stype == "RUNNING" and (r[18] is None or ts < r[18]):
                 r[18] = ts
+            if ts > seen_get(flow_run_id, 0.0):
+                seen[flow_run_id] = ts
             if data:
                 if "task_name" in data:
                     r[1] = data["task_name"]
@@ -300,11 +272,10 @@ def _collapse(
         elif kind in (FLOW, HEARTBEAT):
             f = flows.get(run_id)
             if f is None:
-                f = flows[run_id] = [None, None, None, None, None, None, -1, None, None, None,
-                                     None, None, None, None, None, None, None]
+                f = flows[run_id] = _flow_slots()
+            if f[16] is None or ts > f[16]:
+                f[16] = ts
             if kind == HEARTBEAT:
-                if f[16] is None or ts > f[16]:
-                    f[16] = ts
                 continue
             add_history((run_id, seq, stype, sname, ts, message))
             if f[0] is None:
@@ -319,6 +290,7 @@ def _collapse(
                 f[3] = data.get("runner")
                 f[4] = data.get("parameters")
                 f[5] = data.get("parent_task_run_id")
+                f[17] = _seconds(data.get("heartbeat_timeout"))
             if seq > f[6]:
                 f[6] = seq
                 f[7] = stype
@@ -330,6 +302,14 @@ def _collapse(
                 f[13] = data.get("duration") if data else None
         else:
             raise TrackingError(f"unknown event kind {kind!r} for run {run_id!r}")
+    for flow_run_id, ts in seen.items():
+        if flow_run_id is None:  # task runs outside any flow run
+            continue
+        f = flows.get(flow_run_id)
+        if f is None:
+            f = flows[flow_run_id] = _flow_slots()  # seq -1: a placeholder until its own events
+        if f[16] is None or ts > f[16]:
+            f[16] = ts
 
     task_rows = [
         (run_id, r[0], r[1], r[2], r[3], dumps(r[4]) if r[4] else None, r[5], r[6], r[7],
@@ -338,7 +318,7 @@ def _collapse(
     ]
     flow_rows = [
         (run_id, f[0], f[1], f[2], f[3], dumps(f[4]), f[5], f[6], f[7], f[8], f[9], f[10],
-         dumps(f[11]), dumps(f[12]), f[13], f[14], f[15], f[16])
+         dumps(f[11]), dumps(f[12]), f[13], f[14], f[15], f[16], f[17])
         for run_id, f in flows.items()
     ]
     return flow_rows, task_rows, history, logs
@@ -356,45 +336,31 @@ class Store(q.Reads):
         self.path = Path(path).expanduser()
         self.retry_for = retry_for
         self._lock = threading.RLock()
+        schema.check_writable(self.path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(
                 self.path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
             )
         except (OSError, sqlite3.Error) as exc:
             raise TrackingError(f"cannot open the tracking database {self.path}: {exc}") from exc
-        self._retry(self._setup)
+        try:
+            self._retry(self._setup)
+        except BaseException:
+            self._conn.close()
+            raise
 
     # -- connection ------------------------------------------------------------------------
 
     def _setup(self) -> None:
         conn = self._conn
+        # Inspect first, reading only: a file that is not ours, or is newer, is left untouched.
+        version = schema.inspect(conn, self.path)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA temp_store=MEMORY")
         conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: keeps the indexes hot during ingest
-        (version,) = conn.execute("PRAGMA user_version").fetchone()
-        if version == SCHEMA_VERSION:
-            return
-        if version > SCHEMA_VERSION:
-            raise TrackingError(
-                f"{self.path} has schema version {version}, newer than this prefect-like "
-                f"understands ({SCHEMA_VERSION}); upgrade prefect-like"
-            )
-        # Checked again inside the write lock: another process may have just created it.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            (version,) = conn.execute("PRAGMA user_version").fetchone()
-            if version == 0:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        if version < schema.SCHEMA_VERSION:
+            schema.migrate(conn, self.path)
 
     def _retry(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` under the connection lock, retrying with backoff while the file is locked."""
@@ -406,14 +372,14 @@ class Store(q.Reads):
                     return fn()
             except sqlite3.OperationalError as exc:
                 if not _is_locked(exc):
-                    raise TrackingError(f"tracking database error: {exc}") from exc
+                    raise schema.refusal(self.path, exc) from exc
                 if time.monotonic() > deadline:
                     raise TrackingError(
                         f"the tracking database {self.path} stayed locked for "
                         f"{self.retry_for:.0f} s; is another process holding it?"
                     ) from exc
             except sqlite3.Error as exc:
-                raise TrackingError(f"tracking database error: {exc}") from exc
+                raise schema.refusal(self.path, exc) from exc
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 0.5)
 
@@ -444,49 +410,30 @@ class Store(q.Reads):
 
     # -- crash detection ---------------------------------------------------------------------
 
-    def mark_crashed(self, stale_after: float) -> int:
-        """End CRASHED every live flow run silent for ``stale_after`` seconds, and its live task runs.
+    def mark_crashed(self, default_timeout: float) -> int:
+        """End CRASHED every live flow run silent past its own heartbeat timeout; returns how many.
 
-        A live flow run sends a heartbeat every few seconds (see the Recorder); one that stopped
-        (its process was killed) would otherwise look RUNNING forever. The decision takes
-        ``OVERRIDE_SEQ``, so nothing the run might still send changes it. Returns how many flow
-        runs it ended.
+        A live flow run sends a heartbeat every few seconds (see the Recorder); one whose process
+        was killed would otherwise look RUNNING forever. Each run is judged by the timeout its
+        own process sent (``default_timeout``, the reader's setting, only for runs stored by a
+        version that sent none), so a reader with a short timeout never ends another process's
+        healthy run. The verdict is dated at the run's last sign of life and is correctable:
+        see ``_judge`` and ``_withdraw``.
         """
         now = time.time()
-        cutoff = now - stale_after
+        params = {"now": now, "fallback": default_timeout}
+        # The usual answer, found without taking the write lock.
+        if not self._retry(lambda: self._conn.execute(_STALE, params).fetchall()):
+            return 0
 
         def transaction() -> int:
             conn = self._conn
-            stale = conn.execute(
-                "SELECT key, id, COALESCE(heartbeat, start_time, created) FROM flow_runs "
-                f"WHERE state_type IN ({_LIVE_TYPES}) AND seq >= 0 "
-                "AND COALESCE(heartbeat, start_time, created) < ?",
-                (cutoff,),
-            ).fetchall()
-            if not stale:
-                return 0
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for key, flow_run_id, last_seen in stale:
-                    message = (
-                        f"Crashed: the flow process stopped sending heartbeats "
-                        f"{now - last_seen:.0f} s ago (killed, or its machine went away)"
-                    )
-                    conn.execute(
-                        "UPDATE flow_runs SET state_type = 'CRASHED', state_name = 'Crashed', "
-                        "message = ?, end_time = ?, seq = ? WHERE key = ? AND seq < ?",
-                        (message, now, OVERRIDE_SEQ, key, OVERRIDE_SEQ),
-                    )
-                    conn.execute(
-                        "INSERT OR IGNORE INTO state_history VALUES (?, ?, 'CRASHED', 'Crashed', ?, ?)",
-                        (flow_run_id, OVERRIDE_SEQ, now, message),
-                    )
-                    conn.execute(
-                        "UPDATE task_runs SET state_type = 'CRASHED', state_name = 'Crashed', "
-                        "message = ?, end_time = ?, seq = ? WHERE flow_key = ? "
-                        f"AND state_type IN ({_LIVE_TYPES}) AND state_name NOT IN ({_FINAL_NAMES})",
-                        ("Crashed: its flow run's process stopped", now, OVERRIDE_SEQ, key),
-                    )
+                # Again under the write lock: a heartbeat may have come in meanwhile.
+                stale = conn.execute(_STALE, params).fetchall()
+                for key, flow_run_id, seq, last_seen, timeout in stale:
+                    _judge(conn, key, flow_run_id, seq, last_seen, timeout, now)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -511,7 +458,10 @@ class Store(q.Reads):
             conn.execute("BEGIN IMMEDIATE")  # take the write lock now, so busy_timeout applies
             try:
                 if flow_rows:
-                    conn.executemany(_FLOW_INSERT, flow_rows)
+                    # Before the batch: it then applies to the rows as they were before the verdict.
+                    _withdraw(conn, {row[0]: row[17] for row in flow_rows})
+                    heard = time.time()
+                    conn.executemany(_FLOW_INSERT, [(*row, heard) for row in flow_rows])
                 if task_rows:
                     keys = self._flow_keys(conn, {row[1] for row in task_rows})
                     conn.executemany(
@@ -545,3 +495,120 @@ class Store(q.Reads):
                 "SELECT key FROM flow_runs WHERE id = ?", (flow_run_id,)
             ).fetchone()
         return keys
+
+
+# -- verdicts from silence ---------------------------------------------------------------------
+#
+# A verdict is a state the store writes into a run's row at the seq the run's own next event
+# will have (s + 1 for a row at s), marked ``judged``. The run's next real event (s + 1, or
+# OVERRIDE_SEQ for a decision from outside, a cancellation) replaces it as any newer event does
+# (``_wins``), and clears the mark; a replay of an event already stored (s or less) does not:
+# a batch applied twice or out of order still gives the same rows. A flow run's ``judged`` holds
+# the last sign of life it was judged by, and stays until the verdict is withdrawn or replaced.
+#
+# The flow run's history tells the story in rows of its own: the verdict, then its withdrawal,
+# both dated at that last sign of life (the time the verdict is about), with seqs from
+# ``_MADE_SEQ`` up, above any seq a run sends, so they never take the place of its own states.
+
+_MADE_SEQ = 1 << 50
+_LIVE = f"state_type IN ({_LIVE_TYPES}) AND state_name NOT IN ({_FINAL_NAMES})"
+_CRASHED = (StateType.CRASHED.value, DEFAULT_NAMES[StateType.CRASHED.value])
+_CANCELLED = (StateType.CANCELLED.value, DEFAULT_NAMES[StateType.CANCELLED.value])
+_RUNNING = (StateType.RUNNING.value, DEFAULT_NAMES[StateType.RUNNING.value])
+
+# Live flow runs silent past their own timeout (or the reader's, for rows that have none): no
+# sign of life that recent, and nothing of theirs received that recently either, for a run
+# whose events still arrive is not silent however old they are (a backlog after an outage).
+_STALE = (
+    "SELECT key, id, seq, COALESCE(heartbeat, start_time, created), COALESCE(heartbeat_timeout, :fallback) "
+    f"FROM flow_runs WHERE state_type IN ({_LIVE_TYPES}) AND seq >= 0 "
+    "AND MAX(COALESCE(heartbeat, start_time, created), COALESCE(heard, 0)) "
+    "< :now - COALESCE(heartbeat_timeout, :fallback)"
+)
+
+
+def _restore(table: str) -> str:
+    # A judged row says again what it said before the verdict (_judge wrote that into its history).
+    return (
+        "(state_type, state_name, message) = (SELECT h.state_type, h.state_name, h.message "
+        f"FROM state_history AS h WHERE h.run_id = {table}.id AND h.seq = {table}.seq - 1), "
+        "end_time = NULL, seq = seq - 1, judged = NULL"
+    )
+
+
+def _utc(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
+
+
+def _made(conn: sqlite3.Connection, flow_run_id: str, state: tuple[str, str], at: float, message: str) -> None:
+    """Add a state the store made to a flow run's history, after those it made before."""
+    (made,) = conn.execute(
+        "SELECT COUNT(*) FROM state_history WHERE run_id = ? AND seq >= ?", (flow_run_id, _MADE_SEQ)
+    ).fetchone()
+    conn.execute(_HISTORY_INSERT, (flow_run_id, _MADE_SEQ + made, *state, at, message))
+
+
+def _judge(
+    conn: sqlite3.Connection, key: int, flow_run_id: str, seq: int, last_seen: float,
+    timeout: float, now: float,
+) -> None:
+    """End a silent flow run Crashed, its task runs that started Crashed and those that never
+    did Cancelled, all as of its last sign of life (not as of now, when it was noticed)."""
+    # What each task run says now goes into its history first (most keep no history row for a
+    # Pending or a first Running), so a withdrawal can put it back exactly. A flow run's
+    # history has every state already.
+    conn.execute(
+        "INSERT OR IGNORE INTO state_history SELECT id, seq, state_type, state_name, "
+        f"COALESCE(start_time, created), message FROM task_runs WHERE flow_key = ? AND {_LIVE}",
+        (key,),
+    )
+    conn.execute(
+        "UPDATE task_runs SET state_type = CASE WHEN start_time IS NULL THEN ? ELSE ? END, "
+        "state_name = CASE WHEN start_time IS NULL THEN ? ELSE ? END, "
+        "message = CASE WHEN start_time IS NULL THEN ? ELSE ? END, "
+        f"end_time = ?, seq = seq + 1, judged = ? WHERE flow_key = ? AND {_LIVE}",
+        (_CANCELLED[0], _CRASHED[0], _CANCELLED[1], _CRASHED[1],
+         "Cancelled: never started; its flow run's process stopped sending heartbeats first",
+         "Crashed: its flow run's process stopped sending heartbeats while this ran",
+         last_seen, last_seen, key),
+    )
+    message = (
+        f"Crashed: no heartbeat from its process since {_utc(last_seen)} ({now - last_seen:.0f} s; "
+        f"its timeout is {timeout:g} s): killed, stopped, or its machine went away. Anything it "
+        "sends later withdraws this verdict."
+    )
+    conn.execute(
+        "UPDATE flow_runs SET state_type = ?, state_name = ?, message = ?, end_time = ?, seq = ?, "
+        "judged = ? WHERE key = ?",
+        (*_CRASHED, message, last_seen, seq + 1, last_seen, key),
+    )
+    _made(conn, flow_run_id, _CRASHED, last_seen, message)
+
+
+def _withdraw(conn: sqlite3.Connection, latest: dict[str, float | None]) -> None:
+    """Withdraw the verdicts a batch proves wrong: of flow runs it brings a sign of life of (an
+    event of theirs or of their task runs, ``latest``) later than the one they were judged by.
+
+    Their task runs, and the flow run itself, say again what they said before the verdict; the
+    batch then applies to them as if there had been none. A run really still going is RUNNING.
+    """
+    judged = conn.execute(
+        "SELECT key, id, judged FROM flow_runs "
+        "WHERE id IN (SELECT value FROM json_each(?)) AND judged IS NOT NULL",
+        (orjson.dumps(list(latest)).decode(),),
+    ).fetchall()
+    for key, flow_run_id, last_seen in judged:
+        heard = latest[flow_run_id]
+        if heard is None or heard <= last_seen:
+            continue  # a replay of what the verdict already knew
+        conn.execute(
+            f"UPDATE task_runs SET {_restore('task_runs')} WHERE flow_key = ? AND judged IS NOT NULL",
+            (key,),
+        )
+        conn.execute(f"UPDATE flow_runs SET {_restore('flow_runs')} WHERE key = ?", (key,))
+        # Said the same whichever batch withdraws it, so the rows do not depend on the order.
+        message = (
+            "Running: heard from its process after the Crashed verdict on its silence since "
+            f"{_utc(last_seen)}; the verdict is withdrawn and the task runs it ended are restored"
+        )
+        _made(conn, flow_run_id, _RUNNING, last_seen, message)

@@ -1,0 +1,218 @@
+"""The store's schema: its DDL, its version, the migrations between versions, and the checks made
+when a file is opened.
+
+The version lives in the file's header (``PRAGMA user_version``). A file is built, or brought
+forward, by the same path: ``STEPS[v]`` takes a file from version ``v - 1`` to ``v``, so a new
+file runs every step from 1 and an old one the steps it lacks, all in one transaction (a file is
+at one version or the next, never between). Step 1 is the schema as version 1 made it, kept
+verbatim: a file made then must migrate exactly as a new one is built.
+
+Opening a file (``Store.__init__``), in this order, each refusal one line (``TrackingError``):
+
+1. ``check_writable``: the directory can be made and written, and so can the file if it
+   exists. A store is read and written by the same code (a reader ends silent runs CRASHED), so
+   a store that cannot be written is refused before anything else runs, a flow's tasks included.
+2. ``inspect``, reading only: a file SQLite cannot read is not a prefect-like database; one that
+   holds other tables (another program's database) is foreign; one of a later version was made
+   by a newer prefect-like. None of them is touched: no pragma is set, nothing is written.
+3. ``migrate``, if the version is older: under the write lock, checked again (another process
+   may have just done it), every missing step, then the new version, in one transaction.
+
+History of versions:
+
+1. flow_runs, task_runs, state_history, logs.
+2. ``flow_runs.heartbeat_timeout``: the seconds of silence after which the flow run's own
+   process (not whoever reads the store) takes it for crashed. ``judged`` on both tables: the
+   row states a verdict of the store made from its flow run's silence, not an event of its own,
+   and holds the last sign of life it was judged by (see the store's "verdicts from silence").
+   ``flow_runs.heard``: when the store last received an event of the flow run (its own clock).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from prefect_like.errors import TrackingError
+
+SCHEMA_VERSION = 2
+
+# The tables every version has; a file with other tables and none of these is not ours.
+TABLES = frozenset({"flow_runs", "task_runs", "state_history", "logs"})
+
+_VERSION_1 = """
+CREATE TABLE flow_runs (
+    key INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    name TEXT,
+    flow_name TEXT,
+    runner TEXT,
+    parent_flow_run_id TEXT,
+    parent_task_run_id TEXT,
+    parameters TEXT,
+    seq INTEGER NOT NULL,
+    state_type TEXT,
+    state_name TEXT,
+    message TEXT,
+    created REAL,
+    start_time REAL,
+    end_time REAL,
+    duration REAL,
+    task_runs TEXT,
+    error TEXT,
+    heartbeat REAL
+);
+CREATE INDEX flow_runs_created ON flow_runs (created);
+CREATE INDEX flow_runs_start_time ON flow_runs (start_time);
+CREATE INDEX flow_runs_flow_name ON flow_runs (flow_name, created);
+
+CREATE TABLE task_runs (
+    id TEXT PRIMARY KEY,
+    flow_key INTEGER,
+    task_name TEXT,
+    map_index INTEGER,
+    name TEXT,
+    tags TEXT,
+    seq INTEGER NOT NULL,
+    state_type TEXT,
+    state_name TEXT,
+    message TEXT,
+    run_count INTEGER,
+    parameters TEXT,
+    result TEXT,
+    error TEXT,
+    created REAL NOT NULL,
+    start_time REAL,
+    end_time REAL,
+    duration REAL
+);
+-- Few indexes: every index is paid for by every upsert of a 200,000-run ingest. Counts and
+-- the state filter use the first, default paging the second, the task-name filter and the
+-- dashboard's list of task names the third. Filters by state type and the throughput series
+-- scan one flow run's rows, still well under a second.
+CREATE INDEX task_runs_state_name ON task_runs (flow_key, state_name);
+CREATE INDEX task_runs_created ON task_runs (flow_key, created);
+CREATE INDEX task_runs_task_name ON task_runs (flow_key, task_name);
+
+CREATE TABLE state_history (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    state_type TEXT,
+    state_name TEXT,
+    timestamp REAL,
+    message TEXT,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE logs (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    flow_run_id TEXT,
+    task_run_id TEXT,
+    level TEXT,
+    logger TEXT,
+    timestamp REAL,
+    message TEXT,
+    PRIMARY KEY (run_id, seq)
+);
+CREATE INDEX logs_flow_run ON logs (flow_run_id, timestamp);
+"""
+
+_VERSION_2 = """
+ALTER TABLE flow_runs ADD COLUMN heartbeat_timeout REAL;
+ALTER TABLE flow_runs ADD COLUMN judged REAL;
+ALTER TABLE flow_runs ADD COLUMN heard REAL;
+ALTER TABLE task_runs ADD COLUMN judged REAL;
+"""
+
+STEPS = {1: _VERSION_1, 2: _VERSION_2}  # version -> the step that makes it
+
+_ELSEWHERE = "move it aside, or set PREFECT_LIKE_HOME to another directory"
+
+
+def not_ours(path: Path, why: str) -> TrackingError:
+    if "malformed" in why:  # SQLite's word for a database file cut short or overwritten in part
+        return TrackingError(f"the tracking database {path} is damaged ({why}); {_ELSEWHERE}")
+    return TrackingError(f"not a prefect-like database ({why}): {path}; {_ELSEWHERE}")
+
+
+def unwritable(path: Path, why: str) -> TrackingError:
+    return TrackingError(
+        f"cannot write the tracking database {path}: {why}; fix the permissions, "
+        "or set PREFECT_LIKE_HOME to a writable directory"
+    )
+
+
+def refusal(path: Path, exc: sqlite3.Error) -> TrackingError:
+    """The one line for an SQLite error that retrying will not cure."""
+    text = str(exc)
+    if "readonly" in text or "read-only" in text:
+        return unwritable(path, text)
+    if not isinstance(exc, sqlite3.OperationalError) and isinstance(exc, sqlite3.DatabaseError):
+        return not_ours(path, text)  # "file is not a database", "... is malformed"
+    return TrackingError(f"tracking database error: {text} ({path})")
+
+
+def check_writable(path: Path) -> None:
+    """Refuse, in one line, a store whose directory cannot be made or written, or whose file
+    cannot be written (SQLite writes its journal beside the file)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise unwritable(
+            path,
+            f"cannot create the directory {exc.filename or path.parent}: {exc.strerror or exc}",
+        ) from None
+    if not os.access(path.parent, os.W_OK):
+        raise unwritable(path, f"the directory {path.parent} is read-only")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise unwritable(path, "the file is read-only")
+
+
+def inspect(conn: sqlite3.Connection, path: Path) -> int:
+    """The file's schema version (0: a new, empty file), reading only; refuses a file that is
+    not a database, holds another program's tables, or was made by a newer prefect-like."""
+    try:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        tables = {
+            name
+            for (name,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+    except sqlite3.OperationalError:
+        raise  # locked, say: the caller retries
+    except sqlite3.DatabaseError as exc:
+        raise not_ours(path, str(exc)) from None
+    if version == 0 and not tables:
+        return 0
+    if version == 0 or "flow_runs" not in tables:
+        shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+        raise not_ours(path, f"it holds tables prefect-like did not make: {shown}")
+    if version > SCHEMA_VERSION:
+        raise TrackingError(
+            f"{path} was made by a newer prefect-like: schema {version}, this one reads up to "
+            f"{SCHEMA_VERSION}; upgrade prefect-like (pip install -U prefect-like)"
+        )
+    missing = TABLES - tables
+    if missing:
+        raise not_ours(path, f"schema {version} without the table(s) {', '.join(sorted(missing))}")
+    return version
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Build a new file, or bring an old one to ``SCHEMA_VERSION``, in one transaction."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = inspect(conn, path)  # again, under the write lock
+        for step in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in STEPS[step].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
