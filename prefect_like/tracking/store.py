@@ -471,6 +471,8 @@ class Store(q.Reads):
                     conn.executemany(_HISTORY_INSERT, history)
                 if logs:
                     conn.executemany(_LOG_INSERT, logs)
+                if flow_rows or task_rows:
+                    _close_ended(conn, {row[0] for row in flow_rows} | {row[1] for row in task_rows})
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:  # a failed BEGIN leaves nothing to roll back
@@ -583,6 +585,37 @@ def _judge(
         (*_CRASHED, message, last_seen, seq + 1, last_seen, key),
     )
     _made(conn, flow_run_id, _CRASHED, last_seen, message)
+
+
+def _close_ended(conn: sqlite3.Connection, flow_run_ids: set[str | None]) -> None:
+    """Of the flow runs a batch touched, those over (a final state of their own, not a verdict
+    from silence): a task run of theirs still PENDING or RUNNING will not end by itself (its
+    flow's process ended it, or exited first), so it ends CANCELLED, saying which; it keeps its
+    seq, so an end of its own that still arrives wins. Then the flow run's counts are counted
+    again from its task runs: its record counts what the store holds, whatever it was sent."""
+    ids = [i for i in flow_run_ids if i is not None]
+    ended = conn.execute(
+        "SELECT key, state_name, COALESCE(end_time, heartbeat, start_time, created) FROM flow_runs "
+        "WHERE id IN (SELECT value FROM json_each(?)) AND seq >= 0 AND judged IS NULL "
+        f"AND state_type NOT IN ({_LIVE_TYPES})",
+        (orjson.dumps(ids).decode(),),
+    ).fetchall()
+    for key, state_name, ended_at in ended:
+        conn.execute(
+            "UPDATE task_runs SET state_type = 'CANCELLED', state_name = 'Cancelled', end_time = ?, "
+            "message = CASE WHEN state_type = 'PENDING' THEN ? ELSE ? END "
+            f"WHERE flow_key = ? AND state_type IN ({_LIVE_TYPES}) AND state_name NOT IN ({_FINAL_NAMES})",
+            (
+                ended_at,
+                f"Cancelled before it started: its flow run ended {state_name}",
+                f"Cancelled: its flow run ended {state_name} and no end of its own reached the tracker",
+                key,
+            ),
+        )
+        counts = dict(conn.execute(
+            "SELECT state_name, COUNT(*) FROM task_runs WHERE flow_key = ? GROUP BY state_name", (key,)
+        ).fetchall())
+        conn.execute("UPDATE flow_runs SET task_runs = ? WHERE key = ?", (dumps(counts), key))
 
 
 def _withdraw(conn: sqlite3.Connection, latest: dict[str, float | None]) -> None:

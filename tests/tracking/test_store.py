@@ -153,14 +153,33 @@ def test_a_retried_task_keeps_its_first_start_and_latest_run_count(store: Store)
     assert [s["state_name"] for s in run["states"]] == ["Pending", "Running", "Retrying", "Completed"]
 
 
-def test_live_flow_runs_count_task_runs_and_final_ones_keep_their_reported_counts(
+def test_a_flow_runs_counts_are_what_the_store_holds_whatever_its_final_event_says(
     store: Store,
 ) -> None:
     store.write(flow_events(final=None) + task_events(tid(0)))
     assert store.get_flow_run(FLOW_ID)["task_runs"] == {"Completed": 1}
     assert store.get_flow_run(FLOW_ID)["end_time"] is None
-    store.write(flow_events())  # its terminal event reports {"Completed": 2, "Failed": 1}
+    store.write(flow_events())  # its terminal event claims {"Completed": 2, "Failed": 1}
+    assert store.get_flow_run(FLOW_ID)["task_runs"] == {"Completed": 1}  # never runs it lacks
+    # Events that arrive after the flow run's end (a spill delivered by `runs flush`) count too.
+    store.write(task_events(tid(1), 1) + task_events(tid(2), 2, final=("FAILED", "Failed")))
     assert store.get_flow_run(FLOW_ID)["task_runs"] == {"Completed": 2, "Failed": 1}
+
+
+def test_task_runs_left_unfinished_by_an_ended_flow_run_end_cancelled_until_their_own_end_arrives(
+    store: Store,
+) -> None:
+    pending, running = task_events(tid(0))[0], task_events(tid(1), 1)[:2]
+    store.write(flow_events(final=None) + [pending] + running)
+    store.write(flow_events(final="CANCELLED"))
+    runs = {run["id"]: run for run in store.list_task_runs(FLOW_ID)}
+    assert runs[tid(0)]["state_name"] == runs[tid(1)]["state_name"] == "Cancelled"
+    assert runs[tid(0)]["message"] == "Cancelled before it started: its flow run ended Cancelled"
+    assert "no end of its own reached the tracker" in runs[tid(1)]["message"]
+    assert store.get_flow_run(FLOW_ID)["task_runs"] == {"Cancelled": 2}
+    store.write(task_events(tid(1), 1))  # its own end, late: the truth wins, the counts follow
+    assert store.get_task_run(tid(1))["state_name"] == "Completed"
+    assert store.get_flow_run(FLOW_ID)["task_runs"] == {"Cancelled": 1, "Completed": 1}
 
 
 def test_state_filter_matches_type_or_name_in_any_case(store: Store) -> None:
