@@ -166,4 +166,5 @@ def _show_progress(
             if progress and found and not ended.is_set():
                 watch(reader, found[0], console=console, stop=ended.is_set)
     except (TrackingError, RunNotFoundError) as exc:
-        console.print(f"[yellow]no live progress: {exc}[/]")
+        if not ended.wait(1.0):  # a store the flow cannot use either fails the flow: one message
+            console.print(f"[yellow]no live progress: {exc}[/]")
