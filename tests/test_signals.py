@@ -27,7 +27,8 @@ from tests.polling import wait_until
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = 40_000
 
-FLOWS = textwrap.dedent(
+# Each task notes on disk, as it returns, that it finished.
+WORK = textwrap.dedent(
     """
     import asyncio, os, sys, time
     from prefect_like import flow, task
@@ -39,7 +40,11 @@ FLOWS = textwrap.dedent(
         time.sleep(0.001)
         os.write(DONE, b"%d\\n" % i)
         return i
+    """
+)
 
+FLOWS = WORK + textwrap.dedent(
+    """
     @task
     async def awork(i: int) -> int:
         await asyncio.sleep(0.001)
@@ -174,19 +179,8 @@ def test_a_task_that_raises_keyboardinterrupt_or_exits_crashes_only_its_own_run(
     assert runs[2]["message"] == f"the task {what}"
 
 
-SUBFLOWS = textwrap.dedent(
+SUBFLOWS = WORK + textwrap.dedent(
     """
-    import os, time
-    from prefect_like import flow, task
-
-    DONE = os.open(os.environ["DONE_FILE"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-
-    @task
-    def work(i: int) -> int:
-        time.sleep(0.001)
-        os.write(DONE, b"%d\\n" % i)
-        return i
-
     @flow(name="child")
     def child(n: int):
         return sum(work.map(range(n)).result())
