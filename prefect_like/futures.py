@@ -97,7 +97,7 @@ class TaskFuture(Generic[R]):
 
     def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> R:
         """The task's return value; raises its exception if it failed (or returns it, if told)."""
-        if not self.wait(timeout):
+        if not self.done() and not self.wait(timeout):
             raise TimeoutError(f"task run {self.task_name!r} did not finish within {timeout} s")
         return self.state.result(raise_on_failure=raise_on_failure)
 
@@ -119,11 +119,10 @@ class FutureList(list[TaskFuture[R]]):
         wait(self, timeout=timeout)
 
     def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> list[R]:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        return [
-            f.result(None if deadline is None else max(0.0, deadline - time.monotonic()), raise_on_failure)
-            for f in self
-        ]
+        if timeout is None:
+            return [f.result(None, raise_on_failure) for f in self]
+        deadline = time.monotonic() + timeout
+        return [f.result(max(0.0, deadline - time.monotonic()), raise_on_failure) for f in self]
 
 
 class DeferredFutureList(FutureList[R]):

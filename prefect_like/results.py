@@ -28,6 +28,10 @@ from prefect_like.states import State
 
 _SCALARS = (int, float, str, bool, type(None))
 _SCALAR_TYPES = frozenset(_SCALARS)
+# What ``summarize`` gives back as it is, told by one set lookup (a float may not be finite).
+AS_IS = frozenset({int, bool, type(None)})
+# What a parameters summary holds as it is.
+_NUMBERS = frozenset({int, float, bool, type(None)})
 MAX_REPR = 200
 MAX_ITEMS = 64
 
@@ -90,6 +94,8 @@ def resolve_storage(storage: ResultStorage | str | os.PathLike[str] | None) -> R
 
 def summarize(value: Any) -> Any:
     """A small JSON-able stand-in for a parameter or result."""
+    if type(value) in AS_IS:
+        return value
     if type(value) in _SCALAR_TYPES:
         if type(value) is float and not math.isfinite(value):
             return str(value)
@@ -119,18 +125,23 @@ def _summarize_slow(value: Any, depth: int) -> Any:
 
 
 def summarize_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
-    return {k: v if type(v) in _SCALAR_TYPES and type(v) is not str else summarize(v) for k, v in parameters.items()}
+    return {k: v if type(v) in _NUMBERS else summarize(v) for k, v in parameters.items()}
 
 
 def summarize_call_parameters(parameters: dict[str, Any]) -> dict[str, Any]:
     """What a task run's event says of its parameters, resolved or not: an upstream future (or
     the State a runner put in its place) is named ``<result of TASK ID>``; the one rule every
     task run event follows, whoever ends the run."""
+    for value in parameters.values():
+        if type(value) not in _NUMBERS:
+            break
+    else:  # the usual sweep's parameters: numbers, kept as they are
+        return dict(parameters)
     try:
         return {
-            name: f"<result of {value.task_name} {value.task_run_id}>" if isinstance(value, TaskFuture)
+            name: value if type(value) in _NUMBERS
+            else f"<result of {value.task_name} {value.task_run_id}>" if isinstance(value, TaskFuture)
             else f"<result of {value.run_id}>" if isinstance(value, State)
-            else value if type(value) in _SCALAR_TYPES and type(value) is not str
             else summarize(value)
             for name, value in parameters.items()
         }

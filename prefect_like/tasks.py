@@ -141,15 +141,11 @@ class TaskCall:
 
     def run(self) -> State:
         """Run this task run to its final state in this thread (an async task gets a loop)."""
-        from prefect_like.engine.task_engine import run_task
-
-        return run_task(self)
+        return _engine().run_task(self)
 
     async def run_async(self) -> State:
         """Run this task run to its final state from async code (a sync task in a thread)."""
-        from prefect_like.engine.task_engine import run_task_async
-
-        return await run_task_async(self)
+        return await _engine().run_task_async(self)
 
     def with_upstream_states(self) -> TaskCall:
         """A copy whose upstream futures (all done) are plain done futures holding just their
@@ -179,7 +175,16 @@ class TaskCall:
         return data
 
 
+@functools.cache
+def _engine() -> Any:
+    """The task engine, which imports this module: found once, not by an import per run."""
+    from prefect_like.engine import task_engine
+
+    return task_engine
+
+
 _new_event = tuple.__new__  # builds an Event without NamedTuple's argument binding
+_NONE_FOUND: list[Any] = []  # the upstream of a call whose parameters hold no future; never changed
 _FUTURES = (TaskFuture,)
 
 
@@ -232,10 +237,13 @@ class Task(Definition, Generic[P, R]):
         # rebuilt, not with the parameters as keywords.
         self.takes_varargs = takes_varargs(self.signature)
         self._tags = sorted(options.tags)
+        self._pending_tags = self._tags or None  # what a PendingCall holds
         # Read on every run: worked out once here rather than per task run.
         self.cache_policy = options.effective_cache_policy
         self.persists = options.persists
         self.retry_delays = retry_delays(options.retry_delay_seconds, options.retries)
+        # One attempt and no timeout: a run calls the function in place (``engine.run_plain``).
+        self.plain = not self.is_async and not options.retries and options.timeout_seconds is None
         functools.update_wrapper(self, fn)
 
     @functools.cached_property
@@ -274,28 +282,35 @@ class Task(Definition, Generic[P, R]):
         map_index: int | None = None,
         upstream: list[Any] | None = None,
     ) -> TaskCall:
+        """The call, its PENDING emitted; ``upstream`` holds the futures already found in
+        ``parameters`` (None: look for them)."""
         if upstream is None:
             upstream = []
             for value in parameters.values():
                 if type(value) not in _LEAVES:
                     parameters = {name: prepare(value, upstream) for name, value in parameters.items()}
                     break
-        wait_for = tuple(prepare(value, upstream) for value in wait_for) if wait_for else ()
-        flow_run_id = context.flow_run_id
-        index = next(_COUNTER)
-        task_run_id = f"{(flow_run_id or _NO_FLOW_TAG)[:12]}-{_PROCESS_TAG}{index:x}"
-        if self.options.task_run_name is None:
-            name = self.name if map_index is None else f"{self.name}-{map_index}"
+        if wait_for:
+            upstream = list(upstream)
+            wait_for = tuple(prepare(value, upstream) for value in wait_for)
         else:
-            name = self._run_name(parameters)
+            wait_for = ()
+        flow_run_id = context.flow_run_id
+        task_run_id = f"{(flow_run_id or _NO_FLOW_TAG)[:12]}-{_PROCESS_TAG}{next(_COUNTER):x}"
+        options = self.options
+        if options.task_run_name is None:
+            name = self.name if map_index is None else f"{self.name}-{map_index}"
+            run_name = None
+        else:
+            name = run_name = self._run_name(parameters)
         created = time.time()
-        emit(_new_event(PendingCall, (task_run_id, flow_run_id, created, self.name, map_index,
-                                      None if self.options.task_run_name is None else name, self._tags or None)))
-        log_prints = self.options.log_prints
+        emit(_new_event(PendingCall, (task_run_id, flow_run_id, created, self.name, map_index, run_name,
+                                      self._pending_tags)))
+        log_prints = options.log_prints
         if log_prints is None:
             log_prints = context.log_prints
-        return TaskCall(self, parameters, task_run_id, flow_run_id, name, map_index, tuple(upstream), wait_for,
-                        created, log_prints)
+        return TaskCall(self, parameters, task_run_id, flow_run_id, name, map_index,
+                        tuple(upstream) if upstream else (), wait_for, created, log_prints)
 
     def _run_name(self, parameters: dict[str, Any]) -> str:
         template = self.options.task_run_name
@@ -424,6 +439,16 @@ class Task(Definition, Generic[P, R]):
 
         def calls() -> Iterator[TaskCall]:
             iterators = [iter(v) for v in iterables.values()]
+            make = self._call
+            if fast and len(iterators) == 1:  # one argument, mapped: the usual sweep
+                (name,) = mapped_names
+                for index, item in enumerate(iterators[0]):
+                    if type(item) in _LEAVES:
+                        yield make(context, {name: item}, wait_for, index, _NONE_FOUND)
+                    else:
+                        upstream: list[Any] = []
+                        yield make(context, {name: prepare(item, upstream)}, wait_for, index, upstream)
+                return
             for index, items in enumerate(_zip_exact(iterators, mapped_names, self.name)):
                 upstream = list(constant_upstream)
                 for item in items:
@@ -434,7 +459,7 @@ class Task(Definition, Generic[P, R]):
                     parameters = dict(zip(mapped_names, items, strict=True))
                 else:
                     parameters = self.bind((), {**constant, **dict(zip(mapped_names, items, strict=True))}, as_method=False)
-                yield self._call(context, parameters, wait_for, index, upstream)
+                yield make(context, parameters, wait_for, index, upstream)
 
         return calls()
 

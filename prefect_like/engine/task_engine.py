@@ -12,6 +12,10 @@ A pool thread, the event loop, a Dask or Ray worker or a child process all run a
    options say, a RUNNING state named Retrying between attempts.
 4. Persist the result if asked, and end COMPLETED, FAILED, or TimedOut (a FAILED state).
 
+The common task (sync, no retries, no timeout: ``Task.plain``) runs through ``run_plain``: the
+same body with nothing to hand a driver, calling the function in place. Both are made of the
+same ``TaskRun`` steps, so they end every run alike.
+
 Every state change is an event appended to the process-local buffer; the engine does no I/O of
 its own but reading and writing persisted results. It returns the final ``State`` and never
 raises for the task's own errors: a failing task fails its run, not the framework. Ctrl-C or
@@ -36,16 +40,16 @@ from prefect_like.engine.steps import Blocking, Call, Sleep, Steps, drive, drive
 from prefect_like.errors import CrashedRun, TaskRunTimeoutError
 from prefect_like.futures import TaskFuture
 from prefect_like.logging import capture_prints, install_print_capture, logger
-from prefect_like.results import resolve_storage, summarize, summarize_call_parameters
+from prefect_like.results import AS_IS, resolve_storage, summarize, summarize_call_parameters
 from prefect_like.states import (
     Cached,
     Cancelled,
-    Completed,
     Crashed,
     Failed,
     NotReady,
     Retrying,
     State,
+    StateType,
     TimedOut,
 )
 from prefect_like.tasks import TaskCall
@@ -111,18 +115,14 @@ class TaskRun:
         self.started = 0.0
         self.parameters = call.parameters
 
-    def _emit(self, state: State, data: dict[str, Any] | None = None) -> None:
-        call = self.call
-        emit(task_event(call.task_run_id, call.flow_run_id, self.seq, state, data))
-        self.seq += 1
-
     def begin(self) -> State | None:
         """Resolve inputs and look up the cache; a State if the run ends here, else None."""
         call = self.call
         if call.upstream:
             parameters, blocker = resolve_inputs(call)
             if blocker is not None:
-                return self._finish(NotReady(f"Not run: {blocker}"), {"parameters": self._parameter_summary()})
+                state = NotReady(f"Not run: {blocker}")
+                return self._finish(state, {"parameters": summarize_call_parameters(self.parameters)})
             self.parameters = parameters
         self.context = TaskRunContext(
             call.task_run_id, call.flow_run_id, call.name, call.task, self.parameters, 0, call.log_prints
@@ -146,17 +146,17 @@ class TaskRun:
         self.seq += 1
         return None
 
-    def _parameter_summary(self) -> dict[str, Any]:
-        return summarize_call_parameters(self.parameters)
-
-    def _terminal_data(self, result: Any = None, error: BaseException | None = None) -> dict[str, Any]:
+    def _terminal_data(
+        self, result: Any = None, error: BaseException | None = None, now: float | None = None
+    ) -> dict[str, Any]:
+        started = self.started
         data: dict[str, Any] = {
-            "parameters": self._parameter_summary(),
+            "parameters": summarize_call_parameters(self.parameters),
             "run_count": self.run_count,
-            "duration": time.time() - self.started if self.started else 0.0,
+            "duration": ((time.time() if now is None else now) - started) if started else 0.0,
         }
         if error is None:
-            data["result"] = summarize(result)
+            data["result"] = result if type(result) in AS_IS else summarize(result)
         else:
             data["error"] = error_details(error)
         if self.cache_key is not None:
@@ -173,7 +173,8 @@ class TaskRun:
             data["created"] = call.created
         if self.started:
             data["started"] = self.started
-        self._emit(state, data)
+        emit(task_event(call.task_run_id, call.flow_run_id, self.seq, state, data))
+        self.seq += 1
         return state
 
     def complete(self, result: Any) -> State:
@@ -191,7 +192,8 @@ class TaskRun:
                 resolve_storage(self.options.result_storage).write(key, result, expires_at)
             except Exception as exc:
                 return self.fail(exc)
-        return self._finish(Completed(result), self._terminal_data(result))
+        now = time.time()  # the state's timestamp and the end of the duration: one clock read
+        return self._finish(State(StateType.COMPLETED, None, None, result, now), self._terminal_data(result, now=now))
 
     def end_as(self, state: State) -> State:
         """End in a state the task returned (``return Failed(message=...)``, say)."""
@@ -220,6 +222,13 @@ class TaskRun:
             state = Crashed(f"{type(exc).__name__}: {exc}", exc)
         return self._finish(state, self._terminal_data(error=exc))
 
+    def reraises(self, state: State, exc: BaseException) -> bool:
+        """Whether ``exc``, which ended the run in ``state`` (``crash``), must go on to end the
+        flow run: a signal on the main thread, or a cancellation."""
+        return state.is_cancelled() and (
+            isinstance(exc, asyncio.CancelledError) or threading.current_thread() is threading.main_thread()
+        )
+
     # -- retries -----------------------------------------------------------------------------
 
     def retry_delay(self) -> float:
@@ -247,7 +256,9 @@ class TaskRun:
         self.run_count += 1
         self.context.run_count = self.run_count
         message = f"Retrying (attempt {self.run_count} of {self.options.retries + 1}) after {type(exc).__name__}: {exc}"
-        self._emit(Retrying(message), {"run_count": self.run_count})
+        call = self.call
+        emit(task_event(call.task_run_id, call.flow_run_id, self.seq, Retrying(message), {"run_count": self.run_count}))
+        self.seq += 1
 
 
 class ReturnedFailure(Exception):
@@ -272,7 +283,7 @@ def steps(call: TaskCall) -> Steps[State]:
             return state
         task = call.task
         token = task_run_context.set(run.context)
-        prints = capture_prints.set(call.log_prints)
+        prints = capture_prints.set(call.log_prints) if call.log_prints or capture_prints.get() else None
         invoke = Call(
             lambda: task.call_function(run.parameters), run.options.timeout_seconds,
             f"task run {call.name!r}", TaskRunTimeoutError,
@@ -296,7 +307,8 @@ def steps(call: TaskCall) -> Steps[State]:
                         yield Sleep(delay)
         finally:
             task_run_context.reset(token)
-            capture_prints.reset(prints)
+            if prints is not None:
+                capture_prints.reset(prints)
             children = run.context._children
             if children is not None:  # runs this one submitted end before it does
                 yield Blocking(children.shutdown)
@@ -304,10 +316,38 @@ def steps(call: TaskCall) -> Steps[State]:
         return run.fail(exc)
     except BaseException as exc:
         state = run.crash(exc)
-        if state.is_cancelled() and (
-            isinstance(exc, asyncio.CancelledError) or threading.current_thread() is threading.main_thread()
-        ):
+        if run.reraises(state, exc):
             raise  # the signal (or cancellation) goes on to end the flow run
+        return state
+    return run.complete(result)
+
+
+def run_plain(call: TaskCall) -> State:
+    """``steps`` for a sync call with no retries and no timeout (``Task.plain``), run in place:
+    there is one attempt and nothing to hand a driver, so no generator, step or driver stands
+    between the run and its function."""
+    run = TaskRun(call)
+    try:
+        state = run.begin()
+        if state is not None:
+            return state
+        token = task_run_context.set(run.context)
+        prints = capture_prints.set(call.log_prints) if call.log_prints or capture_prints.get() else None
+        try:
+            result = call.task.call_function(run.parameters)
+        finally:
+            task_run_context.reset(token)
+            if prints is not None:
+                capture_prints.reset(prints)
+            children = run.context._children
+            if children is not None:  # runs this one submitted end before it does
+                children.shutdown()
+    except Exception as exc:
+        return run.fail(exc)
+    except BaseException as exc:
+        state = run.crash(exc)
+        if run.reraises(state, exc):
+            raise
         return state
     return run.complete(result)
 
@@ -317,7 +357,10 @@ def run_task(call: TaskCall) -> State:
 
     An async task gets an event loop of its own (in a helper thread, if this thread already
     runs one)."""
-    if not call.task.is_async:
+    task = call.task
+    if task.plain:
+        return run_plain(call)
+    if not task.is_async:
         return drive(steps(call))
     try:
         asyncio.get_running_loop()
@@ -378,5 +421,6 @@ __all__ = [
     "run_task_async",
     "run_task_inline",
     "run_task_inline_async",
+    "run_plain",
     "steps",
 ]

@@ -273,7 +273,7 @@ class TaskRunner(abc.ABC):
     def submit(self, call: TaskCall) -> TaskFuture[Any]:
         """Run ``call`` once its upstream futures are done; return the future of its run."""
         work = self.track(call)
-        waiting = self.waits_for(call)
+        waiting = self.waits_for(call) if call.upstream else None
         if waiting:
             when_done(waiting, lambda: self._ready(work))
         else:
