@@ -104,7 +104,7 @@ def run_with_progress(
     arrive: the flow engine ends the run CANCELLED, flushes it and says what it recorded; the
     command then exits 130 (143 for SIGTERM) with that one line, and no traceback.
     """
-    from prefect_like.engine.signals import exit_status
+    from prefect_like.engine.signals import exit_status, one_line
 
     since = time.time() - 1.0  # the run's first event is stamped a moment after this
     ended = threading.Event()
@@ -120,8 +120,7 @@ def run_with_progress(
             state = asyncio.run(state)
     except KeyboardInterrupt as exc:
         _stop(ended, viewer)
-        summary = getattr(exc, "summary", None)
-        console.print(summary if isinstance(summary, str) else "Interrupted before the flow run began.",
+        console.print(one_line(exc) or "Interrupted before the flow run began.",
                       markup=False, highlight=False, soft_wrap=True)
         raise SystemExit(exit_status(exc)) from None
     except Exception as exc:  # the engine records the flow's own errors; this is anything else

@@ -86,7 +86,11 @@ class FlowRun:
         inherited = bool(parent.log_prints) if parent is not None else False
         self.log_prints = inherited if self.options.log_prints is None else bool(self.options.log_prints)
         self.runner = resolve_task_runner(self.options.task_runner)
-        self.recorder = get_recorder()
+        try:
+            self.recorder = get_recorder()
+        except TrackingError as exc:  # a store that cannot be opened: its one line says why
+            signals.in_one_line(exc)
+            raise
         self.stopped: str | None = None  # why the tracker's failure stopped the run, if it did
         self.recorder.watch(self.id, on_stop=self._tracking_failed)
         self.seq = 0

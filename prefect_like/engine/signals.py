@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 EXIT_STATUS: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
+_SUMMARY = "summary"  # the attribute that holds the one line an uncaught exception prints
 
 
 class Interrupted(KeyboardInterrupt):
@@ -186,11 +187,8 @@ def _raise_deferred(run: FlowRun, signum: int) -> None:
     _state.signum = signum
     exc = exception()
     _state.signum = None
-    exc.summary = (  # type: ignore[attr-defined]
-        f"Flow run {run.name!r} ({run.id}) had ended {run.ending.name if run.ending else 'its run'} when the process "
-        f"{_describe(signum)}; nothing was cancelled, and its record is in {run.recorder.target}."
-    )
-    _install_excepthook()
+    in_one_line(exc, f"Flow run {run.name!r} ({run.id}) had ended {run.ending.name if run.ending else 'its run'} when the process "
+        f"{_describe(signum)}; nothing was cancelled, and its record is in {run.recorder.target}.")
     raise exc
 
 
@@ -207,6 +205,12 @@ def exit_status(exc: BaseException) -> int:
     return EXIT_STATUS.get(getattr(exc, "signum", signal.SIGINT), 130)
 
 
+def one_line(exc: BaseException) -> str | None:
+    """The line ``exc`` prints if uncaught (``in_one_line``), if it has one."""
+    line = getattr(exc, _SUMMARY, None)
+    return line if isinstance(line, str) else None
+
+
 def note_summary(exc: BaseException, run: FlowRun, counts: dict[str, int]) -> None:
     """Say on ``exc`` what the interrupted run (with the subflow runs it passed through)
     recorded; printed if nobody catches it."""
@@ -217,11 +221,19 @@ def note_summary(exc: BaseException, run: FlowRun, counts: dict[str, int]) -> No
     recorded = ", ".join(f"{n:,} {name}" for name, n in sorted(total.items())) or "no task runs"
     if runs > 1:
         recorded += f" (with its {runs - 1} subflow run{'s' if runs > 2 else ''})"
-    exc.summary = (  # type: ignore[attr-defined]
+    in_one_line(
+        exc,
         f"Flow run {run.name!r} ({run.id}) is CANCELLED: the process {run.interrupted}. Recorded: "
         f"{recorded}, in {run.recorder.target}. `prefect-like runs show {run.id}` lists them; run "
-        "the flow again to resume (task runs with a cache policy are not run again)."
+        "the flow again to resume (task runs with a cache policy are not run again).",
     )
+
+
+def in_one_line(exc: BaseException, line: str | None = None) -> None:
+    """If nobody catches ``exc``, the process prints ``line`` (default: ``Error: `` and ``str(exc)``) as it
+    exits, not a traceback: for what a user must act on and that no traceback explains better
+    (an interrupted run's record, a tracking store that cannot be opened)."""
+    setattr(exc, _SUMMARY, line if line is not None else f"Error: {exc}")
     _install_excepthook()
 
 
@@ -231,8 +243,8 @@ def _install_excepthook() -> None:
     previous = sys.excepthook
 
     def excepthook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
-        summary = getattr(value, "summary", None)
-        if isinstance(value, KeyboardInterrupt) and isinstance(summary, str):
+        summary = one_line(value)
+        if summary is not None:
             sys.stderr.write(summary + "\n")
             return
         previous(kind, value, tb)
@@ -241,4 +253,4 @@ def _install_excepthook() -> None:
     sys.excepthook = excepthook
 
 
-__all__ = ["Interrupted", "exception", "exit_status", "handled", "interrupting", "note_summary"]
+__all__ = ["Interrupted", "exception", "exit_status", "handled", "in_one_line", "interrupting", "note_summary", "one_line"]
