@@ -276,9 +276,20 @@ class BatchingTaskRunner(TaskRunner):
                         continue
                     paused = len(batch.futures) == batch.seen
                     if paused or now - batch.created >= 10 * tick or len(batch.futures) >= size:
-                        self._send(batch)
+                        try:
+                            self._send(batch)
+                        except Exception as exc:  # this thread must outlive any one batch
+                            self._crash_unsent(batch, exc)
                     else:
                         batch.seen = len(batch.futures)
+
+    def _crash_unsent(self, batch: Batch, exc: Exception) -> None:
+        logger.exception("prefect-like could not send a batch to %s", self.name)
+        for future in batch.futures:
+            unsent = future._batch is None or future._batch.ref is None
+            if unsent and not future.done() and future._call is not None:
+                message = f"Crashed: the {self.name} runner could not send it: {type(exc).__name__}: {exc}"
+                self._end(future, Crashed(message, exc), exc)
 
     def _send_now(self, batch: Batch) -> None:
         with self._lock:
@@ -365,7 +376,16 @@ class BatchingTaskRunner(TaskRunner):
             self._batch_done(batch, False, error, serialization=True)
             return
         task = batch.futures[0]._call.task  # type: ignore[union-attr]
-        batch.ref = self._engine_submit(payload, args, dict(task.options.engine_options), task.name)
+        options = dict(task.options.engine_options)
+        try:
+            batch.ref = self._engine_submit(payload, args, options, task.name)
+        except Exception as exc:  # the engine refused the batch: its runs end, never a hang
+            hint = f" (the task's engine_options: {options!r})" if options else ""
+            message = f"Crashed: the {self.name} engine refused to run it: {type(exc).__name__}: {exc}{hint}"
+            for future in batch.futures:
+                if not future.done() and future._call is not None:
+                    self._end(future, Crashed(message, exc), exc)
+            return
         self._inflight.add(batch)
 
     # -- outcomes -------------------------------------------------------------------------------

@@ -25,6 +25,8 @@ What happens, in order (the engine-agnostic part is ``prefect_like.task_runners.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import pickle
 import queue
@@ -67,6 +69,16 @@ class DaskChannel(Channel):
 
     def send(self, blob: bytes) -> None:
         self._worker.log_event(self.key, blob)
+
+
+@functools.cache
+def _submit_options() -> frozenset[str]:
+    """The engine options a task may give on Dask: the keywords of ``Client.submit`` that this
+    runner leaves to the task (it sets the function, its arguments, ``key`` and ``pure``)."""
+    from distributed import Client
+
+    taken = {"self", "func", "args", "kwargs", "key", "pure", "actor", "actors"}
+    return frozenset(inspect.signature(Client.submit).parameters) - taken
 
 
 class DaskTaskRunner(BatchingTaskRunner):
@@ -156,6 +168,12 @@ class DaskTaskRunner(BatchingTaskRunner):
     def _engine_submit(
         self, payload: bytes, args: list[Any], options: dict[str, Any], name: str
     ) -> Any:
+        unknown = sorted(set(options) - _submit_options())
+        if unknown:  # Client.submit would pass them on to the function: say so here instead
+            raise ValueError(
+                f"Dask's Client.submit takes no option {', '.join(map(repr, unknown))}; the ones it "
+                f"takes are {', '.join(sorted(_submit_options()))} (GPUs, say, are resources={{'GPU': 1}})"
+            )
         key = f"{name}-batch-{uuid.uuid4().hex}"
         future = self.client.submit(
             run_batch,

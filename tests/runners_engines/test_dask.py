@@ -349,3 +349,22 @@ def test_what_cannot_travel_to_or_from_the_cluster_fails_that_run_saying_why(sto
         assert state == "FAILED" and what in message and why in message, message
         stored = store.get_task_run(run_id)
         assert stored["state"] == "FAILED" and stored["error"]["type"] == "SerializationError"
+
+
+@pytest.mark.slow
+def test_an_engine_option_dask_does_not_take_ends_the_runs_crashed_saying_so_and_never_hangs(store):
+    # Issue from the field: {"num_gpus": 1} (Ray's spelling) or a typo made every run fail with
+    # "TypeError: run_batch()" on Dask, and an engine that refused a batch hung the flow.
+    bad = inc.with_options(engine_options={"num_gpus": 1})
+
+    @flow(task_runner=own_cluster())
+    def pipeline():
+        refused = bad.map(range(3))
+        refused.wait()
+        return [f.state for f in refused], inc.map(range(3)).result()
+
+    states, values = pipeline()
+    assert values == [1, 2, 3]  # the rest of the flow goes on
+    assert {s.name for s in states} == {"Crashed"}
+    assert "Dask's Client.submit takes no option 'num_gpus'" in states[0].message
+    assert "resources={'GPU': 1}" in states[0].message

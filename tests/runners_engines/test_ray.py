@@ -375,3 +375,22 @@ def test_what_cannot_travel_to_or_from_the_cluster_fails_that_run_saying_why(loc
         assert state == "FAILED" and what in message and why in message, message
         stored = store.get_task_run(run_id)
         assert stored["state"] == "FAILED" and stored["error"]["type"] == "SerializationError"
+
+
+@pytest.mark.slow
+def test_an_engine_option_ray_does_not_take_ends_the_runs_crashed_saying_so_and_never_hangs(local_ray, store):
+    # Issue from the field: {"num_gpu": 1} (a typo for num_gpus) left the flow waiting forever.
+    bad = inc.with_options(engine_options={"num_gpu": 1})
+
+    @flow(task_runner=RayTaskRunner())
+    def pipeline():
+        refused = bad.map(range(3))
+        refused.wait()
+        return [f.state for f in refused], inc.map(range(3)).result()
+
+    states, values = pipeline()
+    assert values == [1, 2, 3]
+    assert {s.name for s in states} == {"Crashed"}
+    assert "the ray engine refused to run it" in states[0].message
+    assert "Invalid option keyword num_gpu" in states[0].message
+    assert "engine_options: {'num_gpu': 1}" in states[0].message
