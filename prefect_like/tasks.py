@@ -18,7 +18,7 @@ import itertools
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
@@ -143,9 +143,10 @@ class TaskCall:
         """Run this task run to its final state in this thread (an async task gets a loop)."""
         return _engine().run_task(self)
 
-    async def run_async(self) -> State:
-        """Run this task run to its final state from async code (a sync task in a thread)."""
-        return await _engine().run_task_async(self)
+    def run_async(self) -> Coroutine[Any, Any, State]:
+        """Run this task run to its final state from async code (await it; a sync task runs
+        in a thread)."""
+        return _engine().run_task_async(self)
 
     def with_upstream_states(self) -> TaskCall:
         """A copy whose upstream futures (all done) are plain done futures holding just their
@@ -243,7 +244,7 @@ class Task(Definition, Generic[P, R]):
         self.persists = options.persists
         self.retry_delays = retry_delays(options.retry_delay_seconds, options.retries)
         # One attempt and no timeout: a run calls the function in place (``engine.run_plain``).
-        self.plain = not self.is_async and not options.retries and options.timeout_seconds is None
+        self.plain = not options.retries and options.timeout_seconds is None
         functools.update_wrapper(self, fn)
 
     @functools.cached_property

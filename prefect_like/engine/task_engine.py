@@ -12,9 +12,9 @@ A pool thread, the event loop, a Dask or Ray worker or a child process all run a
    options say, a RUNNING state named Retrying between attempts.
 4. Persist the result if asked, and end COMPLETED, FAILED, or TimedOut (a FAILED state).
 
-The common task (sync, no retries, no timeout: ``Task.plain``) runs through ``run_plain``: the
-same body with nothing to hand a driver, calling the function in place. Both are made of the
-same ``TaskRun`` steps, so they end every run alike.
+The common task (one attempt, no timeout: ``Task.plain``) runs through ``run_plain`` (or
+``run_plain_async``): the same body with nothing to hand a driver, calling the function in
+place. All are made of the same ``TaskRun`` steps, so they end every run alike.
 
 Every state change is an event appended to the process-local buffer; the engine does no I/O of
 its own but reading and writing persisted results. It returns the final ``State`` and never
@@ -30,7 +30,8 @@ import random
 import threading
 import time
 import traceback
-from typing import Any
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 from prefect_like.calls import LEAVES, walk
 from prefect_like.context import TaskRunContext, task_run_context
@@ -54,6 +55,9 @@ from prefect_like.states import (
 )
 from prefect_like.tasks import TaskCall
 from prefect_like.tracking.events import emit, task_event, task_running
+
+if TYPE_CHECKING:
+    from prefect_like.task_runners.base import TaskRunner
 
 MAX_TRACEBACK = 20_000
 _FIRST_RUN = {"run_count": 1}  # the data of every first RUNNING event: one shared dict, never changed
@@ -104,7 +108,7 @@ def resolve_inputs(call: TaskCall) -> tuple[dict[str, Any], str | None]:
 class TaskRun:
     """One task run's record: its events, attempts and final state."""
 
-    __slots__ = ("call", "options", "seq", "run_count", "parameters", "context", "cache_key", "started")
+    __slots__ = ("call", "options", "seq", "run_count", "parameters", "context", "cache_key", "started", "_tokens")
 
     def __init__(self, call: TaskCall) -> None:
         self.call = call
@@ -115,8 +119,10 @@ class TaskRun:
         self.started = 0.0
         self.parameters = call.parameters
 
-    def begin(self) -> State | None:
-        """Resolve inputs and look up the cache; a State if the run ends here, else None."""
+    def enter(self) -> State | None:
+        """Resolve inputs and look up the cache; a State if the run ends here. Else the run is
+        RUNNING, its context in force where its function runs (and prints captured, if asked),
+        and None."""
         call = self.call
         if call.upstream:
             parameters, blocker = resolve_inputs(call)
@@ -144,7 +150,18 @@ class TaskRun:
         self.context.run_count = 1
         emit(task_running(call.task_run_id, call.flow_run_id, self.seq, self.started, _FIRST_RUN))
         self.seq += 1
+        prints = capture_prints.set(call.log_prints) if call.log_prints or capture_prints.get() else None
+        self._tokens = (task_run_context.set(self.context), prints)
         return None
+
+    def leave(self) -> TaskRunner | None:
+        """Put the caller's context back; the runner of the runs this one submitted, if any:
+        they end before it does (shut it down, then end the run)."""
+        token, prints = self._tokens
+        task_run_context.reset(token)
+        if prints is not None:
+            capture_prints.reset(prints)
+        return self.context._children
 
     def _terminal_data(
         self, result: Any = None, error: BaseException | None = None, now: float | None = None
@@ -278,12 +295,10 @@ def steps(call: TaskCall) -> Steps[State]:
     """The one body of a task run; ``run_task`` and ``run_task_async`` drive it."""
     run = TaskRun(call)
     try:
-        state = run.begin()
+        state = run.enter()
         if state is not None:
             return state
         task = call.task
-        token = task_run_context.set(run.context)
-        prints = capture_prints.set(call.log_prints) if call.log_prints or capture_prints.get() else None
         invoke = Call(
             lambda: task.call_function(run.parameters), run.options.timeout_seconds,
             f"task run {call.name!r}", TaskRunTimeoutError,
@@ -306,11 +321,8 @@ def steps(call: TaskCall) -> Steps[State]:
                     if delay:
                         yield Sleep(delay)
         finally:
-            task_run_context.reset(token)
-            if prints is not None:
-                capture_prints.reset(prints)
-            children = run.context._children
-            if children is not None:  # runs this one submitted end before it does
+            children = run.leave()
+            if children is not None:
                 yield Blocking(children.shutdown)
     except Exception as exc:
         return run.fail(exc)
@@ -322,26 +334,47 @@ def steps(call: TaskCall) -> Steps[State]:
     return run.complete(result)
 
 
+# ``steps`` for a call with one attempt and no timeout (``Task.plain``): there is nothing to
+# hand a driver, so no generator, step or driver stands between the run and its function. The
+# two differ from each other only where sync and async code must (the awaits).
+
+
 def run_plain(call: TaskCall) -> State:
-    """``steps`` for a sync call with no retries and no timeout (``Task.plain``), run in place:
-    there is one attempt and nothing to hand a driver, so no generator, step or driver stands
-    between the run and its function."""
+    """A plain sync call's run, in this thread."""
     run = TaskRun(call)
     try:
-        state = run.begin()
+        state = run.enter()
         if state is not None:
             return state
-        token = task_run_context.set(run.context)
-        prints = capture_prints.set(call.log_prints) if call.log_prints or capture_prints.get() else None
         try:
             result = call.task.call_function(run.parameters)
         finally:
-            task_run_context.reset(token)
-            if prints is not None:
-                capture_prints.reset(prints)
-            children = run.context._children
-            if children is not None:  # runs this one submitted end before it does
+            children = run.leave()
+            if children is not None:
                 children.shutdown()
+    except Exception as exc:
+        return run.fail(exc)
+    except BaseException as exc:
+        state = run.crash(exc)
+        if run.reraises(state, exc):
+            raise
+        return state
+    return run.complete(result)
+
+
+async def run_plain_async(call: TaskCall) -> State:
+    """A plain async call's run, on the running event loop."""
+    run = TaskRun(call)
+    try:
+        state = run.enter()
+        if state is not None:
+            return state
+        try:
+            result = await call.task.call_function(run.parameters)
+        finally:
+            children = run.leave()
+            if children is not None:
+                await asyncio.to_thread(children.shutdown)
     except Exception as exc:
         return run.fail(exc)
     except BaseException as exc:
@@ -358,10 +391,8 @@ def run_task(call: TaskCall) -> State:
     An async task gets an event loop of its own (in a helper thread, if this thread already
     runs one)."""
     task = call.task
-    if task.plain:
-        return run_plain(call)
     if not task.is_async:
-        return drive(steps(call))
+        return run_plain(call) if task.plain else drive(steps(call))
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -373,11 +404,13 @@ def run_task(call: TaskCall) -> State:
     return holder[0]
 
 
-async def run_task_async(call: TaskCall) -> State:
-    """Run one task call to its final state from async code; a sync task runs in a thread."""
-    if not call.task.is_async:
-        return await asyncio.to_thread(run_task, call)
-    return await drive_async(steps(call))
+def run_task_async(call: TaskCall) -> Coroutine[Any, Any, State]:
+    """Run one task call to its final state from async code (await it); a sync task runs in a
+    thread. The coroutine is the run's own, with no wrapper around it."""
+    task = call.task
+    if not task.is_async:
+        return asyncio.to_thread(run_task, call)
+    return run_plain_async(call) if task.plain else drive_async(steps(call))
 
 
 # -- a task called directly in a flow or task body --------------------------------------------
@@ -422,5 +455,6 @@ __all__ = [
     "run_task_inline",
     "run_task_inline_async",
     "run_plain",
+    "run_plain_async",
     "steps",
 ]

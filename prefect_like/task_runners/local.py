@@ -84,6 +84,7 @@ class ThreadPoolTaskRunner(TaskRunner):
         batch: list[Work] = []
         track = self.track
         pending = iter(calls)
+        size = self._batch_size()  # sized again after each batch handed over, not per run
         for index in itertools.count():
             if index >= window:  # before the next call is made: an interrupt here orphans none
                 futures[index - window].wait()
@@ -96,9 +97,10 @@ class ThreadPoolTaskRunner(TaskRunner):
             work = track(call)
             futures.append(work.future)
             batch.append(work)
-            if len(batch) >= self._batch_size():
+            if len(batch) >= size:
                 self._queue.put(batch)
                 batch = []
+                size = self._batch_size()
         if batch:
             self._queue.put(batch)
         return futures
@@ -198,10 +200,9 @@ class AsyncioTaskRunner(TaskRunner):
         return futures
 
     def _schedule(self, chunk: list[Work]) -> None:
+        create, run, add = self._loop.create_task, self._run, self._tasks.add  # type: ignore[union-attr]
         for work in chunk:
-            running = asyncio.ensure_future(self._run(work))
-            self._tasks.add(running)
-            running.add_done_callback(self._tasks.discard)
+            add(create(run(work)))  # held here: the loop keeps only weak references to tasks
 
     async def _run(self, work: Work) -> None:
         try:
@@ -213,6 +214,8 @@ class AsyncioTaskRunner(TaskRunner):
                 work.finish(Cancelled(ABANDONED))
             else:
                 work.cancel(NOT_STARTED)
+        finally:  # not a done-callback: that would be one more loop iteration per run
+            self._tasks.discard(asyncio.current_task())
 
     def on_cancel(self) -> None:
         loop = self._loop
