@@ -114,6 +114,10 @@ def _n(count: int, what: str) -> str:
     return f"{count:,} {what}{'' if count == 1 else 's'}"
 
 
+def _are(count: int) -> str:
+    return "is" if count == 1 else "are"
+
+
 class _Held:
     """Events in memory not delivered yet; ``start`` is the position of the first in the stream."""
 
@@ -213,22 +217,22 @@ class _Sender:
             parts = []
             if waiting:
                 parts.append(
-                    f"{_n(waiting, 'event')} are not stored in {self.target} ({cause or 'still being written'})"
+                    f"{_n(waiting, 'event')} {_are(waiting)} not stored in {self.target} ({cause or 'still being written'})"
                 )
             if self._spill.events:
                 files = self._spill.files()
                 more = f" and {_n(len(files) - 1, 'more file')}" if len(files) > 1 else ""
                 parts.append(
-                    f"{self._spill.events:,} are kept in {files[0]}{more}; run `prefect-like runs flush` to "
+                    f"{self._spill.events:,} {_are(self._spill.events)} kept in {files[0]}{more}; run `prefect-like runs flush` to "
                     "deliver them once the tracker takes events again (for a server, the next run does too)"
                 )
             if self._held_events and self._spill.error:
                 parts.append(
-                    f"{self._held_events:,} are held in memory only and are lost if this process ends first: "
+                    f"{self._held_events:,} {_are(self._held_events)} held in memory only and lost if this process ends first: "
                     f"the spill cannot be written ({self._spill.error})"
                 )
             elif self._held_events:
-                parts.append(f"{self._held_events:,} are held in memory, waiting for the tracker")
+                parts.append(f"{self._held_events:,} {_are(self._held_events)} held in memory, waiting for the tracker")
             if self.lost:
                 parts.append(self._lost_sentence())
             return "; ".join(parts) or "the Recorder has not taken every event off the buffer yet"
