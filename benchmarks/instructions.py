@@ -28,6 +28,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -110,12 +111,17 @@ def count(runner: str, n: int, home: Path, store_inline: bool) -> tuple[int, int
     return sum(totals.values()), totals["01"]
 
 
-def per_task(runner: str, n: int, home: Path, store_inline: bool) -> tuple[float, float]:
-    """Instructions of one more task run: all threads, and the main thread."""
+def per_task(
+    runner: str, n: int, home: Path, store_inline: bool, repeat: int
+) -> tuple[float, float]:
+    """Instructions of one more task run: all threads, and the main thread (medians of ``repeat``)."""
     small = max(1, n // 10)
-    (big_all, big_main) = count(runner, n, home, store_inline)
-    (small_all, small_main) = count(runner, small, home, store_inline)
-    return (big_all - small_all) / (n - small), (big_main - small_main) / (n - small)
+    rounds = []
+    for _ in range(repeat):
+        (big_all, big_main) = count(runner, n, home, store_inline)
+        (small_all, small_main) = count(runner, small, home, store_inline)
+        rounds.append(((big_all - small_all) / (n - small), (big_main - small_main) / (n - small)))
+    return statistics.median(r[0] for r in rounds), statistics.median(r[1] for r in rounds)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -124,6 +130,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--no-baselines", action="store_true", help="only the tracked runners")
     parser.add_argument("--store-inline", action="store_true", help="count the SQLite writes too")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="rounds, medians shown (threads move by ~8%% a round)"
+    )
     parser.add_argument("--child", nargs=2, metavar=("RUNNER", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -133,6 +142,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit("valgrind is not installed (apt-get install valgrind)")
     if args.tasks < 20:
         sys.exit(f"--tasks must be at least 20, got {args.tasks}")
+    if args.repeat < 1:
+        sys.exit(f"--repeat must be at least 1, got {args.repeat}")
     runners = [r.strip() for r in args.runners.split(",") if r.strip()]
     unknown = sorted(set(runners) - set(RUNNERS))
     if unknown:
@@ -142,10 +153,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     with tempfile.TemporaryDirectory(prefix="prefect-like-instructions-") as tmp:
         for runner in runners:
-            ours, main_thread = per_task(runner, args.tasks, Path(tmp), args.store_inline)
+            ours, main_thread = per_task(
+                runner, args.tasks, Path(tmp), args.store_inline, args.repeat
+            )
             line = f"{runner:>10}: {ours:>9,.0f} ({main_thread:,.0f})"
             if not args.no_baselines:
-                raw, _ = per_task(BASELINE[runner], args.tasks, Path(tmp), args.store_inline)
+                raw, _ = per_task(
+                    BASELINE[runner], args.tasks, Path(tmp), args.store_inline, args.repeat
+                )
                 line += f"   {BASELINE[runner]}: {raw:>7,.0f}   ratio {ours / raw:.2f}x"
             print(line, flush=True)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pydantic
 
@@ -199,12 +199,31 @@ def decorate_method(fn: Any, decorate: Callable[[Any], Any]) -> Any:
     return None
 
 
+class _Option:
+    """An option read as the definition's attribute (``task.retries``). Not a data descriptor:
+    what an instance sets itself (``task.name``) comes first."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: Any, owner: Any) -> Any:
+        return self if instance is None else getattr(instance.options, self.name)
+
+
 class Definition:
     """What a task and a flow share as definitions of a function: how it is called with bound
     parameters, how it binds as a method, and Prefect's attributes (``task.retries``,
-    ``flow.timeout_seconds``...), which are its options."""
+    ``flow.timeout_seconds``...), which are its options.
+
+    A subclass names its options' dataclass (``class Task(Definition, options=TaskOptions)``)
+    and each field becomes an attribute of the class. Not ``__getattr__``: CPython does not
+    specialise any attribute read on a class that has one, and a task's attributes are read a
+    dozen times in each of its runs."""
 
     fn: Callable[..., Any]
+    name: str
     signature: Any
     options: Any
     takes_varargs: bool = False  # *args or **kwargs: called with the arguments rebuilt
@@ -229,13 +248,19 @@ class Definition:
         bound.bound_to = owner if kind == "class" else instance
         return bound
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_") or name == "options":
-            raise AttributeError(name)
-        try:
-            return getattr(self.options, name)
-        except AttributeError:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}") from None
+    if TYPE_CHECKING:  # what type checkers see of the options made attributes
+
+        def __getattr__(self, name: str) -> Any: ...
+
+    def __init_subclass__(cls, options: type | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if options is not None:
+            # What the class declares its instances set (``name``, say) is theirs: a descriptor
+            # behind an instance's own attribute would only slow its reads.
+            declared = {name for klass in cls.__mro__ for name in klass.__dict__.get("__annotations__", {})}
+            for field in dataclasses.fields(options):
+                if field.name not in declared and not hasattr(cls, field.name):
+                    setattr(cls, field.name, _Option(field.name))
 
 
 def takes_varargs(signature: Any) -> bool:

@@ -42,7 +42,7 @@ class FlowOptions:
             raise ValueError(f"timeout_seconds must be positive, got {self.timeout_seconds}")
 
 
-class Flow(Definition, Generic[P, R]):
+class Flow(Definition, Generic[P, R], options=FlowOptions):
     """A function whose calls are tracked flow runs of task runs."""
 
     def __init__(self, fn: Callable[P, R], options: FlowOptions) -> None:

@@ -96,6 +96,16 @@ def vocabulary() -> dict[str, Any]:
     }
 
 
+# The members as module constants: ``StateType.X`` is a lookup through the enum class's
+# ``__getattr__`` (Python 3.11), and states are made and asked about on every run.
+_PENDING = StateType.PENDING
+_RUNNING = StateType.RUNNING
+_COMPLETED = StateType.COMPLETED
+_FAILED = StateType.FAILED
+_CRASHED = StateType.CRASHED
+_CANCELLED = StateType.CANCELLED
+
+
 class _NoResult:
     """The data of a state that has none; one object, still itself after pickling."""
 
@@ -134,22 +144,22 @@ class State:
         self._data = data
 
     def is_pending(self) -> bool:
-        return self.type is StateType.PENDING
+        return self.type is _PENDING
 
     def is_running(self) -> bool:
-        return self.type is StateType.RUNNING
+        return self.type is _RUNNING
 
     def is_completed(self) -> bool:
-        return self.type is StateType.COMPLETED
+        return self.type is _COMPLETED
 
     def is_failed(self) -> bool:
-        return self.type is StateType.FAILED
+        return self.type is _FAILED
 
     def is_crashed(self) -> bool:
-        return self.type is StateType.CRASHED
+        return self.type is _CRASHED
 
     def is_cancelled(self) -> bool:
-        return self.type is StateType.CANCELLED
+        return self.type is _CANCELLED
 
     def is_final(self) -> bool:
         return self.type in FINAL_STATES or self.name in FINAL_STATE_NAMES
@@ -160,7 +170,7 @@ class State:
         With ``raise_on_failure=False`` the exception is returned instead of raised.
         """
         data = self._data
-        if self.type is StateType.COMPLETED:
+        if self.type is _COMPLETED:
             return None if data is _NO_RESULT else data
         error = _exception(self)
         if raise_on_failure:
@@ -203,65 +213,65 @@ def _exception(state: State) -> BaseException:
     if state.name == "NotReady":
         return UpstreamFailedError(state.message or "an upstream task did not complete")
     message = state.message or (data if isinstance(data, str) else f"run ended {state.name}")
-    if state.type is StateType.CANCELLED:
+    if state.type is _CANCELLED:
         return CancelledRun(message)
-    if state.type is StateType.CRASHED:
+    if state.type is _CRASHED:
         return CrashedRun(message)
-    if state.type is StateType.FAILED:
+    if state.type is _FAILED:
         return FailedRun(message)
     return RunNotFinishedError(f"the run is {state.name}, it has no result yet")
 
 
 def Pending(message: str | None = None, *, name: str | None = None, data: Any = _NO_RESULT) -> State:
-    return State(StateType.PENDING, name, message, data)
+    return State(_PENDING, name, message, data)
 
 
 def Running(message: str | None = None, *, name: str | None = None, data: Any = _NO_RESULT) -> State:
-    return State(StateType.RUNNING, name, message, data)
+    return State(_RUNNING, name, message, data)
 
 
 def Completed(data: Any = None, message: str | None = None, *, name: str | None = None) -> State:
-    return State(StateType.COMPLETED, name, message, data)
+    return State(_COMPLETED, name, message, data)
 
 
 def Failed(
     error: BaseException | None = None, message: str | None = None, *, name: str | None = None,
     data: Any = _NO_RESULT,
 ) -> State:
-    return State(StateType.FAILED, name, _message(message, error), _error(error) if data is _NO_RESULT else data)
+    return State(_FAILED, name, _message(message, error), _error(error) if data is _NO_RESULT else data)
 
 
 def Crashed(
     message: str | None = None, error: BaseException | None = None, *, name: str | None = None,
     data: Any = _NO_RESULT,
 ) -> State:
-    return State(StateType.CRASHED, name, message, _error(error) if data is _NO_RESULT else data)
+    return State(_CRASHED, name, message, _error(error) if data is _NO_RESULT else data)
 
 
 def Cancelled(message: str | None = None, *, name: str | None = None, data: Any = _NO_RESULT) -> State:
-    return State(StateType.CANCELLED, name, message, data)
+    return State(_CANCELLED, name, message, data)
 
 
 def Cached(data: Any = None, message: str | None = None, *, name: str | None = None) -> State:
-    return State(StateType.COMPLETED, name or "Cached", message, data)
+    return State(_COMPLETED, name or "Cached", message, data)
 
 
 def Retrying(message: str | None = None, *, name: str | None = None) -> State:
-    return State(StateType.RUNNING, name or "Retrying", message)
+    return State(_RUNNING, name or "Retrying", message)
 
 
 def Rescheduled(message: str | None = None, *, name: str | None = None) -> State:
-    return State(StateType.RUNNING, name or "Rescheduled", message)
+    return State(_RUNNING, name or "Rescheduled", message)
 
 
 def NotReady(message: str | None = None, *, name: str | None = None) -> State:
-    return State(StateType.PENDING, name or "NotReady", message)
+    return State(_PENDING, name or "NotReady", message)
 
 
 def TimedOut(
     message: str | None = None, error: BaseException | None = None, *, name: str | None = None
 ) -> State:
-    return State(StateType.FAILED, name or "TimedOut", _message(message, error), _error(error))
+    return State(_FAILED, name or "TimedOut", _message(message, error), _error(error))
 
 
 def _message(message: str | None, error: BaseException | None) -> str | None:

@@ -217,8 +217,10 @@ def prepare(value: Any, found: list[Any]) -> Any:
 _UPSTREAM_KINDS = (TaskFuture, State)
 
 
-class Task(Definition, Generic[P, R]):
+class Task(Definition, Generic[P, R], options=TaskOptions):
     """A function whose calls inside a flow are tracked, retried and cached task runs."""
+
+    cache_policy: caching.CachePolicy | None  # the policy in force (``effective_cache_policy``)
 
     def __init__(self, fn: Callable[P, R], options: TaskOptions) -> None:
         self.fn = fn

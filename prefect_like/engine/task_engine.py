@@ -57,9 +57,12 @@ from prefect_like.tasks import TaskCall
 from prefect_like.tracking.events import emit, task_event, task_running
 
 if TYPE_CHECKING:
+    from prefect_like.caching import CachePolicy
     from prefect_like.task_runners.base import TaskRunner
+    from prefect_like.tasks import TaskOptions
 
 MAX_TRACEBACK = 20_000
+_COMPLETED = StateType.COMPLETED  # read once: an enum member read goes through EnumType.__getattr__
 _FIRST_RUN = {"run_count": 1}  # the data of every first RUNNING event: one shared dict, never changed
 INTERRUPTED = "Cancelled while running: the flow run was interrupted"
 
@@ -105,53 +108,63 @@ def resolve_inputs(call: TaskCall) -> tuple[dict[str, Any], str | None]:
 # -- one task run ---------------------------------------------------------------------------
 
 
-class TaskRun:
-    """One task run's record: its events, attempts and final state."""
+class TaskRun(TaskRunContext):
+    """One task run's record: its events, attempts and final state. It is also the run's
+    context (what ``get_run_context()`` gives the task's code): one object per run, not two."""
 
-    __slots__ = ("call", "options", "seq", "run_count", "parameters", "context", "cache_key", "started", "_tokens")
+    __slots__ = ("call", "seq", "cache_key", "started", "_tokens")
 
     def __init__(self, call: TaskCall) -> None:
+        TaskRunContext.__init__(
+            self, call.task_run_id, call.flow_run_id, call.name, call.task, call.parameters, 0, call.log_prints
+        )
         self.call = call
-        self.options = call.task.options
         self.seq = 1  # 0 was the PENDING event, made where the call was built
-        self.run_count = 0
         self.cache_key: str | None = None
         self.started = 0.0
-        self.parameters = call.parameters
+
+    @property
+    def options(self) -> TaskOptions:
+        return self.call.task.options
 
     def enter(self) -> State | None:
         """Resolve inputs and look up the cache; a State if the run ends here. Else the run is
         RUNNING, its context in force where its function runs (and prints captured, if asked),
         and None."""
         call = self.call
+        task = call.task
         if call.upstream:
             parameters, blocker = resolve_inputs(call)
             if blocker is not None:
                 state = NotReady(f"Not run: {blocker}")
                 return self._finish(state, {"parameters": summarize_call_parameters(self.parameters)})
             self.parameters = parameters
-        self.context = TaskRunContext(
-            call.task_run_id, call.flow_run_id, call.name, call.task, self.parameters, 0, call.log_prints
-        )
-        policy = call.task.cache_policy
-        if policy is not None:
-            try:
-                self.cache_key = policy.compute_key(call.task, self.parameters, self.context)
-            except Exception as exc:
-                return self.fail(exc)
-            if self.cache_key is not None:
-                found, value = resolve_storage(self.options.result_storage).read(self.cache_key)
-                if found:
-                    return self._finish(Cached(value), self._terminal_data(value))
-        if call.log_prints:
+        if task.cache_policy is not None:
+            cached = self._cached(task.cache_policy)
+            if cached is not None:
+                return cached
+        log_prints = call.log_prints
+        if log_prints:
             install_print_capture()
-        self.started = time.time()
+        self.started = started = time.time()
         self.run_count = 1
-        self.context.run_count = 1
-        emit(task_running(call.task_run_id, call.flow_run_id, self.seq, self.started, _FIRST_RUN))
-        self.seq += 1
-        prints = capture_prints.set(call.log_prints) if call.log_prints or capture_prints.get() else None
-        self._tokens = (task_run_context.set(self.context), prints)
+        emit(task_running(call.task_run_id, call.flow_run_id, 1, started, _FIRST_RUN))
+        self.seq = 2
+        prints = capture_prints.set(log_prints) if log_prints or capture_prints.get() else None
+        self._tokens = (task_run_context.set(self), prints)
+        return None
+
+    def _cached(self, policy: CachePolicy) -> State | None:
+        """The run's end if its cache holds a result (or its key cannot be made), else None."""
+        task = self.call.task
+        try:
+            self.cache_key = policy.compute_key(task, self.parameters, self)
+        except Exception as exc:
+            return self.fail(exc)
+        if self.cache_key is not None:
+            found, value = resolve_storage(task.options.result_storage).read(self.cache_key)
+            if found:
+                return self._finish(Cached(value), self._terminal_data(value))
         return None
 
     def leave(self) -> TaskRunner | None:
@@ -161,7 +174,7 @@ class TaskRun:
         task_run_context.reset(token)
         if prints is not None:
             capture_prints.reset(prints)
-        return self.context._children
+        return self._children
 
     def _terminal_data(
         self, result: Any = None, error: BaseException | None = None, now: float | None = None
@@ -210,7 +223,8 @@ class TaskRun:
             except Exception as exc:
                 return self.fail(exc)
         now = time.time()  # the state's timestamp and the end of the duration: one clock read
-        return self._finish(State(StateType.COMPLETED, None, None, result, now), self._terminal_data(result, now=now))
+        state = State(_COMPLETED, "Completed", None, result, now)
+        return self._finish(state, self._terminal_data(result, now=now))
 
     def end_as(self, state: State) -> State:
         """End in a state the task returned (``return Failed(message=...)``, say)."""
@@ -264,14 +278,13 @@ class TaskRun:
         if condition is None:
             return True
         try:
-            return bool(condition(self.call.task, self.context, Failed(exc)))
+            return bool(condition(self.call.task, self, Failed(exc)))
         except Exception:
             logger.exception("retry_condition_fn of task %r raised; not retrying", self.call.task.name)
             return False
 
     def before_retry(self, exc: BaseException) -> None:
         self.run_count += 1
-        self.context.run_count = self.run_count
         message = f"Retrying (attempt {self.run_count} of {self.options.retries + 1}) after {type(exc).__name__}: {exc}"
         call = self.call
         emit(task_event(call.task_run_id, call.flow_run_id, self.seq, Retrying(message), {"run_count": self.run_count}))
