@@ -35,7 +35,8 @@ class FlowRunContext:
 
 
 class TaskRunContext:
-    """The task run the current code belongs to (made once per task run: kept lean)."""
+    """The task run the current code belongs to. The engine's record of a run extends it
+    (``task_engine.TaskRun``), so a run makes one object for both: kept lean."""
 
     __slots__ = ("task_run_id", "flow_run_id", "name", "task", "parameters", "run_count", "log_prints", "_log_seq",
                  "_children")

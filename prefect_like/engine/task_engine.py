@@ -463,11 +463,11 @@ __all__ = [
     "TaskRun",
     "error_details",
     "resolve_inputs",
+    "run_plain",
+    "run_plain_async",
     "run_task",
     "run_task_async",
     "run_task_inline",
     "run_task_inline_async",
-    "run_plain",
-    "run_plain_async",
     "steps",
 ]
