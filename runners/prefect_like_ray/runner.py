@@ -63,7 +63,8 @@ def _event_sink() -> Any:
     with _sink_lock:
         if _sink is None or _sink[0] != job:
             name = f"prefect-like-events-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            _sink = (job, EventSink.options(name=name).remote())
+            # EventSink is a @ray.remote actor class: Ray gives it .options(), its type does not.
+            _sink = (job, EventSink.options(name=name).remote())  # type: ignore[attr-defined]
         return _sink[1]
 
 
