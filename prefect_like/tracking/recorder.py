@@ -205,6 +205,11 @@ class _Sender:
                 pass
             return self._held_events
 
+    def unsent(self) -> int:
+        """Events handed over and not delivered: in memory, in spill files, or lost."""
+        with self._cond:
+            return self._spill.events + self._held_events + self.lost
+
     def describe(self) -> str:
         """What is not stored yet, why, and where it is: one sentence for the user."""
         with self._cond:
@@ -546,9 +551,7 @@ class Recorder:
         and say in one sentence what became of it; None if the tracker has every event."""
         drained = self.flush(timeout, delivered=False)
         self._sender.keep_on_disk()
-        with self._sender._cond:
-            waiting = self._sender._spill.events + self._sender._held_events + self._sender.lost
-        if drained and not waiting:
+        if drained and not self._sender.unsent():
             return None
         unread = "" if drained else f"; {len(_events.BUFFER):,} more were still being recorded and are lost"
         return self._sender.describe() + unread
