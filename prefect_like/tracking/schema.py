@@ -173,14 +173,23 @@ def check_writable(path: Path) -> None:
 def inspect(conn: sqlite3.Connection, path: Path) -> int:
     """The file's schema version (0: a new, empty file), reading only; refuses a file that is
     not a database, holds another program's tables, or was made by a newer prefect-like."""
+    # Both reads in one snapshot: another process may be building the file right now, and
+    # its tables and its version number arrive in the same commit.
+    own = not conn.in_transaction
     try:
-        (version,) = conn.execute("PRAGMA user_version").fetchone()
-        tables = {
-            name
-            for (name,) in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-            )
-        }
+        if own:
+            conn.execute("BEGIN")
+        try:
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            tables = {
+                name
+                for (name,) in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                )
+            }
+        finally:
+            if own and conn.in_transaction:
+                conn.execute("COMMIT")
     except sqlite3.OperationalError:
         raise  # locked, say: the caller retries
     except sqlite3.DatabaseError as exc:

@@ -157,6 +157,29 @@ def test_two_processes_opening_an_old_store_at_once_migrate_it_once(tmp_path: Pa
     assert layout(path)["version"] == schema.SCHEMA_VERSION
 
 
+
+def test_processes_opening_a_new_store_at_once_all_open_it(tmp_path: Path) -> None:
+    # A flow and the workers of a cluster on one machine open the default store together; one
+    # of them builds it while the others look. Seen on CI: a process read the version before
+    # the builder's commit and the tables after it, and refused the file as "not ours".
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for attempt in range(3):
+        path = tmp_path / f"new-{attempt}.db"
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-c", MIGRATE, str(path)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(6)
+        ]
+        results = [p.communicate(timeout=60) for p in processes]
+        assert [p.returncode for p in processes] == [0] * 6, results
+        assert [out for out, _ in results] == ["0\n"] * 6
+        assert layout(path)["version"] == schema.SCHEMA_VERSION
+
 # -- stores prefect-like cannot use: one line, nothing written ------------------------------------
 
 
