@@ -10,6 +10,8 @@ whole table. The routes here fill the remaining gaps, each a handful of index se
 - ``GET /api/dashboard/flow-runs/{id}/facets``: the run's task names (task filter) and the keys
   its dict results have (one sortable column each: "the 20 best losses" is one click).
 - ``GET /api/dashboard/flow-runs/{id}/subflows``: the flow runs whose parent is this one.
+- ``GET /api/dashboard/flow-runs/{id}/sweep`` and ``.../sweep/trials``: the sweep view's plots
+  and its trials table, aggregated on the server (``sweep_view``).
 
 They live under ``/api/dashboard/`` so they never collide with the API's own ``/api/flow-runs/{id}``;
 the app must include ``router`` before its catch-all ``/api/{rest}`` route. Reads go through the
@@ -21,9 +23,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 
+from prefect_like.server import sweep_view
+from prefect_like.server.schemas import Problem
 from prefect_like.tracking import queries as q
 from prefect_like.tracking.store import Store
 
@@ -100,3 +104,80 @@ def subflows(request: Request, flow_run_id: IdParam) -> list[dict[str, Any]]:
         return [s._flow(row) for row in rows]
 
     return _read(request, read)
+
+
+# -- the sweep view ---------------------------------------------------------------------------
+
+_trials = sweep_view.TrialsCache()
+
+
+def _trials_of(
+    s: Store, flow_run_id: str, task: str | None
+) -> tuple[dict[str, Any], str | None, dict[str, int], sweep_view.Trials]:
+    """The flow run, the task shown (the one with most runs unless asked), the run's task
+    names with their counts, and that task's trials."""
+    run = s.get_flow_run(flow_run_id)
+    tasks = s.task_name_counts(run["id"])
+    if task is None:
+        task = next(iter(tasks), None)
+    elif task not in tasks:
+        known = ", ".join(tasks) or "none yet"
+        raise sweep_view.BadRequest(
+            f"flow run {run['id']} has no runs of task {task!r}; its tasks are {known}"
+        )
+    return run, task, tasks, _trials.get(s, run, task)
+
+
+@router.get("/flow-runs/{flow_run_id}/sweep")
+def sweep(
+    request: Request,
+    flow_run_id: IdParam,
+    task: Annotated[str | None, Query(max_length=500)] = None,
+    metric: Annotated[str | None, Query(max_length=500)] = None,
+    mode: Annotated[str | None, Query(pattern="^(min|max)$")] = None,
+    filters: Annotated[str | None, Query(max_length=100_000)] = None,
+    points: Annotated[int, Query(ge=1, le=sweep_view.MAX_POINTS)] = 2000,
+    bins: Annotated[int, Query(ge=1, le=sweep_view.MAX_BINS)] = 30,
+) -> dict[str, Any]:
+    """The sweep view's plots of one task's runs (the task with most runs unless ``task`` says):
+    columns, sampled points, the metric's histogram, best so far, parameter importance."""
+    specs = _filters(filters)
+
+    def read(s: Store) -> dict[str, Any]:
+        run, shown, tasks, trials = _trials_of(s, flow_run_id, task)
+        out = sweep_view.overview(
+            trials, metric=metric, mode=mode, filters=specs, points=points, bins=bins
+        )
+        live = not q.is_final(run["state"], run["state_name"])
+        return {"flow_run_id": run["id"], "task": shown, "tasks": tasks, "live": live, **out}
+
+    return _read(request, read)
+
+
+@router.get("/flow-runs/{flow_run_id}/sweep/trials")
+def sweep_trials(
+    request: Request,
+    flow_run_id: IdParam,
+    task: Annotated[str | None, Query(max_length=500)] = None,
+    filters: Annotated[str | None, Query(max_length=100_000)] = None,
+    order_by: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=0, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """One page of the trials table: one value per parameter and result column, sorted
+    (``order_by=param.lr``, ``-result.loss`` for highest first; also ``trial``, ``duration``,
+    ``state``) and filtered like the plots."""
+    specs = _filters(filters)
+
+    def read(s: Store) -> dict[str, Any]:
+        _, _, _, trials = _trials_of(s, flow_run_id, task)
+        return sweep_view.page(trials, filters=specs, order_by=order_by, limit=limit, offset=offset)
+
+    return _read(request, read)
+
+
+def _filters(text: str | None) -> list[dict[str, Any]]:
+    try:
+        return sweep_view.parse_filters(text)
+    except sweep_view.BadRequest as exc:
+        raise Problem(422, str(exc)) from None

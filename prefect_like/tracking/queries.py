@@ -497,6 +497,45 @@ class Reads:
                 return
             after = (rows[-1][13], rows[-1][-1])
 
+    def trial_rows(self, flow_run_id: str, task_name: str | None = None) -> Iterator[tuple[Any, ...]]:
+        """A flow run's task runs as lean tuples for the sweep view, in submission order:
+        ``(id, state_type, state_name, duration, parameters, result)``, the duration in
+        seconds (None until the run ends), parameters and result as stored JSON text.
+
+        One pass over the flow run's rows with no per-row formatting: the sweep view turns
+        200,000 of them into columns, and ``task_dict`` would cost it most of a second."""
+        key, _ = self._flow_ref(flow_run_id)
+        where = "t.flow_key = ?"
+        params: list[Any] = [key]
+        if task_name is not None:
+            where += " AND t.task_name = ?"
+            params.append(task_name)
+        after: tuple[float, int] = (float("-inf"), -1)
+        while True:
+            rows = self._all(
+                "SELECT t.id, t.state_type, t.state_name, "
+                "CAST(coalesce(t.end_time - t.start_time, t.duration) AS REAL), "
+                "t.parameters, t.result, t.created, t.rowid FROM task_runs AS t "
+                f"WHERE {where} AND (t.created, t.rowid) > (?, ?) "
+                "ORDER BY t.created, t.rowid LIMIT 20000",
+                (*params, *after),
+            )
+            for row in rows:
+                yield row[:6]
+            if len(rows) < 20000:
+                return
+            after = (rows[-1][6], rows[-1][7])
+
+    def task_name_counts(self, flow_run_id: str) -> dict[str, int]:
+        """How many task runs a flow run has of each task, most first."""
+        key, _ = self._flow_ref(flow_run_id)
+        rows = self._all(
+            "SELECT task_name, count(*) FROM task_runs WHERE flow_key = ? GROUP BY task_name "
+            "ORDER BY count(*) DESC, task_name",
+            (key,),
+        )
+        return {name if name is not None else "": n for name, n in rows}
+
     def throughput(self, flow_run_id: str, buckets: int = 60) -> list[dict[str, Any]]:
         """Task runs finished over the flow run, in up to ``buckets`` buckets of whole seconds.
 

@@ -10,11 +10,13 @@ import { errorBox, h, useStates } from "./dom.js";
 import { flowRunView } from "./flow-run.js";
 import { flowRunsView } from "./flow-runs.js";
 import { parseHash } from "./router.js";
+import { sweepView } from "./sweep.js";
 import { taskRunView } from "./task-run.js";
 
 const ROUTES = [
   [/^\/?$/, flowRunsView],
   [/^\/flow-runs\/([^/]+)$/, flowRunView],
+  [/^\/flow-runs\/([^/]+)\/sweep$/, sweepView],
   [/^\/task-runs\/([^/]+)$/, taskRunView],
 ];
 

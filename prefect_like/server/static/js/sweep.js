@@ -1,0 +1,307 @@
+// The sweep view of a flow run: its trials (the runs of one task) as plots and as a table with
+// one column per parameter and result field, sorted, filtered and aggregated by the server
+// (GET /api/dashboard/flow-runs/{id}/sweep and .../sweep/trials).
+//
+// Everything the user chose lives in the hash (#/flow-runs/<id>/sweep?metric=...&filters=...),
+// so a view can be bookmarked and shared. Brushing an axis of the parallel coordinates, or
+// adding a filter from the form, sets `filters`; the plots and the table both follow it. While
+// the flow run is live, both refresh every two seconds from the server's aggregates.
+
+import { get, id } from "./api.js";
+import {
+  card, errorBox, formatDuration, formatNumber, formatScalar, h, isFinal, link, pager, select, stateBadge,
+} from "./dom.js";
+import {
+  bestLine, histogramBars, importanceBars, parallelCoordinates, scatter, short,
+} from "./plots.js";
+import { href, poll, setParams } from "./router.js";
+
+const PAGE = 50;
+const LIVE_MS = 2000;
+const MAX_SCATTERS = 12;
+
+export async function sweepView(root, { id: runId, params, signal }) {
+  const base = `dashboard/flow-runs/${id(runId)}/sweep`;
+  let current = params;
+  let run = await get(`flow-runs/${id(runId)}`, {}, signal);
+
+  const head = h("div");
+  const controls = h("div", { class: "filters", "data-testid": "sweep-controls" });
+  const chips = h("div", { class: "filter-chips", "data-testid": "sweep-filters" });
+  const summaryLine = h("p", { class: "muted", "data-testid": "sweep-summary" });
+  const bestSlot = h("div", { "data-testid": "plot-best" });
+  const histSlot = h("div", { "data-testid": "plot-histogram" });
+  const importanceSlot = h("div", { "data-testid": "plot-importance" });
+  const pcSlot = h("div", { "data-testid": "plot-parallel" });
+  const scatterSlot = h("div", { class: "small-multiples", "data-testid": "plot-scatter" });
+  const table = trialsTable(base, signal);
+  root.replaceChildren(
+    head,
+    card(null, controls, chips, summaryLine),
+    h("div", { class: "grid" },
+      card("Best so far", bestSlot),
+      card("Histogram", histSlot),
+      card("Parameter importance", importanceSlot,
+        h("p", { class: "muted small" },
+          "Share of the metric's variance each parameter explains on its own (eta squared over up to ten quantile bins; interactions ignored).")),
+    ),
+    card("Parallel coordinates", pcSlot),
+    card("Metric against each parameter", scatterSlot),
+    table.element,
+  );
+
+  const query = (p) => ({ task: p.task, metric: p.metric, mode: p.mode, filters: p.filters });
+
+  async function refresh(p, { quiet = false } = {}) {
+    let data;
+    try {
+      data = await get(base, { ...query(p), points: 2000, bins: 30 }, signal);
+    } catch (error) {
+      if (signal.aborted) throw error;
+      if (!quiet) for (const slot of [bestSlot, histSlot, importanceSlot, pcSlot, scatterSlot]) slot.replaceChildren(errorBox(error));
+      return null;
+    }
+    render(data, p);
+    return data;
+  }
+
+  function render(data, p) {
+    head.replaceChildren(header(run));
+    const columns = new Map(data.columns.map((c) => [c.name, c]));
+    const metric = data.metric ? columns.get(data.metric) : null;
+    const numericResults = data.columns.filter((c) => c.kind === "result" && c.type === "number");
+    const filters = parseFilters(p.filters);
+    const brushes = new Map(filters.map((f) => [f.column, f]));
+    const setFilter = (name, spec) => {
+      const next = filters.filter((f) => f.column !== name);
+      if (spec) next.push(spec);
+      setParams({ ...p, filters: next.length ? JSON.stringify(next) : "", offset: 0 });
+    };
+
+    controls.replaceChildren(
+      Object.keys(data.tasks).length > 1
+        ? select("Task", data.task ?? "", Object.entries(data.tasks).map(([n, k]) => [n, `${n} (${formatNumber(k)})`]),
+          (task) => setParams({ task, offset: 0 }))
+        : null,
+      numericResults.length
+        ? select("Metric", data.metric ?? "", numericResults.map((c) => [c.name, short(c.name)]),
+          (m) => setParams({ ...p, metric: m, mode: "", offset: 0 }))
+        : null,
+      metric ? select("Goal", data.mode, [["min", "minimize"], ["max", "maximize"]], (mode) => setParams({ ...p, mode })) : null,
+      filterForm(data.columns, setFilter),
+    );
+    chips.replaceChildren(...filters.map((f) => h("span", { class: "chip" }, describeFilter(f),
+      h("button", { type: "button", class: "chip-remove", "aria-label": `remove the filter on ${f.column}`,
+        onclick: () => setFilter(f.column, null) }, "×"))),
+      filters.length > 1 ? h("button", { type: "button", class: "link-button", onclick: () => setParams({ ...p, filters: "", offset: 0 }) }, "clear all filters") : null);
+    summaryLine.replaceChildren(
+      `${formatNumber(data.matching)} of ${formatNumber(data.total)} trials of ${data.task ?? "–"}`,
+      metric ? ` · ${data.mode === "min" ? "minimizing" : "maximizing"} ${data.metric}` : " · no numeric result to plot yet",
+      data.points.ids.length < data.matching ? ` · plots show ${formatNumber(data.points.ids.length)} trials evenly sampled` : "",
+      data.live ? " · live" : "");
+
+    if (!metric) {
+      const none = () => h("p", { class: "muted" }, "No trial has a numeric result yet.");
+      for (const slot of [bestSlot, histSlot, importanceSlot, scatterSlot]) slot.replaceChildren(none());
+    } else {
+      bestSlot.replaceChildren(bestLine({ steps: data.best, metric, mode: data.mode, total: data.total }));
+      histSlot.replaceChildren(histogramBars({ histogram: data.histogram, metric }));
+      importanceSlot.replaceChildren(importanceBars({ importance: data.importance }));
+      const params = data.columns.filter((c) => c.kind === "param").slice(0, MAX_SCATTERS);
+      scatterSlot.replaceChildren(...params.map((c) => h("figure", { class: "chart" },
+        scatter({ xColumn: c, yColumn: metric, xs: data.points.values[c.name], ys: data.points.values[metric.name], trials: data.points.trial }),
+        h("figcaption", { class: "muted small" }, `${short(metric.name)} against ${short(c.name)}${c.log ? " (log axis)" : ""}`))));
+    }
+    const axes = [...data.columns.filter((c) => c.kind === "param"), ...(metric ? [metric] : [])];
+    pcSlot.replaceChildren(parallelCoordinates({ columns: axes, points: data.points, metric, mode: data.mode, brushes, onBrush: setFilter }));
+    table.setColumns(data.columns, p);
+  }
+
+  await refresh(current);
+  await table.load(current);
+
+  if (!isFinal(run)) {
+    poll(async () => {
+      run = await get(`flow-runs/${id(runId)}`, {}, signal);
+      await refresh(current, { quiet: true });
+      await table.reload();
+      return !isFinal(run);
+    }, LIVE_MS, signal);
+  }
+  return {
+    async update(next) {
+      const plotsChanged = ["task", "metric", "mode", "filters"].some((k) => (next[k] ?? "") !== (current[k] ?? ""));
+      current = next;
+      if (plotsChanged) await refresh(next);
+      await table.load(next);
+    },
+  };
+}
+
+function header(run) {
+  return h("div", { class: "page-head-block" },
+    h("nav", { class: "crumbs" }, link("#/", "Flow runs"), " / ",
+      link(href("/", { flow: run.flow_name }), run.flow_name ?? "?"), " / ",
+      link(href(`/flow-runs/${id(run.id)}`), run.name ?? run.id), " / sweep"),
+    h("div", { class: "page-head" }, h("h1", null, `Sweep: ${run.name ?? run.id}`), stateBadge(run.state, run.state_name)));
+}
+
+export function parseFilters(text) {
+  if (!text) return [];
+  try {
+    const value = JSON.parse(text);
+    return Array.isArray(value) ? value.filter((f) => f && typeof f.column === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
+function describeFilter(f) {
+  if (f.in) return `${short(f.column)} in {${f.in.join(", ")}}`;
+  const lo = f.min === undefined || f.min === null ? "" : `${formatScalar(f.min)} ≤ `;
+  const hi = f.max === undefined || f.max === null ? "" : ` ≤ ${formatScalar(f.max)}`;
+  return `${lo}${short(f.column)}${hi}`;
+}
+
+/** A keyboard-friendly way to add a filter: column, then a range or categories. */
+function filterForm(columns, setFilter) {
+  if (!columns.length) return null;
+  const choose = h("select", { "aria-label": "filter column" }, columns.map((c) => h("option", { value: c.name }, short(c.name))));
+  const lo = h("input", { type: "text", size: 8, placeholder: "min", "aria-label": "minimum" });
+  const hi = h("input", { type: "text", size: 8, placeholder: "max", "aria-label": "maximum" });
+  const cats = h("input", { type: "text", size: 14, placeholder: "a, b", "aria-label": "categories, comma-separated" });
+  const byName = new Map(columns.map((c) => [c.name, c]));
+  const sync = () => {
+    const numeric = byName.get(choose.value)?.type === "number";
+    lo.hidden = hi.hidden = !numeric;
+    cats.hidden = numeric;
+  };
+  choose.addEventListener("change", sync);
+  sync();
+  const form = h("form", { class: "filter filter-form", "data-testid": "filter-form", onsubmit: (event) => {
+    event.preventDefault();
+    const column = byName.get(choose.value);
+    if (!column) return;
+    if (column.type === "number") {
+      const spec = { column: column.name };
+      if (lo.value.trim() !== "" && Number.isFinite(Number(lo.value))) spec.min = Number(lo.value);
+      if (hi.value.trim() !== "" && Number.isFinite(Number(hi.value))) spec.max = Number(hi.value);
+      if (spec.min === undefined && spec.max === undefined) return;
+      setFilter(column.name, spec);
+    } else {
+      const picked = cats.value.split(",").map((s) => s.trim()).filter(Boolean);
+      if (picked.length) setFilter(column.name, { column: column.name, in: picked });
+    }
+  } }, h("span", null, "Filter"), choose, lo, hi, cats, h("button", { type: "submit" }, "Add"));
+  return form;
+}
+
+/** The trials table: one column per parameter and result field; columns can be hidden. */
+function trialsTable(base, signal) {
+  const thead = h("thead");
+  const tbody = h("tbody");
+  const total = h("span", { class: "muted total", "data-testid": "trial-total" });
+  const chooser = h("details", { class: "column-chooser" }, h("summary", null, "Columns"));
+  const pagerSlot = h("div");
+  const element = h("section", { class: "card", id: "trials" },
+    h("div", { class: "page-head" }, h("h2", null, "Trials"), total, chooser),
+    h("div", { class: "table-wrap" }, h("table", { class: "runs tasks", "data-testid": "trials" }, thead, tbody)),
+    pagerSlot);
+  let params = {};
+  let columns = [];
+
+  const hidden = () => new Set((params.hide ?? "").split(",").filter(Boolean));
+  const shown = () => columns.filter((c) => !hidden().has(c.name));
+
+  function renderChooser() {
+    const off = hidden();
+    chooser.replaceChildren(h("summary", null, "Columns"), h("div", { class: "chooser-list" }, columns.map((c) =>
+      h("label", null, h("input", { type: "checkbox", checked: !off.has(c.name), onchange: (e) => {
+        const next = hidden();
+        if (e.target.checked) next.delete(c.name); else next.add(c.name);
+        setParams({ ...params, hide: [...next].join(",") });
+      } }), " ", short(c.name)))));
+    chooser.open = chooser.dataset.open === "1";
+    chooser.addEventListener("toggle", () => { chooser.dataset.open = chooser.open ? "1" : ""; });
+  }
+
+  function sortHeader(label, key) {
+    const order = params.order ?? "";
+    const arrow = order === key ? " ▲" : order === `-${key}` ? " ▼" : "";
+    const next = order === key ? `-${key}` : key;
+    return h("th", { "aria-sort": arrow ? (arrow === " ▲" ? "ascending" : "descending") : null },
+      h("button", { type: "button", class: "sort", title: `sort by ${key}`, onclick: () => setParams({ ...params, order: next, offset: 0 }) }, label, arrow));
+  }
+
+  async function reload() {
+    const offset = Number(params.offset) || 0;
+    let page;
+    try {
+      page = await get(`${base}/trials`, { task: params.task, filters: params.filters, order_by: params.order, limit: PAGE, offset }, signal);
+    } catch (error) {
+      if (signal.aborted) throw error;
+      tbody.replaceChildren(h("tr", null, h("td", { colspan: 99 }, errorBox(error))));
+      return;
+    }
+    const visible = shown();
+    thead.replaceChildren(h("tr", null, sortHeader("Trial", "trial"), sortHeader("State", "state"),
+      visible.map((c) => sortHeader(short(c.name), c.name)), sortHeader("Duration", "duration"), h("th", null, "")));
+    total.textContent = `${formatNumber(page.matching)} of ${formatNumber(page.total)} trials match`;
+    tbody.replaceChildren(...(page.rows.length ? page.rows.map((r) => h("tr", { "data-id": r.id, "data-state": r.state_name ?? r.state },
+      h("td", { class: "num" }, h("a", { href: href(`/task-runs/${id(r.id)}`) }, r.trial)),
+      h("td", null, stateBadge(r.state, r.state_name)),
+      visible.map((c) => h("td", { class: c.type === "number" ? "num" : "clip", "data-column": c.name },
+        c.type === "number" ? formatScalar(r.values[c.name] ?? null) : r.values[c.name] ?? "")),
+      h("td", { class: "num nowrap" }, formatDuration(r.duration)),
+      h("td", null, copyButton(r, columns)))) :
+      [h("tr", null, h("td", { colspan: visible.length + 4, class: "muted empty" }, "No trials match."))]));
+    pagerSlot.replaceChildren(pager({ offset, limit: PAGE, total: page.matching, onPage: (o) => setParams({ ...params, offset: o }) }));
+    element.dataset.loaded = JSON.stringify(params);
+  }
+
+  return {
+    element,
+    reload,
+    setColumns(next) {
+      columns = next;
+      renderChooser();
+    },
+    load(next) {
+      params = next;
+      renderChooser();
+      return reload();
+    },
+  };
+}
+
+/** Copy a trial's parameters as JSON, ready to paste into a call. */
+function copyButton(row, columns) {
+  const parameters = {};
+  for (const c of columns) {
+    if (c.kind !== "param") continue;
+    const value = row.values[c.name];
+    if (value === undefined || value === null) continue;
+    parameters[c.name.slice("param.".length)] = c.type === "category" ? parseCategory(value) : value;
+  }
+  const text = JSON.stringify(parameters);
+  const button = h("button", { type: "button", class: "link-button", title: text, "data-parameters": text, onclick: async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      button.textContent = "copied";
+    } catch {
+      window.getSelection()?.selectAllChildren(button);
+      button.textContent = text;
+    }
+  } }, "copy parameters");
+  return button;
+}
+
+// A category is shown as its JSON text ("rbf" stays rbf; [1, 2] stays [1,2]); copy the value.
+function parseCategory(text) {
+  try {
+    const value = JSON.parse(text);
+    return typeof value === "string" ? text : value;
+  } catch {
+    return text;
+  }
+}

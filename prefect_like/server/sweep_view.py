@@ -1,0 +1,487 @@
+"""The sweep view's data: a flow run's trials as columns, and the aggregates its plots draw.
+
+A sweep is a flow run's task runs of one task (the trials): one column per parameter
+(``param.<name>``) and per result field (``result.<key>``, or ``result`` for a scalar result).
+The dashboard never receives 200,000 raw points. The server reads the trials once into columns
+(``Trials``, cached per flow run and rebuilt only when the run has changed) and answers with
+what each plot needs:
+
+- ``points``: at most ``points`` trials (default 2,000) for the scatter plots and the parallel
+  coordinates, every k-th matching trial in trial order with k a power of two, so the same
+  trials stay drawn as a live sweep grows and the picture does not flicker;
+- ``histogram``: the metric binned on the server over every matching trial (log bins when the
+  metric is positive and spans two decades or more);
+- ``best``: best-so-far over trial number, every improvement (there are few: O(log n) for a
+  random search) and the last trial;
+- ``importance``: how much of the metric's variance each parameter explains on its own
+  (the correlation ratio eta squared, "fANOVA-lite": each numeric parameter cut into up to ten
+  quantile bins, each category its own group; first-order only, interactions are ignored). It
+  needs no dependency beyond the standard library; a forest-based estimate would need
+  scikit-learn on the server.
+
+Filters (``filters``, a JSON list) are the parallel coordinates' brushes and the table's
+filters: ``{"column": "param.lr", "min": 0.01, "max": 0.1}`` for a numeric range (either end
+may be left out), ``{"column": "param.kernel", "in": ["rbf", "linear"]}`` for categories. The
+table (``page``) is sorted and paged here too, None last whichever the direction.
+
+A column is numeric when every value it holds is a number (bools are categories); anything else
+is a category, shown as its JSON text. A numeric column of positive values spanning two decades
+or more is drawn on a log axis, as a log-uniform dimension should be.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from prefect_like.states import is_final
+
+MAX_POINTS = 20_000
+MAX_BINS = 200
+MAX_FILTERS = 64
+IMPORTANCE_BINS = 10
+_FLATTEN_DEPTH = 3
+
+
+class BadRequest(ValueError):
+    """A query the sweep view cannot answer as asked (an unknown column, a malformed filter)."""
+
+
+@dataclass
+class Column:
+    """One parameter or result field over every trial, in trial order."""
+
+    name: str
+    kind: str  # "param" or "result"
+    values: list[Any]
+    numeric: bool = True
+    log: bool = False
+    lo: float | None = None
+    hi: float | None = None
+    categories: list[str] = field(default_factory=list)
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "type": "number" if self.numeric else "category",
+        }
+        if self.numeric:
+            out.update(log=self.log, min=self.lo, max=self.hi)
+        else:
+            out["categories"] = self.categories
+        return out
+
+
+def _number(value: Any) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else orjson.dumps(value, default=str).decode()
+
+
+def _finish(column: Column) -> Column:
+    present = [v for v in column.values if v is not None]
+    if present and {type(v) for v in present} <= {int, float} and all(map(math.isfinite, present)):
+        column.numeric = True
+        column.lo, column.hi = min(present), max(present)
+        column.log = column.lo > 0 and column.hi / column.lo >= 100
+    else:
+        column.numeric = False
+        texts = [None if v is None else _text(v) for v in column.values]
+        column.values = texts
+        column.categories = sorted({t for t in texts if t is not None}, key=_category_order)
+    return column
+
+
+def _category_order(text: str) -> tuple[int, float, str]:
+    # Numbers among the categories (1, "a", 2.5) in numeric order first, then text.
+    try:
+        return (0, float(text), text)
+    except ValueError:
+        return (1, 0.0, text)
+
+
+def _flatten(prefix: str, value: Any, into: dict[str, Any], depth: int = 0) -> None:
+    """A nested dict result as dotted keys (``.metrics.loss``), as ``export`` flattens it."""
+    if isinstance(value, dict) and value and depth < _FLATTEN_DEPTH:
+        for key, item in value.items():
+            _flatten(f"{prefix}.{key}", item, into, depth + 1)
+    else:
+        into[prefix] = value
+
+
+def _loads(text: Any) -> Any:
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except (orjson.JSONDecodeError, TypeError):
+        return text
+
+
+class Trials:
+    """One task's runs in a flow run, as columns. Built from ``Reads.trial_rows``.
+
+    The loop below runs once per trial (200,000 times for a big sweep): trials of one task
+    nearly always have the same parameter names and result keys, so the columns a row's keys
+    map to are looked up once per distinct key set, not once per value."""
+
+    def __init__(self, rows: Iterable[Sequence[Any]]) -> None:
+        self.ids: list[str] = []
+        self.state_types: list[str | None] = []
+        self.state_names: list[str | None] = []
+        self.durations: list[float | None] = []
+        raw: dict[str, list[Any]] = {}
+        by_keys: dict[tuple[str, tuple[str, ...]], list[list[Any]]] = {}
+
+        def add(prefix: str, mapping: dict[str, Any], n: int) -> None:
+            keys = tuple(mapping)
+            columns = by_keys.get((prefix, keys))
+            if columns is None:
+                columns = by_keys[(prefix, keys)] = [
+                    raw.setdefault(prefix + key, []) for key in keys
+                ]
+            for column, value in zip(columns, mapping.values()):
+                if len(column) < n:
+                    column.extend([None] * (n - len(column)))
+                column.append(value)
+
+        n = 0
+        for run_id, stype, sname, duration, params, result in rows:
+            self.ids.append(run_id)
+            self.state_types.append(stype)
+            self.state_names.append(sname)
+            self.durations.append(duration if type(duration) is float else None)
+            if params is not None:
+                parameters = _loads(params)
+                if type(parameters) is dict:
+                    add("param.", parameters, n)
+            if result is not None:
+                value = _loads(result)
+                if type(value) is dict:
+                    if value:
+                        if any(type(v) is dict for v in value.values()):
+                            flat: dict[str, Any] = {}
+                            _flatten("", value, flat)
+                            add("result", flat, n)
+                        else:
+                            add("result.", value, n)
+                elif value is not None:
+                    add("", {"result": value}, n)
+            n += 1
+        self.size = n
+        for column in raw.values():
+            if len(column) < n:
+                column.extend([None] * (n - len(column)))
+        params_first = sorted(raw, key=lambda c: (not c.startswith("param."), c))
+        self.columns: dict[str, Column] = {
+            name: _finish(Column(name, "param" if name.startswith("param.") else "result", raw[name]))
+            for name in params_first
+        }
+
+    # -- questions about the columns --------------------------------------------------------
+
+    def params(self) -> list[Column]:
+        return [c for c in self.columns.values() if c.kind == "param"]
+
+    def metrics(self) -> list[Column]:
+        return [c for c in self.columns.values() if c.kind == "result" and c.numeric]
+
+    def column(self, name: str) -> Column:
+        column = self.columns.get(name)
+        if column is None:
+            known = ", ".join(self.columns) or "none: no trial has parameters or a result yet"
+            raise BadRequest(f"unknown column {name!r}; the columns are {known}")
+        return column
+
+    def default_metric(self) -> Column | None:
+        metrics = self.metrics()
+        for word in ("loss", "error", "score", "accuracy", "value"):
+            for column in metrics:
+                if column.name.rsplit(".", 1)[-1].lower().startswith(word):
+                    return column
+        return metrics[0] if metrics else None
+
+    # -- filtering ----------------------------------------------------------------------------
+
+    def matching(self, filters: Sequence[dict[str, Any]]) -> list[int]:
+        """Indexes of the trials every filter keeps, in trial order."""
+        keep: list[int] = list(range(self.size))
+        for spec in filters:
+            column = self.column(spec["column"])
+            values = column.values
+            if "in" in spec:
+                wanted = set(spec["in"])
+                keep = [i for i in keep if values[i] is not None and
+                        (values[i] if not column.numeric else _text(values[i])) in wanted]
+                continue
+            lo, hi = spec.get("min"), spec.get("max")
+            if not column.numeric:
+                raise BadRequest(f"{column.name} holds categories: filter it with \"in\", not a range")
+            keep = [i for i in keep if values[i] is not None
+                    and (lo is None or values[i] >= lo) and (hi is None or values[i] <= hi)]
+        return keep
+
+
+def parse_filters(text: str | None) -> list[dict[str, Any]]:
+    """The ``filters`` query parameter: a JSON list of ranges and category sets."""
+    if not text:
+        return []
+    try:
+        specs = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"filters must be a JSON list: {exc}") from None
+    if not isinstance(specs, list):
+        raise BadRequest("filters must be a JSON list of {\"column\": ..., \"min\"/\"max\" or \"in\"}")
+    if len(specs) > MAX_FILTERS:
+        raise BadRequest(f"at most {MAX_FILTERS} filters, got {len(specs)}")
+    out = []
+    for spec in specs:
+        if not isinstance(spec, dict) or not isinstance(spec.get("column"), str):
+            raise BadRequest(f"each filter needs a \"column\" name, got {spec!r:.100}")
+        unknown = set(spec) - {"column", "min", "max", "in"}
+        if unknown:
+            raise BadRequest(f"unknown filter field(s) {', '.join(sorted(unknown))}; "
+                             "a filter has column and min/max, or column and in")
+        if "in" in spec:
+            if "min" in spec or "max" in spec:
+                raise BadRequest(f"filter on {spec['column']}: either a range or \"in\", not both")
+            if not isinstance(spec["in"], list) or not all(isinstance(v, str) for v in spec["in"]):
+                raise BadRequest(f"filter on {spec['column']}: \"in\" takes a list of category texts")
+        else:
+            for end in ("min", "max"):
+                if end in spec and spec[end] is not None and not _number(spec[end]):
+                    raise BadRequest(f"filter on {spec['column']}: {end} must be a finite number")
+            if spec.get("min") is None and spec.get("max") is None:
+                raise BadRequest(f"filter on {spec['column']}: give min, max or in")
+        out.append(spec)
+    return out
+
+
+# -- the aggregates ---------------------------------------------------------------------------
+
+
+def _minimize(mode: str) -> bool:
+    if mode not in ("min", "max"):
+        raise BadRequest(f"mode must be min or max, got {mode!r}")
+    return mode == "min"
+
+
+def sample(keep: list[int], points: int) -> list[int]:
+    """At most ``points`` of ``keep``: every stride-th, the stride a power of two.
+
+    As a live sweep grows, trials are added at the end and the stride changes only when the
+    sweep doubles, so the trials already drawn stay drawn and the plots do not flicker."""
+    if len(keep) <= points:
+        return keep
+    stride = 1 << math.ceil(math.log2(len(keep) / points))
+    return keep[::stride]
+
+
+def histogram(values: list[float], bins: int, log: bool) -> dict[str, Any]:
+    if not values:
+        return {"edges": [], "counts": [], "log": log}
+    if log and min(values) <= 0:
+        log = False
+    data = [math.log10(v) for v in values] if log else values
+    lo, hi = min(data), max(data)
+    if lo == hi:
+        lo, hi = lo - 0.5, hi + 0.5
+    width = (hi - lo) / bins
+    counts = [0] * bins
+    for v in data:
+        counts[min(int((v - lo) / width), bins - 1)] += 1
+    edges = [lo + k * width for k in range(bins + 1)]
+    if log:
+        edges = [10 ** e for e in edges]
+    return {"edges": edges, "counts": counts, "log": log}
+
+
+def best_so_far(trials: Trials, keep: list[int], metric: Column, minimize: bool) -> list[dict[str, Any]]:
+    """Every improvement of the metric in trial order, and the last trial (the line's end).
+
+    A trial's number is its place among all the task's runs in submission order, from 0."""
+    steps: list[dict[str, Any]] = []
+    best: float | None = None
+    values = metric.values
+    for i in keep:
+        v = values[i]
+        if v is None:
+            continue
+        if best is None or (v < best if minimize else v > best):
+            best = v
+            steps.append({"trial": i, "value": v, "id": trials.ids[i]})
+    if steps and steps[-1]["trial"] != keep[-1]:
+        steps.append({"trial": keep[-1], "value": best, "id": None})
+    return steps
+
+
+def importance(trials: Trials, keep: list[int], metric: Column) -> list[dict[str, Any]]:
+    """Per parameter, the share of the metric's variance its groups explain (eta squared)."""
+    ys = metric.values
+    rows = [i for i in keep if ys[i] is not None]
+    if len(rows) < 3:
+        return []
+    mean = sum(ys[i] for i in rows) / len(rows)
+    total = sum((ys[i] - mean) ** 2 for i in rows)
+    scores: list[tuple[float, str]] = []
+    for column in trials.params():
+        xs = column.values
+        groups: dict[Any, list[float]] = {}
+        if column.numeric:
+            present = sorted(xs[i] for i in rows if xs[i] is not None)
+            if not present:
+                continue
+            cuts = sorted({present[len(present) * k // IMPORTANCE_BINS] for k in range(1, IMPORTANCE_BINS)})
+            for i in rows:
+                x = xs[i]
+                key = None if x is None else bisect.bisect_right(cuts, x)
+                groups.setdefault(key, []).append(ys[i])
+        else:
+            for i in rows:
+                groups.setdefault(xs[i], []).append(ys[i])
+        if total == 0 or len(groups) < 2:
+            score = 0.0
+        else:
+            between = sum(len(g) * (sum(g) / len(g) - mean) ** 2 for g in groups.values())
+            score = between / total
+        scores.append((round(score, 6), column.name))
+    scores.sort(key=lambda item: -item[0])
+    return [{"name": name, "score": score} for score, name in scores]
+
+
+def overview(
+    trials: Trials,
+    *,
+    metric: str | None,
+    mode: str | None,
+    filters: Sequence[dict[str, Any]],
+    points: int,
+    bins: int,
+) -> dict[str, Any]:
+    """Everything the sweep view's plots draw, in one answer."""
+    keep = trials.matching(filters)
+    column = trials.column(metric) if metric else trials.default_metric()
+    if column is not None and not column.numeric:
+        raise BadRequest(f"{column.name} is not numeric: the metric must be a number")
+    if mode is None:
+        mode = "max" if column is not None and any(
+            w in column.name.lower() for w in ("acc", "score", "auc", "f1", "precision", "recall", "r2")
+        ) else "min"
+    minimize = _minimize(mode)
+    chosen = sample(keep, points)
+    shown = [c.name for c in trials.columns.values() if c.kind == "param" or c.numeric]
+    out: dict[str, Any] = {
+        "total": trials.size,
+        "matching": len(keep),
+        "columns": [c.describe() for c in trials.columns.values()],
+        "metric": column.name if column else None,
+        "mode": mode,
+        "points": {
+            "ids": [trials.ids[i] for i in chosen],
+            "trial": chosen,
+            "state": [trials.state_names[i] for i in chosen],
+            "values": {name: [trials.columns[name].values[i] for i in chosen] for name in shown},
+        },
+        "histogram": None,
+        "best": [],
+        "importance": [],
+    }
+    if column is not None:
+        values = [column.values[i] for i in keep if column.values[i] is not None]
+        out["histogram"] = histogram(values, bins, column.log)
+        out["best"] = best_so_far(trials, keep, column, minimize)
+        out["importance"] = importance(trials, keep, column)
+    return out
+
+
+def page(
+    trials: Trials,
+    *,
+    filters: Sequence[dict[str, Any]],
+    order_by: str | None,
+    limit: int,
+    offset: int,
+) -> dict[str, Any]:
+    """One page of the trials table, filtered and sorted here."""
+    keep = trials.matching(filters)
+    if order_by:
+        descending = order_by.startswith("-")
+        name = order_by.lstrip("-")
+        if name == "duration":
+            values: list[Any] = trials.durations
+            numeric = True
+        elif name == "trial":
+            values, numeric = list(range(trials.size)), True
+        elif name == "state":
+            values, numeric = trials.state_names, False
+        else:
+            column = trials.column(name)
+            values, numeric = column.values, column.numeric
+        present = [i for i in keep if values[i] is not None]
+        missing = [i for i in keep if values[i] is None]
+        key = (lambda i: values[i]) if numeric else (lambda i: _category_order(values[i]))
+        present.sort(key=key, reverse=descending)
+        keep = present + missing
+    rows = []
+    for i in keep[offset: offset + limit]:
+        rows.append({
+            "id": trials.ids[i],
+            "trial": i,
+            "state": trials.state_types[i],
+            "state_name": trials.state_names[i],
+            "duration": trials.durations[i],
+            "values": {name: c.values[i] for name, c in trials.columns.items()},
+        })
+    return {"total": trials.size, "matching": len(keep), "rows": rows}
+
+
+# -- the cache ----------------------------------------------------------------------------
+
+
+class TrialsCache:
+    """Built ``Trials`` per (flow run, task), rebuilt only when the flow run has changed.
+
+    A flow run's summary (its state, its counts by state, its last sign of life) changes with
+    every batch the store takes for it; unchanged, the columns are served as built. While a
+    sweep is live its columns are rebuilt at most every few times the last build took (and at
+    least a second apart), so a 200,000-trial sweep that is still running does not keep the
+    server busy rebuilding."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._entries: dict[tuple[str, str | None], tuple[str, float, float, Trials]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, reader: Any, flow_run: dict[str, Any], task_name: str | None) -> Trials:
+        key = (flow_run["id"], task_name)
+        token = orjson.dumps([flow_run.get("state_name"), flow_run.get("task_runs"),
+                              flow_run.get("heartbeat"), flow_run.get("end_time")]).decode()
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is not None:
+            old_token, built_at, took, trials = entry
+            if old_token == token:
+                return trials
+            live = not is_final(flow_run.get("state"), flow_run.get("state_name"))
+            if live and now - built_at < max(1.0, 4 * took):
+                return trials
+        started = time.monotonic()
+        trials = Trials(reader.trial_rows(flow_run["id"], task_name))
+        took = time.monotonic() - started
+        with self._lock:
+            self._entries[key] = (token, time.monotonic(), took, trials)
+            while len(self._entries) > self.size:
+                self._entries.pop(next(iter(self._entries)))
+        return trials

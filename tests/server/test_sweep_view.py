@@ -1,0 +1,230 @@
+"""The sweep view's API: a real sweep run by the framework, read back as columns and aggregates.
+
+The flow runs in this process into a fresh PREFECT_LIKE_HOME (the embedded store); the app
+reads the same file, in-process. The browser side is in ``test_sweep_view_e2e.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from starlette.testclient import TestClient
+
+from prefect_like import flow, task
+from prefect_like.server import create_app, sweep_view
+from prefect_like.tracking.store import Store
+
+RNG = random.Random(3)
+POINTS = [
+    {"lr": 10 ** RNG.uniform(-3, 0), "kernel": RNG.choice(["rbf", "linear", "poly"]), "depth": RNG.randint(0, 6)}
+    for _ in range(40)
+]
+
+
+@task
+def trial(lr: float, kernel: str, depth: int) -> dict[str, float]:
+    if depth == 0:
+        raise ValueError("depth must be positive")
+    loss = abs(math.log10(lr) + 1.5) + (0.5 if kernel == "poly" else 0.0) + 0.01 * depth
+    return {"loss": round(loss, 6), "accuracy": round(1 / (1 + loss), 6)}
+
+
+@flow(task_runner="thread")
+def search(points: list[dict[str, Any]]) -> int:
+    futures = [trial.submit(**p) for p in points]
+    for future in futures:
+        future.wait()
+    return sum(future.state.is_completed() for future in futures)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("sweep-view")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PREFECT_LIKE_HOME", str(home))
+        mp.delenv("PREFECT_LIKE_API_URL", raising=False)
+        completed = search(POINTS)
+    assert completed == sum(p["depth"] > 0 for p in POINTS)
+    return home
+
+
+@pytest.fixture(scope="module")
+def trials(home: Path) -> list[dict[str, Any]]:
+    """The trials as the store holds them, in submission order."""
+    with Store(home / "prefect_like.db") as store:
+        (run,) = store.list_flow_runs(flow_name="search")
+        return list(store.iter_task_runs(run["id"]))
+
+
+@pytest.fixture(scope="module")
+def client(home: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(home)) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def base(trials: list[dict[str, Any]]) -> str:
+    return f"/api/dashboard/flow-runs/{trials[0]['flow_run_id']}/sweep"
+
+
+def losses(trials: list[dict[str, Any]]) -> list[float]:
+    return [t["result"]["loss"] for t in trials if t["state"] == "COMPLETED"]
+
+
+def test_one_column_per_parameter_and_result_field_with_its_type(client: TestClient, base: str) -> None:
+    body = client.get(base).json()
+    columns = {c["name"]: c for c in body["columns"]}
+    assert list(columns) == ["param.depth", "param.kernel", "param.lr", "result.accuracy", "result.loss"]
+    assert columns["param.kernel"]["type"] == "category"
+    assert columns["param.kernel"]["categories"] == sorted({p["kernel"] for p in POINTS})
+    assert columns["param.lr"]["type"] == "number"
+    assert columns["param.lr"]["log"] is True  # 0.001 to 1: a log-uniform dimension
+    assert columns["param.depth"]["log"] is False
+    assert (body["total"], body["matching"]) == (len(POINTS), len(POINTS))
+    assert body["task"] == "trial" and body["tasks"] == {"trial": len(POINTS)}
+    assert body["live"] is False
+
+
+def test_the_loss_is_minimized_and_accuracy_maximized_unless_told(client: TestClient, base: str) -> None:
+    assert (client.get(base).json()["metric"], client.get(base).json()["mode"]) == ("result.loss", "min")
+    accuracy = client.get(base, params={"metric": "result.accuracy"}).json()
+    assert accuracy["mode"] == "max"
+    assert client.get(base, params={"metric": "result.accuracy", "mode": "min"}).json()["mode"] == "min"
+
+
+def test_the_aggregates_agree_with_the_stored_trials(
+    client: TestClient, base: str, trials: list[dict[str, Any]]
+) -> None:
+    body = client.get(base, params={"bins": 8}).json()
+    # Every trial is a point (40 < the sample size); failed ones have no loss.
+    assert body["points"]["ids"] == [t["id"] for t in trials]
+    assert body["points"]["values"]["result.loss"] == [
+        t["result"]["loss"] if t["result"] else None for t in trials
+    ]
+    assert sum(body["histogram"]["counts"]) == len(losses(trials))
+    assert len(body["histogram"]["counts"]) == 8
+    # Best so far: strictly improving, ending at the best loss, at the last trial.
+    steps = body["best"]
+    values = [s["value"] for s in steps]
+    assert values == sorted(values, reverse=True) and values[-1] == min(losses(trials))
+    assert steps[-1]["trial"] == len(trials) - 1
+    first = next(t for t in trials if t["state"] == "COMPLETED")
+    assert steps[0]["id"] == first["id"]
+    # The loss is made from lr and kernel; depth adds almost nothing.
+    scores = {i["name"]: i["score"] for i in body["importance"]}
+    assert set(scores) == {"param.depth", "param.kernel", "param.lr"}
+    assert scores["param.lr"] > scores["param.depth"]
+    assert scores["param.kernel"] > scores["param.depth"]
+
+
+def test_filters_narrow_the_plots_and_the_table_alike(
+    client: TestClient, base: str, trials: list[dict[str, Any]]
+) -> None:
+    filters = [{"column": "param.lr", "min": 0.01, "max": 0.3}, {"column": "param.kernel", "in": ["rbf", "poly"]}]
+    expected = [
+        t["id"] for t in trials
+        if 0.01 <= t["parameters"]["lr"] <= 0.3 and t["parameters"]["kernel"] in ("rbf", "poly")
+    ]
+    assert 0 < len(expected) < len(trials)
+    text = orjson.dumps(filters).decode()
+    body = client.get(base, params={"filters": text}).json()
+    assert body["matching"] == len(expected) and body["points"]["ids"] == expected
+    page = client.get(f"{base}/trials", params={"filters": text, "limit": 100}).json()
+    assert (page["total"], page["matching"]) == (len(trials), len(expected))
+    assert [r["id"] for r in page["rows"]] == expected
+
+
+def test_the_table_sorts_by_a_parameter_or_a_result_with_missing_values_last(
+    client: TestClient, base: str, trials: list[dict[str, Any]]
+) -> None:
+    page = client.get(f"{base}/trials", params={"order_by": "param.lr", "limit": 100}).json()
+    assert [r["values"]["param.lr"] for r in page["rows"]] == sorted(t["parameters"]["lr"] for t in trials)
+    worst = client.get(f"{base}/trials", params={"order_by": "-result.loss", "limit": 100}).json()["rows"]
+    shown = [r["values"]["result.loss"] for r in worst]
+    assert shown[: len(losses(trials))] == sorted(losses(trials), reverse=True)
+    assert shown[len(losses(trials)):] == [None] * (len(trials) - len(losses(trials)))
+    second = client.get(f"{base}/trials", params={"order_by": "param.lr", "limit": 5, "offset": 5}).json()
+    assert [r["id"] for r in second["rows"]] == [r["id"] for r in page["rows"][5:10]]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "says"),
+    [
+        ("", {"metric": "result.acuracy"}, "unknown column 'result.acuracy'; the columns are param.depth"),
+        ("", {"metric": "param.kernel"}, "param.kernel is not numeric"),
+        ("", {"task": "nope"}, "has no runs of task 'nope'; its tasks are trial"),
+        ("", {"filters": "{not json"}, "filters must be a JSON list"),
+        ("", {"filters": '[{"column": "param.kernel", "min": 1}]'}, "holds categories"),
+        ("", {"filters": '[{"column": "param.lr", "min": "0.1"}]'}, "min must be a finite number"),
+        ("", {"filters": '[{"column": "param.lr"}]'}, "give min, max or in"),
+        ("", {"filters": '[{"column": "param.lr", "max": 1, "where": "1=1"}]'}, "unknown filter field(s) where"),
+        ("/trials", {"order_by": "param.nope"}, "unknown column 'param.nope'"),
+    ],
+)
+def test_a_bad_query_is_a_422_that_says_what_is_wrong(
+    client: TestClient, base: str, path: str, params: dict[str, Any], says: str
+) -> None:
+    response = client.get(base + path, params=params)
+    assert response.status_code == 422, response.text
+    assert says in response.text
+
+
+def test_an_unknown_flow_run_is_a_404(client: TestClient) -> None:
+    assert client.get("/api/dashboard/flow-runs/0123456789abcdef/sweep").status_code == 404
+
+
+# -- the pieces, on their own --------------------------------------------------------------------
+
+
+def rows(values: list[tuple[dict[str, Any], Any]]) -> list[tuple[Any, ...]]:
+    return [
+        (f"id{i}", "COMPLETED", "Completed", 1.0, orjson.dumps(p).decode(), orjson.dumps(r).decode())
+        for i, (p, r) in enumerate(values)
+    ]
+
+
+def test_a_growing_sweep_keeps_its_sampled_trials() -> None:
+    # Plots of a live sweep must not flicker: the trials drawn at 5,000 are drawn at 7,000 too.
+    before = set(sweep_view.sample(list(range(5000)), 2000))
+    after = set(sweep_view.sample(list(range(7000)), 2000))
+    assert len(before) <= 2000 and len(after) <= 2000 and len(before) >= 1000
+    assert {i for i in after if i < 5000} <= before
+
+
+def test_mixed_and_nested_results_become_columns_that_read_back() -> None:
+    trials = sweep_view.Trials(rows([
+        ({"x": 1, "opt": "adam"}, {"metrics": {"loss": 0.5}, "tag": [1, 2]}),
+        ({"x": 2.5, "opt": True}, {"metrics": {"loss": 0.25}, "tag": "b"}),
+        ({"x": None}, 7),  # a scalar result from another shape of trial
+    ]))
+    c = trials.columns
+    assert list(c) == ["param.opt", "param.x", "result", "result.metrics.loss", "result.tag"]
+    assert c["param.x"].numeric and c["param.x"].values == [1, 2.5, None]
+    assert not c["param.opt"].numeric and c["param.opt"].values == ["adam", "true", None]
+    assert c["result.tag"].values == ["[1,2]", "b", None]
+    assert c["result"].values == [None, None, 7]
+    assert c["result.metrics.loss"].values == [0.5, 0.25, None]
+
+
+def test_importance_finds_the_parameter_the_metric_depends_on() -> None:
+    rng = random.Random(0)
+    values = []
+    for _ in range(400):
+        a, b = rng.uniform(0, 1), rng.uniform(0, 1)
+        values.append(({"a": a, "b": b, "c": rng.choice(["x", "y"])}, {"loss": a * a + 0.01 * rng.random()}))
+    trials = sweep_view.Trials(rows(values))
+    scores = {i["name"]: i["score"] for i in sweep_view.importance(trials, list(range(400)), trials.columns["result.loss"])}
+    assert scores["param.a"] > 0.9
+    assert scores["param.b"] < 0.1 and scores["param.c"] < 0.1
+
+
+def test_a_log_metric_gets_log_bins() -> None:
+    hist = sweep_view.histogram([10.0 ** k for k in range(-4, 2)], 6, log=True)
+    assert hist["log"] is True and hist["counts"] == [1] * 6
+    assert math.isclose(hist["edges"][0], 1e-4) and math.isclose(hist["edges"][-1], 10.0)
