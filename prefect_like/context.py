@@ -3,17 +3,28 @@
 Context variables, set by the engine around a flow body or a task function. Runner worker
 threads do not inherit them; the engine sets the task context itself on whichever thread or
 process runs the task.
+
+In Prefect's shape too: ``FlowRunContext.get()`` and ``TaskRunContext.get()`` give the current
+one or None, and ``context.flow_run`` / ``context.task_run`` the run as Prefect's client objects
+describe it (``id``, ``name``, ``run_count``, ``tags``, ``state``...): views built when asked
+for, so a run pays nothing for them. ``tags("a", "b")`` adds tags to every task run created
+in its block.
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
+import datetime
 import itertools
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from prefect_like.flows import Flow
+    from prefect_like.states import State
     from prefect_like.task_runners import TaskRunner
     from prefect_like.tasks import Task
 
@@ -28,10 +39,21 @@ class FlowRunContext:
     log_prints: bool = False
     task_counter: itertools.count[int] = field(default_factory=itertools.count)
     log_seq: itertools.count[int] = field(default_factory=itertools.count)
+    record: Any = None  # the engine's record of the run (``flow_engine.FlowRun``)
 
     @property
     def run_id(self) -> str:
         return self.flow_run_id
+
+    @property
+    def flow_run(self) -> FlowRunView:
+        """The run as Prefect's ``FlowRun`` object describes it."""
+        return FlowRunView(self)
+
+    @classmethod
+    def get(cls) -> FlowRunContext | None:
+        """The flow run the current code belongs to, or None (Prefect's ``FlowRunContext.get()``)."""
+        return flow_run_context.get()
 
 
 class TaskRunContext:
@@ -81,6 +103,118 @@ class TaskRunContext:
     @property
     def run_id(self) -> str:
         return self.task_run_id
+
+    @property
+    def task_run(self) -> TaskRunView:
+        """The run as Prefect's ``TaskRun`` object describes it."""
+        return TaskRunView(self)
+
+    @classmethod
+    def get(cls) -> TaskRunContext | None:
+        """The task run the current code belongs to, or None (Prefect's ``TaskRunContext.get()``)."""
+        return task_run_context.get()
+
+
+def _utc(timestamp: float | None) -> datetime.datetime | None:
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC) if timestamp else None
+
+
+class TaskRunView:
+    """A task run as Prefect's ``TaskRun`` object describes it: what ``TaskRunContext.task_run``
+    gives and what a task's state hooks receive. Read when built: a snapshot of the run."""
+
+    def __init__(self, context: TaskRunContext, state: State | None = None) -> None:
+        call = getattr(context, "call", None)  # the engine's record of a run holds its call
+        self.id = context.task_run_id
+        self.name = context.name
+        self.flow_run_id = context.flow_run_id
+        self.task_key = context.task.key
+        self.task_version = context.task.options.version
+        self.dynamic_key = str(call.map_index) if call is not None and call.map_index is not None else None
+        self.run_count = context.run_count
+        self.tags = sorted(context.task.options.tags)
+        self.labels: dict[str, Any] = {}
+        self.expected_start_time = _utc(call.created if call is not None else None)
+        started = getattr(context, "started", 0.0)
+        self.start_time = _utc(started)
+        self.cache_key = getattr(context, "cache_key", None)
+        self.cache_expiration = None
+        self.state = state
+        self.state_type = state.type if state is not None else None
+        self.state_name = state.name if state is not None else None
+        final = state is not None and state.is_final()
+        self.end_time = _utc(state.timestamp) if final and state is not None else None
+        self.total_run_time = (
+            datetime.timedelta(seconds=max(0.0, state.timestamp - started)) if final and started and state is not None
+            else datetime.timedelta(0)
+        )
+
+    def __repr__(self) -> str:
+        return f"TaskRun(id={self.id!r}, name={self.name!r}, state_name={self.state_name!r})"
+
+
+class FlowRunView:
+    """A flow run as Prefect's ``FlowRun`` object describes it: what ``FlowRunContext.flow_run``
+    gives and what a flow's state hooks receive. Fields a deployment would fill are empty."""
+
+    deployment_id: ClassVar[None] = None
+    work_pool_name: ClassVar[None] = None
+    work_queue_name: ClassVar[None] = None
+    idempotency_key: ClassVar[None] = None
+
+    def __init__(self, context: FlowRunContext, state: State | None = None) -> None:
+        record = context.record
+        self.id = context.flow_run_id
+        self.name = context.name
+        self.flow_name = context.flow.name
+        self.flow_version = context.flow.version
+        self.parameters = dict(context.parameters)
+        self.tags = sorted(getattr(record, "tags", ()) or ())
+        self.labels: dict[str, Any] = {}
+        self.job_variables: dict[str, Any] = {}
+        self.parent_task_run_id = getattr(record, "parent_task_run_id", None)
+        self.run_count = getattr(record, "run_count", 1)
+        started = getattr(record, "started", None)
+        self.expected_start_time = self.start_time = _utc(started)
+        self.state = state
+        self.state_type = state.type if state is not None else None
+        self.state_name = state.name if state is not None else None
+        final = state is not None and state.is_final()
+        self.end_time = _utc(state.timestamp) if final and state is not None else None
+        self.total_run_time = (
+            datetime.timedelta(seconds=max(0.0, state.timestamp - started)) if final and started and state is not None
+            else datetime.timedelta(0)
+        )
+
+    def __repr__(self) -> str:
+        return f"FlowRun(id={self.id!r}, name={self.name!r}, state_name={self.state_name!r})"
+
+
+# -- tags ------------------------------------------------------------------------------------
+
+current_tags: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("prefect_like_tags", default=frozenset())
+tag_scopes = 0  # ``tags`` blocks open in this process: while none is, a task call never looks
+_tag_scopes_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def tags(*new_tags: str) -> Iterator[set[str]]:
+    """Add tags to every task run created in the block (merged with each task's own tags);
+    blocks nest, adding up. Yields the tags now in force, as Prefect's ``tags`` does."""
+    global tag_scopes
+    for tag in new_tags:
+        if not isinstance(tag, str):
+            raise TypeError(f"tags are strings, got {tag!r}")
+    merged = current_tags.get() | frozenset(new_tags)
+    token = current_tags.set(merged)
+    with _tag_scopes_lock:
+        tag_scopes += 1
+    try:
+        yield set(merged)
+    finally:
+        with _tag_scopes_lock:
+            tag_scopes -= 1
+        current_tags.reset(token)
 
 
 flow_run_context: contextvars.ContextVar[FlowRunContext | None] = contextvars.ContextVar(

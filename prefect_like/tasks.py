@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
+import hashlib
 import inspect
 import itertools
 import os
@@ -22,7 +23,10 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
+import cloudpickle
+
 from prefect_like import caching
+from prefect_like import context as _context
 from prefect_like.calls import LEAVES as _LEAVES
 from prefect_like.calls import (
     Definition,
@@ -50,10 +54,41 @@ R = TypeVar("R")
 RetryDelay = float | list[float] | Callable[[int], Any] | None
 
 
+Hooks = tuple[Callable[..., Any], ...]
+HOOK_OPTIONS = ("on_completion", "on_failure", "on_running")  # called as hook(task, task_run, state)
+TRANSACTION_HOOK_OPTIONS = ("on_commit", "on_rollback")  # accepted; no transactions here
+
+
+def check_hooks(owner: str, name: str, hooks: Any) -> Hooks:
+    """``hooks`` as a tuple, or Prefect's TypeError for anything but an iterable of callables."""
+    example = f"@{owner}({name}=[hook1, hook2])\ndef my_{owner}():\n\tpass"
+    if hooks is None:
+        return ()
+    try:
+        hooks = tuple(hooks)
+    except TypeError:
+        raise TypeError(
+            f"Expected iterable for {name!r}; got {type(hooks).__name__} instead. Please provide a list of "
+            f"hooks to {name!r}:\n\n{example}"
+        ) from None
+    for hook in hooks:
+        if not callable(hook):
+            raise TypeError(
+                f"Expected callables in {name!r}; got {type(hook).__name__} instead. Please provide a list of "
+                f"hooks to {name!r}:\n\n{example}"
+            )
+    return hooks
+
+
 @dataclass(frozen=True, slots=True)
 class TaskOptions:
+    """Every option of a task, Prefect 3's names and defaults. What each does, and which are
+    accepted with no effect here, is in docs/guide/tasks-and-flows.md."""
+
     name: str
+    description: str | None = None
     tags: frozenset[str] = frozenset()
+    version: str | None = None
     retries: int = 0
     retry_delay_seconds: RetryDelay = None
     retry_jitter_factor: float | None = None
@@ -61,30 +96,67 @@ class TaskOptions:
     cache_key_fn: Callable[[TaskRunContext, dict[str, Any]], str | None] | None = None
     cache_policy: caching.CachePolicy | None = None
     cache_expiration: datetime.timedelta | None = None
+    refresh_cache: bool | None = None
     persist_result: bool | None = None
     result_storage: ResultStorage | str | None = None
+    result_serializer: Any = None  # accepted: results are always cloudpickle files
+    result_storage_key: str | None = None
+    cache_result_in_memory: bool = True  # accepted: a run's result is always kept in its future
     timeout_seconds: float | None = None
     log_prints: bool | None = None
     task_run_name: str | Callable[..., str] | None = None
+    on_completion: Hooks = ()
+    on_failure: Hooks = ()
+    on_running: Hooks = ()
+    on_commit: Hooks = ()  # accepted, never called: no transactions here
+    on_rollback: Hooks = ()
+    viz_return_value: Any = None  # accepted: there is no flow.visualize()
     # Engine-specific hints a runner may read, e.g. {"num_cpus": 2} for Ray, {"resources": ...} for Dask.
     engine_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.retries is None:  # Prefect's default, from its settings: no retries
+            object.__setattr__(self, "retries", 0)
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int):
+            raise TypeError(f"retries must be an integer, got {self.retries!r}")
         if self.retries < 0:
             raise ValueError(f"retries must be 0 or more, got {self.retries}")
         if self.timeout_seconds is not None and self.timeout_seconds <= 0:
             raise ValueError(f"timeout_seconds must be positive, got {self.timeout_seconds}")
         if self.retry_condition_fn is not None and not callable(self.retry_condition_fn):
-            raise TypeError(f"retry_condition_fn must be callable, got {self.retry_condition_fn!r}")
+            raise TypeError(
+                f"Expected `retry_condition_fn` to be callable, got {type(self.retry_condition_fn).__name__} instead."
+            )
         if self.retry_jitter_factor is not None and self.retry_jitter_factor < 0:
-            raise ValueError(f"retry_jitter_factor must be 0 or more, got {self.retry_jitter_factor}")
+            raise ValueError("`retry_jitter_factor` must be >= 0.")
+        delays = self.retry_delay_seconds
+        if delays is not None and not callable(delays) and not isinstance(delays, (int, float, list, tuple)):
+            raise TypeError(
+                "Invalid `retry_delay_seconds` provided; must be an int, float, list or callable. "
+                f"Received type {type(delays)}"
+            )
+        if isinstance(delays, (list, tuple)) and len(delays) > 50:
+            raise ValueError("Can not configure more than 50 retry delays per task.")
+        run_name = self.task_run_name
+        if run_name is not None and not isinstance(run_name, str) and not callable(run_name):
+            raise TypeError(f"Expected string or callable for 'task_run_name'; got {type(run_name).__name__} instead.")
+        if self.cache_policy is not None and not isinstance(self.cache_policy, caching.CachePolicy):
+            raise TypeError(f"cache_policy must be a cache policy (INPUTS, TASK_SOURCE...), got {self.cache_policy!r}")
+        for name in (*HOOK_OPTIONS, *TRANSACTION_HOOK_OPTIONS):
+            object.__setattr__(self, name, check_hooks("task", name, getattr(self, name)))
 
     @property
     def effective_cache_policy(self) -> caching.CachePolicy | None:
-        """The policy in force: a ``cache_key_fn`` wins; ``NONE`` means no caching."""
+        """The policy in force, as Prefect 3 decides it: a ``cache_key_fn`` wins; a
+        ``result_storage_key`` with no policy is the key; persisting a result with no policy
+        makes it ``DEFAULT``; ``persist_result=False`` or ``NO_CACHE`` means no caching."""
+        if self.persist_result is False:
+            return None
         if self.cache_key_fn is not None:
-            return caching.CacheKeyFnPolicy(self.cache_key_fn)
-        if self.cache_policy is None and self.persist_result:
+            return caching.CacheKeyFnPolicy(cache_key_fn=self.cache_key_fn)
+        if self.cache_policy is None and self.result_storage_key is not None:
+            return caching.StorageKey(self.result_storage_key)
+        if self.cache_policy is None and (self.persist_result or self.result_serializer is not None):
             return caching.DEFAULT  # as in Prefect 3: persisting a result makes it a cache
         if self.cache_policy is None or isinstance(self.cache_policy, caching.NoCache):
             return None
@@ -95,6 +167,11 @@ class TaskOptions:
         if self.persist_result is not None:
             return self.persist_result
         return self.effective_cache_policy is not None
+
+    @property
+    def hooked(self) -> bool:
+        """Whether a state hook is set: only then does a run look for hooks."""
+        return bool(self.on_completion or self.on_failure or self.on_running)
 
 
 def exponential_backoff(backoff_factor: float) -> Callable[[int], list[float]]:
@@ -242,12 +319,20 @@ class Task(Definition, Generic[P, R], options=TaskOptions):
         self._tags = sorted(options.tags)
         self._pending_tags = self._tags or None  # what a PendingCall holds
         # Read on every run: worked out once here rather than per task run.
-        self.cache_policy = options.effective_cache_policy
+        self.cache_policy = policy = options.effective_cache_policy
         self.persists = options.persists
+        # Where results are read and written: the policy's key_storage, else result_storage.
+        self.storage = policy.key_storage if policy is not None and policy.key_storage else options.result_storage
+        self.serializable = policy is not None and policy.isolation_level == "SERIALIZABLE"
         self.retry_delays = retry_delays(options.retry_delay_seconds, options.retries)
-        # One attempt and no timeout: a run calls the function in place (``engine.run_plain``).
-        self.plain = not options.retries and options.timeout_seconds is None
+        self.hooked = options.hooked
+        # One attempt, no timeout, no hooks: a run calls the function in place (``engine.run_plain``).
+        self.plain = (
+            not options.retries and options.timeout_seconds is None and not self.hooked and not self.serializable
+        )
+        self._tagged: dict[frozenset[str], Task[P, R]] = {}  # this task under ``with tags(...)``
         functools.update_wrapper(self, fn)
+        self.description = options.description or inspect.getdoc(fn)
 
     @functools.cached_property
     def key(self) -> str:
@@ -259,9 +344,83 @@ class Task(Definition, Generic[P, R], options=TaskOptions):
         return caching.source_hash(self.fn)
 
     def with_options(self, **changes: Any) -> Task[P, R]:
+        """A new task with these options changed (the same names as ``@task``); the rest kept.
+        Given tags replace the task's tags, as in Prefect."""
+        unknown = set(changes) - _OPTION_NAMES
+        if unknown:
+            raise TypeError(f"with_options() got unknown options: {', '.join(sorted(unknown))}")
         if "tags" in changes:
             changes["tags"] = frozenset(changes["tags"] or ())
-        return Task(self.fn, dataclasses.replace(self.options, **changes))
+        if "engine_options" in changes:
+            changes["engine_options"] = dict(changes["engine_options"] or {})
+        task: Task[P, R] = Task(self.fn, dataclasses.replace(self.options, **changes))
+        task.method_kind = self.method_kind
+        return task
+
+    # -- state hooks (Prefect's decorators: ``@my_task.on_failure``) ---------------------------
+
+    def _add_hook(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        hooks = check_hooks("task", name, (*getattr(self.options, name), fn))
+        self.options = dataclasses.replace(self.options, **{name: hooks})
+        self.hooked = self.options.hooked
+        self.plain = self.plain and not self.hooked
+        self._tagged.clear()
+        return fn
+
+    def on_completion(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Add a hook called as ``fn(task, task_run, state)`` when a run completes."""
+        return self._add_hook("on_completion", fn)
+
+    def on_failure(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Add a hook called as ``fn(task, task_run, state)`` when a run fails (after its retries)."""
+        return self._add_hook("on_failure", fn)
+
+    def on_running(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Add a hook called as ``fn(task, task_run, state)`` when a run starts (and each retry)."""
+        return self._add_hook("on_running", fn)
+
+    def on_commit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Accepted as in Prefect; never called: there are no transactions here."""
+        return self._add_hook("on_commit", fn)
+
+    def on_rollback(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Accepted as in Prefect; never called: there are no transactions here."""
+        return self._add_hook("on_rollback", fn)
+
+    @property
+    def on_completion_hooks(self) -> list[Callable[..., Any]]:
+        return list(self.options.on_completion)
+
+    @property
+    def on_failure_hooks(self) -> list[Callable[..., Any]]:
+        return list(self.options.on_failure)
+
+    @property
+    def on_running_hooks(self) -> list[Callable[..., Any]]:
+        return list(self.options.on_running)
+
+    @property
+    def on_commit_hooks(self) -> list[Callable[..., Any]]:
+        return list(self.options.on_commit)
+
+    @property
+    def on_rollback_hooks(self) -> list[Callable[..., Any]]:
+        return list(self.options.on_rollback)
+
+    @property
+    def task_key(self) -> str:
+        """Prefect's name for the task's stable identity."""
+        return self.key
+
+    def tagged(self, tags: frozenset[str]) -> Task[P, R]:
+        """This task with ``tags`` added to its own: what a call inside ``with tags(...)`` runs."""
+        found = self._tagged.get(tags)
+        if found is None:
+            found = Task(self.fn, dataclasses.replace(self.options, tags=self.options.tags | tags))
+            found.bound_to, found.method_kind = self.bound_to, self.method_kind
+            found.__dict__.update({k: v for k, v in self.__dict__.items() if k in ("key", "source_hash")})
+            self._tagged[tags] = found
+        return found
 
     def __repr__(self) -> str:
         return f"Task({self.name!r})"
@@ -287,6 +446,10 @@ class Task(Definition, Generic[P, R], options=TaskOptions):
     ) -> TaskCall:
         """The call, its PENDING emitted; ``upstream`` holds the futures already found in
         ``parameters`` (None: look for them)."""
+        if _context.tag_scopes:  # a ``with tags(...)`` block is open in this process
+            extra = _context.current_tags.get()
+            if extra and not extra <= self.options.tags:
+                return self.tagged(extra)._call(context, parameters, wait_for, map_index, upstream)
         if upstream is None:
             upstream = []
             for value in parameters.values():
@@ -576,32 +739,60 @@ def _submission(task: Task[..., Any], method: str) -> tuple[Any, Any]:
     return context, context.task_runner
 
 
+_OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(TaskOptions))
+
+
+def task_input_hash(context: TaskRunContext, arguments: dict[str, Any]) -> str | None:
+    """Prefect's ``cache_key_fn`` that hashes the task (its identity and code) and all its
+    inputs; None (no caching) when an input cannot be pickled."""
+    task = context.task
+    code = getattr(task.fn, "__code__", None)
+    try:
+        payload = cloudpickle.dumps((task.key, code.co_code if code else b"", sorted(arguments.items())), protocol=5)
+    except Exception:
+        return None
+    return hashlib.sha256(payload).hexdigest()
+
+
 @overload
 def task(__fn: Callable[P, R]) -> Task[P, R]: ...
 @overload
 def task(
     *,
     name: str | None = None,
+    description: str | None = None,
     tags: Iterable[str] | None = None,
-    retries: int = 0,
+    version: str | None = None,
+    cache_policy: caching.CachePolicy | None = None,
+    cache_key_fn: Callable[..., str | None] | None = None,
+    cache_expiration: datetime.timedelta | None = None,
+    task_run_name: str | Callable[..., str] | None = None,
+    retries: int | None = None,
     retry_delay_seconds: RetryDelay = None,
     retry_jitter_factor: float | None = None,
-    retry_condition_fn: Callable[..., bool] | None = None,
-    cache_key_fn: Callable[..., str | None] | None = None,
-    cache_policy: caching.CachePolicy | None = None,
-    cache_expiration: datetime.timedelta | None = None,
     persist_result: bool | None = None,
     result_storage: ResultStorage | str | None = None,
+    result_serializer: Any = None,
+    result_storage_key: str | None = None,
+    cache_result_in_memory: bool = True,
     timeout_seconds: float | None = None,
     log_prints: bool | None = None,
-    task_run_name: str | Callable[..., str] | None = None,
+    refresh_cache: bool | None = None,
+    on_completion: Iterable[Callable[..., Any]] | None = None,
+    on_failure: Iterable[Callable[..., Any]] | None = None,
+    on_running: Iterable[Callable[..., Any]] | None = None,
+    on_rollback: Iterable[Callable[..., Any]] | None = None,
+    on_commit: Iterable[Callable[..., Any]] | None = None,
+    retry_condition_fn: Callable[..., bool] | None = None,
+    viz_return_value: Any = None,
     engine_options: dict[str, Any] | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
 def task(__fn: Any = None, **options: Any) -> Any:
-    """Make a function a task: ``@task`` or ``@task(retries=3, cache_policy=INPUTS)``."""
-    unknown = set(options) - {f.name for f in dataclasses.fields(TaskOptions)}
+    """Make a function a task: ``@task`` or ``@task(retries=3, cache_policy=INPUTS)``; every
+    option of Prefect 3's ``@task`` is taken (see ``TaskOptions``)."""
+    unknown = set(options) - _OPTION_NAMES
     if unknown:
         raise TypeError(f"task() got unknown options: {', '.join(sorted(unknown))}")
 

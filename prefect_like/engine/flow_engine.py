@@ -27,8 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 from prefect_like import collector
 from prefect_like.calls import walk
-from prefect_like.context import FlowRunContext, flow_run_context, task_run_context
+from prefect_like.context import (
+    FlowRunContext,
+    FlowRunView,
+    current_tags,
+    flow_run_context,
+    task_run_context,
+)
 from prefect_like.engine import signals
+from prefect_like.engine.hooks import call_hooks, flow_hooks
 from prefect_like.engine.outcomes import state_from_return
 from prefect_like.engine.signals import Interrupted
 from prefect_like.engine.steps import Blocking, Call, Sleep, Steps, drive, drive_async
@@ -99,8 +106,10 @@ class FlowRun:
         self.counts: dict[str, int] = {}  # the task runs' final states, once the run has ended
         self.ending: State | None = None  # the final state, once the run is ending
         self.recorded = False  # whether its final event is made
+        self.run_count = 0  # attempts begun
+        self.tags = current_tags.get()  # ``with tags(...)`` around the flow call
         self.context = FlowRunContext(
-            self.id, self.name, flow, self.runner, self.parameters, self.log_prints
+            self.id, self.name, flow, self.runner, self.parameters, self.log_prints, record=self
         )
         setup_logging()
         if self.log_prints:
@@ -123,7 +132,17 @@ class FlowRun:
 
     def enter(self) -> tuple[Any, Any]:
         self.runner.start()
-        return flow_run_context.set(self.context), capture_prints.set(self.log_prints)
+        self.run_count += 1
+        tokens = flow_run_context.set(self.context), capture_prints.set(self.log_prints)
+        if self.options.on_running:
+            self.hooks(Running())
+        return tokens
+
+    def hooks(self, state: State) -> None:
+        """Call the flow's hooks for ``state`` (``engine.hooks``), if it has any."""
+        found = flow_hooks(self.options, state, self.interrupted is not None)
+        if found:
+            call_hooks(found, self.flow, FlowRunView(self.context, state), state, self.context, flow_run_context)
 
     def reset(self, tokens: tuple[Any, Any]) -> None:
         flow_run_context.reset(tokens[0])
@@ -162,6 +181,7 @@ class FlowRun:
         state.run_id = self.id
         self.emit(state, data)
         self.recorded = True
+        self.hooks(state)
         failed = sum(n for name, n in counts.items() if name not in DONE_NAMES)
         summary = ", ".join(f"{n} {name}" for name, n in sorted(counts.items())) or "no task runs"
         log = logger.info if state.is_completed() else logger.error

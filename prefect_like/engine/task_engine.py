@@ -33,8 +33,10 @@ import traceback
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
+from prefect_like.caching import KeyLock, run_key
 from prefect_like.calls import LEAVES, walk
-from prefect_like.context import TaskRunContext, task_run_context
+from prefect_like.context import TaskRunContext, TaskRunView, task_run_context
+from prefect_like.engine.hooks import call_hooks, task_hooks
 from prefect_like.engine.outcomes import is_state_collection, state_from_return
 from prefect_like.engine.signals import interrupting
 from prefect_like.engine.steps import Blocking, Call, Sleep, Steps, drive, drive_async
@@ -49,6 +51,7 @@ from prefect_like.states import (
     Failed,
     NotReady,
     Retrying,
+    Running,
     State,
     StateType,
     TimedOut,
@@ -155,14 +158,19 @@ class TaskRun(TaskRunContext):
         return None
 
     def _cached(self, policy: CachePolicy) -> State | None:
-        """The run's end if its cache holds a result (or its key cannot be made), else None."""
+        """The run's end if its cache holds a result, else None. A key that cannot be made is
+        logged, and the run goes on uncached (as in Prefect: its result is not persisted)."""
         task = self.call.task
         try:
-            self.cache_key = policy.compute_key(task, self.parameters, self)
-        except Exception as exc:
-            return self.fail(exc)
-        if self.cache_key is not None:
-            found, value = resolve_storage(task.options.result_storage).read(self.cache_key)
+            self.cache_key = run_key(policy, task, self.parameters, self)
+        except Exception:
+            logger.exception(
+                "Task run %r: error computing its cache key; the result will not be persisted", self.call.name
+            )
+            self.cache_key = NOT_PERSISTED
+            return None
+        if self.cache_key is not None and not task.options.refresh_cache:
+            found, value = resolve_storage(task.storage).read(self.cache_key)
             if found:
                 return self._finish(Cached(value), self._terminal_data(value))
         return None
@@ -189,7 +197,7 @@ class TaskRun(TaskRunContext):
             data["result"] = result if type(result) in AS_IS else summarize(result)
         else:
             data["error"] = error_details(error)
-        if self.cache_key is not None:
+        if self.cache_key:
             data["cache_key"] = self.cache_key
         return data
 
@@ -214,12 +222,12 @@ class TaskRun(TaskRunContext):
             result = walk(result, _state_of, (TaskFuture,))
             if isinstance(result, State) or is_state_collection(result):
                 return self.end_as(state_from_return(result))
-        if self.call.task.persists:
+        if self.call.task.persists and self.cache_key is not NOT_PERSISTED:
             key = self.cache_key or self.call.task_run_id
             expiration = self.options.cache_expiration
             expires_at = time.time() + expiration.total_seconds() if expiration is not None else None
             try:
-                resolve_storage(self.options.result_storage).write(key, result, expires_at)
+                resolve_storage(self.call.task.storage).write(key, result, expires_at)
             except Exception as exc:
                 return self.fail(exc)
         now = time.time()  # the state's timestamp and the end of the duration: one clock read
@@ -291,6 +299,55 @@ class TaskRun(TaskRunContext):
         self.seq += 1
 
 
+NOT_PERSISTED = ""  # the cache key of a run whose key could not be made: not cached, not persisted
+
+
+class HookedTaskRun(TaskRun):
+    """A run of a task with state hooks, or whose cache policy is SERIALIZABLE: ``TaskRun``
+    plus the hooks at each state change and the cache key's lock. Only such tasks make one
+    (``steps``); a plain run never looks for either."""
+
+    __slots__ = ("lock",)
+
+    def enter(self) -> State | None:
+        self.lock: Any = None
+        state = super().enter()
+        if state is None and self.options.on_running:
+            self._hooks(Running())
+        return state
+
+    def _cached(self, policy: CachePolicy) -> State | None:
+        if policy.isolation_level != "SERIALIZABLE":
+            return super()._cached(policy)
+        task = self.call.task
+        try:
+            key = run_key(policy, task, self.parameters, self)
+        except Exception:
+            return super()._cached(policy)  # logs why, and runs uncached
+        if key is not None:
+            # Runs with the same key take turns: the first computes, the others find its result.
+            self.lock = KeyLock(resolve_storage(task.storage).path, key)
+        return super()._cached(policy)
+
+    def _finish(self, state: State, data: dict[str, Any]) -> State:
+        state = super()._finish(state, data)
+        lock, self.lock = getattr(self, "lock", None), None
+        if lock is not None:
+            lock.release()
+        if task_hooks(self.options, state):
+            self._hooks(state)
+        return state
+
+    def before_retry(self, exc: BaseException) -> None:
+        super().before_retry(exc)
+        if self.options.on_running:
+            self._hooks(Retrying(f"Retrying (attempt {self.run_count})"))
+
+    def _hooks(self, state: State) -> None:
+        call_hooks(task_hooks(self.options, state), self.call.task, TaskRunView(self, state), state, self,
+                   task_run_context)
+
+
 class ReturnedFailure(Exception):
     """A task returned a Failed state: retried as if it had raised."""
 
@@ -306,7 +363,7 @@ def _state_of(future: TaskFuture[Any], allowed: bool) -> State:
 
 def steps(call: TaskCall) -> Steps[State]:
     """The one body of a task run; ``run_task`` and ``run_task_async`` drive it."""
-    run = TaskRun(call)
+    run = HookedTaskRun(call) if call.task.hooked or call.task.serializable else TaskRun(call)
     try:
         state = run.enter()
         if state is not None:
@@ -460,6 +517,7 @@ def _stored(state: State) -> None:
 
 
 __all__ = [
+    "HookedTaskRun",
     "TaskRun",
     "error_details",
     "resolve_inputs",

@@ -401,15 +401,19 @@ def create_app(
             str | None,
             Query(max_length=200, description="e.g. result.loss, -result.accuracy, duration"),
         ] = None,
+        tags: Annotated[
+            list[str] | None,
+            Query(max_length=20, description="only task runs with every one of these tags (repeat it)"),
+        ] = None,
     ) -> Response:
         """One page of a flow run's task runs, in submission order unless ``order_by`` says else."""
 
         def read(s: Store) -> dict[str, Any]:
             items = s.list_task_runs(
                 flow_run_id, state=state, task_name=task_name, limit=limit, offset=offset,
-                order_by=order_by,
+                order_by=order_by, tags=tags,
             )
-            total = s.count_task_runs(flow_run_id, state=state, task_name=task_name)
+            total = s.count_task_runs(flow_run_id, state=state, task_name=task_name, tags=tags)
             return {"items": items, "total": total, "limit": limit, "offset": offset}
 
         return _json(tracker.read(read))
@@ -452,6 +456,9 @@ def create_app(
     from prefect_like.server.dashboard import router as dashboard_router
 
     app.include_router(dashboard_router)  # the dashboard's routes, before the catch-all below
+    from prefect_like.server.routes_artifacts import router as artifacts_router
+
+    app.include_router(artifacts_router)
     app.include_router(api)
     if (STATIC / "index.html").is_file():
         from starlette.staticfiles import StaticFiles

@@ -41,7 +41,7 @@ MAX_NAME = 500
 MAX_DATA_DEPTH = 16
 MAX_EVENTS = 100_000  # per request; the HTTP sink sends 10,000
 
-Kind = Literal["flow", "task", "log", "heartbeat"]
+Kind = Literal["flow", "task", "log", "heartbeat", "artifact"]
 if TYPE_CHECKING:
     StateTypeValue = str
 else:  # the closed set of state types, as the vocabulary has it (Literal of a tuple: each one)
@@ -83,6 +83,9 @@ class Data(TypedDict):
     parent_task_run_id: NotRequired[Id | None]
     task_runs: NotRequired[dict[Annotated[str, Strict()], Count] | None]
     logger: NotRequired[Name | None]
+    key: NotRequired[Name | None]  # an artifact's
+    description: NotRequired[Message | None]
+    task_run_id: NotRequired[Id | None]
 
 
 # Array form, in Event field order.

@@ -27,6 +27,10 @@ What ``data`` holds, by kind and state:
 - ``heartbeat``: a live flow run's pulse; ``run_id`` is the flow run, ``seq`` its own counter.
 - ``log``: ``state_name`` is the level name, ``message`` the line, ``data`` ``{"level", "logger"}``;
   ``run_id`` is the task run (or the flow run, for flow logs), ``seq`` counts that run's lines.
+- ``artifact``: ``run_id`` is the artifact's id, ``state_name`` its type (``table``,
+  ``markdown``, ``link``, ``progress``), ``seq`` 0 as it is made and higher for each update
+  (the highest holds its data). ``data``: ``data`` (the artifact's payload), and as it is made
+  ``key``, ``description``, ``task_run_id``; ``flow_run_id`` is the run it belongs to, if any.
 """
 
 from __future__ import annotations
@@ -46,7 +50,8 @@ FLOW = "flow"
 TASK = "task"
 LOG = "log"
 HEARTBEAT = "heartbeat"
-KINDS = (FLOW, TASK, LOG, HEARTBEAT)
+ARTIFACT = "artifact"
+KINDS = (FLOW, TASK, LOG, HEARTBEAT, ARTIFACT)
 
 
 class Event(NamedTuple):
@@ -255,6 +260,13 @@ def log_event(run_id: str, seq: int, flow_run_id: str | None, timestamp: float, 
     """A log line of a task run (or a flow run, for flow logs); a long one is cut (``limits``)."""
     return clip_event(Event(LOG, run_id, seq, flow_run_id, timestamp, None, level_name, message,
                             {"level": level, "logger": logger}))
+
+
+def artifact_event(artifact_id: str, seq: int, flow_run_id: str | None, timestamp: float, type_: str,
+                   data: dict[str, Any]) -> Event:
+    """An artifact made (seq 0, ``data`` with its key, description, task run and payload) or
+    updated (a higher seq, ``data`` with the new payload)."""
+    return Event(ARTIFACT, artifact_id, seq, flow_run_id, timestamp, None, type_, None, data)
 
 
 def heartbeat_event(flow_run_id: str, seq: int, timestamp: float) -> Event:

@@ -61,6 +61,7 @@ FLOW_COLUMNS = (
     "parameters, task_runs, parent_flow_run_id, parent_task_run_id, error, heartbeat, key"
 )
 LOG_COLUMNS = "run_id, seq, flow_run_id, task_run_id, level, logger, timestamp, message"
+ARTIFACT_COLUMNS = "id, key, type, description, data, flow_run_id, task_run_id, created, updated"
 
 
 def _number(value: Any) -> float | None:
@@ -184,6 +185,37 @@ def log_dict(row: tuple[Any, ...]) -> dict[str, Any]:
         "timestamp": iso(timestamp),
         "message": message,
     }
+
+
+def artifact_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+    id_, key, type_, description, data, flow_run_id, task_run_id, created, updated = row
+    return {
+        "id": id_,
+        "key": key,
+        "type": type_,
+        "description": description,
+        "data": loads(data),
+        "flow_run_id": flow_run_id,
+        "task_run_id": task_run_id,
+        "created": iso(created),
+        "updated": iso(updated),
+    }
+
+
+def tag_clause(tags: Sequence[str]) -> tuple[str, list[Any]]:
+    """Task runs that have every one of ``tags``, as a WHERE fragment on ``task_runs``.
+
+    Tags are stored as a JSON list; ``instr`` on its text finds the candidates from the
+    ``task_runs_tags`` partial index alone (it holds the tags of tagged runs only), and
+    ``json_each`` confirms each exactly (a tag's quoted text may occur inside another's)."""
+    parts: list[str] = ["tags IS NOT NULL"]
+    params: list[Any] = []
+    for tag in tags:
+        if not isinstance(tag, str) or not tag:
+            raise ValueError(f"a tag is a non-empty string, got {tag!r}")
+        parts.append("instr(tags, ?) > 0 AND EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ?)")
+        params.extend((orjson.dumps(tag).decode(), tag))
+    return "(" + " AND ".join(parts) + ")", params
 
 
 def state_clause(state: str, names_in_store: set[str]) -> tuple[str, list[Any]]:
@@ -375,7 +407,8 @@ class Reads:
     # -- task runs -------------------------------------------------------------------------
 
     def _task_where(
-        self, flow_key: int, state: str | None, task_name: str | None
+        self, flow_key: int, state: str | None, task_name: str | None,
+        tags: Sequence[str] | None = None,
     ) -> tuple[str, list[Any]]:
         clauses = ["flow_key = ?"]
         params: list[Any] = [flow_key]
@@ -393,6 +426,10 @@ class Reads:
         if task_name is not None:
             clauses.append("task_name = ?")
             params.append(task_name)
+        if tags:
+            clause, tag_params = tag_clause(tags)
+            clauses.append(clause)
+            params.extend(tag_params)
         return " WHERE " + " AND ".join(clauses), params
 
     def list_task_runs(
@@ -403,11 +440,13 @@ class Reads:
         limit: int = 100,
         offset: int = 0,
         order_by: str | None = None,
+        tags: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """One page of a flow run's task runs; submission order unless ``order_by`` says else."""
+        """One page of a flow run's task runs; submission order unless ``order_by`` says else.
+        With ``tags``, only the runs that have every one of them."""
         order, order_params = order_clause(order_by)  # a bad key fails before any query
         key, _ = self._flow_ref(flow_run_id)
-        where, params = self._task_where(key, state, task_name)
+        where, params = self._task_where(key, state, task_name, tags)
         page_params = (*params, *order_params, _count(limit, "limit"), _count(offset, "offset"))
 
         def page() -> list[Any]:
@@ -428,10 +467,11 @@ class Reads:
         return [task_dict(row) for row in self._retry(page)]
 
     def count_task_runs(
-        self, flow_run_id: str, state: str | None = None, task_name: str | None = None
+        self, flow_run_id: str, state: str | None = None, task_name: str | None = None,
+        tags: Sequence[str] | None = None,
     ) -> int:
         key, _ = self._flow_ref(flow_run_id)
-        where, params = self._task_where(key, state, task_name)
+        where, params = self._task_where(key, state, task_name, tags)
         return int(self._one(f"SELECT COUNT(*) FROM task_runs{where}", params)[0])
 
     def get_task_run(self, id_or_prefix: str) -> dict[str, Any]:
@@ -473,6 +513,21 @@ class Reads:
             (flow_key,),
         )
         return {name or "Unknown": n for name, n in rows}
+
+    def task_tags(self, flow_run_id: str, limit: int = 500) -> list[str]:
+        """The tags a flow run's task runs have, sorted: read as the distinct tag lists of the
+        ``task_runs_tags`` index, one seek each (runs share a few lists), never row by row."""
+        key, _ = self._flow_ref(flow_run_id)
+        lists = self._all(
+            "WITH RECURSIVE v(x) AS ("
+            " SELECT MIN(tags) FROM task_runs WHERE flow_key = ?1 AND tags IS NOT NULL"
+            " UNION ALL SELECT (SELECT MIN(tags) FROM task_runs"
+            "  WHERE flow_key = ?1 AND tags IS NOT NULL AND tags > x) FROM v WHERE x IS NOT NULL"
+            ") SELECT x FROM v WHERE x IS NOT NULL LIMIT ?2",
+            (key, _count(limit, "limit")),
+        )
+        found = {tag for (text,) in lists for tag in _list(loads(text)) if isinstance(tag, str)}
+        return sorted(found)[:limit]
 
     def task_run_counts(self, flow_run_id: str) -> dict[str, int]:
         """Task runs of a flow run by state name, e.g. ``{"Completed": 9, "Failed": 1}``."""
@@ -593,6 +648,70 @@ class Reads:
             (*params, -1 if limit is None else _count(limit, "limit"), _count(offset, "offset")),
         )
         return [log_dict(row) for row in rows]
+
+    # -- artifacts ------------------------------------------------------------------------------
+
+    def list_artifacts(
+        self,
+        key: str | None = None,
+        flow_run_id: str | None = None,
+        task_run_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Artifacts, newest first: of one key, flow run (its task runs' included) or task run."""
+        where, params = self._artifact_where(key, flow_run_id, task_run_id)
+        rows = self._all(
+            f"SELECT {ARTIFACT_COLUMNS} FROM artifacts{where} ORDER BY created DESC, rowid DESC "
+            "LIMIT ? OFFSET ?",
+            (*params, _count(limit, "limit"), _count(offset, "offset")),
+        )
+        return [artifact_dict(row) for row in rows]
+
+    def count_artifacts(
+        self, key: str | None = None, flow_run_id: str | None = None, task_run_id: str | None = None
+    ) -> int:
+        where, params = self._artifact_where(key, flow_run_id, task_run_id)
+        return int(self._one(f"SELECT COUNT(*) FROM artifacts{where}", params)[0])
+
+    def _artifact_where(
+        self, key: str | None, flow_run_id: str | None, task_run_id: str | None
+    ) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if key is not None:
+            clauses.append("key = ?")
+            params.append(key)
+        if flow_run_id is not None:
+            clauses.append("flow_run_id = ?")
+            params.append(self._flow_ref(flow_run_id)[1])
+        if task_run_id is not None:
+            clauses.append("task_run_id = ?")
+            params.append(self._task_run_id(task_run_id))
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def get_artifact(self, key_or_id: str) -> dict[str, Any]:
+        """An artifact by id (or unique id prefix), else the latest of a key, with ``versions``:
+        how many artifacts have its key."""
+        ident = str(key_or_id).strip()
+        found = self._matches("artifacts", ident)
+        if len(found) > 1:
+            raise RunNotFoundError(_ambiguous(ident, [("artifact", i) for i in found]))
+        if found:
+            row = self._one(f"SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE id = ?", (found[0],))
+        else:
+            row = self._one(
+                f"SELECT {ARTIFACT_COLUMNS} FROM artifacts WHERE key = ? "
+                "ORDER BY created DESC, rowid DESC LIMIT 1",
+                (ident,),
+            )
+        if row is None:
+            raise RunNotFoundError(f"no artifact with key or id {ident!r}")
+        artifact = artifact_dict(row)
+        artifact["versions"] = (
+            self.count_artifacts(key=artifact["key"]) if artifact["key"] is not None else 1
+        )
+        return artifact
 
 
 def _seq_order(seq: Any) -> tuple[bool, Any]:

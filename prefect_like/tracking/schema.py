@@ -26,6 +26,12 @@ History of versions:
    row states a verdict of the store made from its flow run's silence, not an event of its own,
    and holds the last sign of life it was judged by (see the store's "verdicts from silence").
    ``flow_runs.heard``: when the store last received an event of the flow run (its own clock).
+3. ``artifacts``: what flow and task runs publish (tables, markdown, links, progress), one row
+   per artifact, its data replaced by later updates. ``concurrency_limits`` and
+   ``concurrency_slots``: named limits (a task tag's or a global one's, one namespace) and the
+   leases that hold their slots. ``task_runs_tags``: a partial index over the task runs that
+   have tags, so filtering a flow run's task runs by tag reads only those (untagged runs, the
+   most, add nothing to it).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from pathlib import Path
 
 from prefect_like.errors import TrackingError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # The tables every version has; a file with other tables and none of these is not ours.
 TABLES = frozenset({"flow_runs", "task_runs", "state_history", "logs"})
@@ -126,7 +132,47 @@ ALTER TABLE flow_runs ADD COLUMN heard REAL;
 ALTER TABLE task_runs ADD COLUMN judged REAL;
 """
 
-STEPS = {1: _VERSION_1, 2: _VERSION_2}  # version -> the step that makes it
+# No semicolon inside a statement, comments included: ``migrate`` splits a step on them.
+_VERSION_3 = """
+CREATE TABLE artifacts (
+    id TEXT PRIMARY KEY,
+    key TEXT,
+    type TEXT,
+    description TEXT,
+    data TEXT,
+    flow_run_id TEXT,
+    task_run_id TEXT,
+    seq INTEGER NOT NULL,
+    created REAL,
+    updated REAL
+);
+CREATE INDEX artifacts_flow_run ON artifacts (flow_run_id, created);
+CREATE INDEX artifacts_task_run ON artifacts (task_run_id, created);
+CREATE INDEX artifacts_key ON artifacts (key, created);
+
+CREATE TABLE concurrency_limits (
+    name TEXT PRIMARY KEY,
+    slots INTEGER NOT NULL,
+    slot_decay_per_second REAL,
+    active INTEGER NOT NULL DEFAULT 1,
+    decaying REAL NOT NULL DEFAULT 0,
+    decayed_at REAL,
+    created REAL
+);
+CREATE TABLE concurrency_slots (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    occupy INTEGER NOT NULL,
+    holder TEXT,
+    acquired REAL,
+    expires REAL NOT NULL
+);
+CREATE INDEX concurrency_slots_name ON concurrency_slots (name, expires);
+
+CREATE INDEX task_runs_tags ON task_runs (flow_key, tags) WHERE tags IS NOT NULL;
+"""
+
+STEPS = {1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3}  # version -> the step that makes it
 
 _ELSEWHERE = "move it aside, or set PREFECT_LIKE_HOME to another directory"
 

@@ -68,7 +68,7 @@ from prefect_like.states import (
 )
 from prefect_like.tracking import queries as q
 from prefect_like.tracking import schema
-from prefect_like.tracking.events import FLOW, HEARTBEAT, LOG, TASK, Event
+from prefect_like.tracking.events import ARTIFACT, FLOW, HEARTBEAT, LOG, TASK, Event
 
 T = TypeVar("T")
 
@@ -146,6 +146,21 @@ ON CONFLICT (id) DO UPDATE SET
 
 _HISTORY_INSERT = "INSERT OR IGNORE INTO state_history VALUES (?, ?, ?, ?, ?, ?)"
 _LOG_INSERT = "INSERT OR IGNORE INTO logs VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+# An artifact's payload (and a description given with it) is the latest update's; the rest is
+# set once, whichever of its events arrives first.
+_ARTIFACT_INSERT = f"""
+INSERT INTO artifacts (id, key, type, description, data, flow_run_id, task_run_id, seq, created, updated)
+VALUES ({", ".join("?" * 10)})
+ON CONFLICT (id) DO UPDATE SET
+    {", ".join(_once("artifacts", c) for c in ("key", "type", "flow_run_id", "task_run_id"))},
+    description = CASE WHEN excluded.seq > artifacts.seq
+        THEN COALESCE(excluded.description, artifacts.description)
+        ELSE COALESCE(artifacts.description, excluded.description) END,
+    data = CASE WHEN excluded.seq > artifacts.seq THEN excluded.data ELSE artifacts.data END,
+    {_extreme("MIN", "artifacts", "created")},
+    {_extreme("MAX", "artifacts", "updated")},
+    seq = MAX(artifacts.seq, excluded.seq)
+"""
 
 
 def dumps(value: Any) -> str | None:
@@ -183,8 +198,10 @@ def _seconds(value: Any) -> float | None:
 
 def _collapse(
     events: Sequence[Event] | Sequence[Sequence[Any]],
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Fold a batch into (flow rows, task rows, history rows, log rows) ready for executemany.
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]],
+           list[tuple[Any, ...]]]:
+    """Fold a batch into (flow rows, task rows, history rows, log rows, artifact rows) ready
+    for executemany.
 
     This loop runs once per event (600k times for a 200k-task map), so it works on plain lists
     indexed by literal slot numbers; the layouts are spelled out below.
@@ -204,6 +221,9 @@ def _collapse(
     seen_get = seen.get
     history: list[tuple[Any, ...]] = []
     logs: list[tuple[Any, ...]] = []
+    # artifact slots: 0 key, 1 type, 2 description, 3 data, 4 flow_run_id, 5 task_run_id,
+    # 6 seq, 7 created, 8 updated
+    artifacts: dict[str, list[Any]] = {}
     add_history = history.append
     for kind, run_id, seq, flow_run_id, ts, stype, sname, message, data in events:
         if kind == TASK:
@@ -300,6 +320,22 @@ def _collapse(
                 f[11] = data.get("task_runs") if data else None
                 f[12] = data.get("error") if data else None
                 f[13] = data.get("duration") if data else None
+        elif kind == ARTIFACT:
+            a = artifacts.get(run_id)
+            if a is None:
+                a = artifacts[run_id] = [None, None, None, None, None, None, -1, ts, ts]
+            a[7], a[8] = min(a[7], ts), max(a[8], ts)
+            a[1] = a[1] or sname
+            a[4] = a[4] or flow_run_id
+            if data:
+                a[0] = a[0] or data.get("key")
+                a[5] = a[5] or data.get("task_run_id")
+                if seq > a[6]:
+                    a[6] = seq
+                    a[3] = data.get("data")
+                    a[2] = data.get("description") or a[2]
+                else:
+                    a[2] = a[2] or data.get("description")
         else:
             raise TrackingError(f"unknown event kind {kind!r} for run {run_id!r}")
     for flow_run_id, ts in seen.items():
@@ -321,7 +357,11 @@ def _collapse(
          dumps(f[11]), dumps(f[12]), f[13], f[14], f[15], f[16], f[17])
         for run_id, f in flows.items()
     ]
-    return flow_rows, task_rows, history, logs
+    artifact_rows = [
+        (run_id, a[0], a[1], a[2], dumps(a[3]), a[4], a[5], a[6], a[7], a[8])
+        for run_id, a in artifacts.items()
+    ]
+    return flow_rows, task_rows, history, logs, artifact_rows
 
 
 class Store(q.Reads):
@@ -449,7 +489,7 @@ class Store(q.Reads):
         if not events:
             return
         try:
-            flow_rows, task_rows, history, logs = _collapse(events)
+            flow_rows, task_rows, history, logs, artifacts = _collapse(events)
         except (TypeError, ValueError) as exc:
             raise TrackingError(f"malformed event batch: {exc}") from exc
 
@@ -471,6 +511,8 @@ class Store(q.Reads):
                     conn.executemany(_HISTORY_INSERT, history)
                 if logs:
                     conn.executemany(_LOG_INSERT, logs)
+                if artifacts:
+                    conn.executemany(_ARTIFACT_INSERT, artifacts)
                 if flow_rows or task_rows:
                     _close_ended(conn, {row[0] for row in flow_rows} | {row[1] for row in task_rows})
                 conn.execute("COMMIT")
