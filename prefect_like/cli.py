@@ -2,7 +2,7 @@
 
     prefect-like runs ls [--state S] [--flow NAME] [--limit N] [--json]
     prefect-like runs show ID [--json]
-    prefect-like runs tasks ID [--state S] [--task NAME] [--order-by KEY] [--limit N] [--json]
+    prefect-like runs tasks ID [--state S] [--task NAME] [--tag T ...] [--order-by KEY] [--limit N] [--json]
     prefect-like runs logs ID [--limit N] [--json]
     prefect-like runs watch ID                  a live progress view of a running flow run
     prefect-like runs export ID --output FILE   task runs as a Parquet or CSV table
@@ -342,6 +342,7 @@ def _states(console: Console, states: list[dict[str, Any]]) -> None:
 @click.argument("flow_run_id")
 @click.option("--state", help="A state type or name, e.g. failed, COMPLETED, NotReady, cached.")
 @click.option("--task", "task_name", help="Only task runs of this task.")
+@click.option("--tag", "tags", multiple=True, help="Only task runs with this tag (repeat: with every one).")
 @click.option(
     "--order-by",
     help="start_time, end_time, duration, map_index, task_name, state, result or result.KEY; "
@@ -355,6 +356,7 @@ def runs_tasks(
     flow_run_id: str,
     state: str | None,
     task_name: str | None,
+    tags: tuple[str, ...],
     order_by: str | None,
     limit: int,
     offset: int,
@@ -364,9 +366,9 @@ def runs_tasks(
     with _reader() as store:
         task_runs = store.list_task_runs(
             flow_run_id, state=state, task_name=task_name, limit=limit, offset=offset,
-            order_by=order_by,
+            order_by=order_by, tags=list(tags) or None,
         )
-        total = store.count_task_runs(flow_run_id, state=state, task_name=task_name)
+        total = store.count_task_runs(flow_run_id, state=state, task_name=task_name, tags=list(tags) or None)
     if as_json:
         _print_json(task_runs)
         return
@@ -698,3 +700,6 @@ def bench_command(runner: str, n: int, task_seconds: float, api_url: str | None,
 def main(argv: Sequence[str] | None = None) -> None:
     """The ``prefect-like`` console script."""
     cli.main(args=list(argv) if argv is not None else None, prog_name="prefect-like")
+
+
+from prefect_like.commands import artifacts  # noqa: E402,F401

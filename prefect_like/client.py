@@ -27,14 +27,18 @@ class Reader(Protocol):
     def list_flow_runs(self, state: str | None = None, flow_name: str | None = None, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]: ...
     def count_flow_runs(self, state: str | None = None, flow_name: str | None = None) -> int: ...
     def get_flow_run(self, id_or_prefix: str) -> dict[str, Any]: ...
-    def list_task_runs(self, flow_run_id: str, state: str | None = None, task_name: str | None = None, limit: int = 100, offset: int = 0, order_by: str | None = None) -> list[dict[str, Any]]: ...
-    def count_task_runs(self, flow_run_id: str, state: str | None = None, task_name: str | None = None) -> int: ...
+    def list_task_runs(self, flow_run_id: str, state: str | None = None, task_name: str | None = None, limit: int = 100, offset: int = 0, order_by: str | None = None, tags: Sequence[str] | None = None) -> list[dict[str, Any]]: ...
+    def count_task_runs(self, flow_run_id: str, state: str | None = None, task_name: str | None = None, tags: Sequence[str] | None = None) -> int: ...
     def get_task_run(self, id_or_prefix: str) -> dict[str, Any]: ...
     def task_run_counts(self, flow_run_id: str) -> dict[str, int]: ...
     def iter_task_runs(self, flow_run_id: str, batch: int = 5000) -> Iterator[dict[str, Any]]: ...
     def throughput(self, flow_run_id: str, buckets: int = 60) -> list[dict[str, Any]]: ...
     def logs(self, flow_run_id: str | None = None, task_run_id: str | None = None, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]: ...
     def find_run(self, id_or_prefix: str) -> tuple[str, str]: ...
+    def list_artifacts(self, key: str | None = None, flow_run_id: str | None = None, task_run_id: str | None = None, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]: ...
+    def count_artifacts(self, key: str | None = None, flow_run_id: str | None = None, task_run_id: str | None = None) -> int: ...
+    def get_artifact(self, key_or_id: str) -> dict[str, Any]: ...
+    def task_tags(self, flow_run_id: str, limit: int = 500) -> list[str]: ...
     def close(self) -> None: ...
     def __enter__(self) -> Any: ...
     def __exit__(self, exc_type: Any, exc: Any, tb: Any, /) -> None: ...
@@ -143,8 +147,9 @@ class Client:
         limit: int = 100,
         offset: int = 0,
         order_by: str | None = None,
+        tags: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
-        return self.task_run_page(flow_run_id, state, task_name, limit, offset, order_by)["items"]
+        return self.task_run_page(flow_run_id, state, task_name, limit, offset, order_by, tags)["items"]
 
     def task_run_page(
         self,
@@ -154,15 +159,19 @@ class Client:
         limit: int = 100,
         offset: int = 0,
         order_by: str | None = None,
+        tags: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         """One page of task runs with ``total``, as the API returns it."""
         return self._get(
             f"/flow-runs/{_quote(flow_run_id)}/task-runs", state=state, task_name=task_name,
-            limit=limit, offset=offset, order_by=order_by,
+            limit=limit, offset=offset, order_by=order_by, tags=list(tags) if tags else None,
         )
 
-    def count_task_runs(self, flow_run_id: str, state: str | None = None, task_name: str | None = None) -> int:
-        return int(self.task_run_page(flow_run_id, state, task_name, limit=0)["total"])
+    def count_task_runs(
+        self, flow_run_id: str, state: str | None = None, task_name: str | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> int:
+        return int(self.task_run_page(flow_run_id, state, task_name, limit=0, tags=tags)["total"])
 
     def get_task_run(self, id_or_prefix: str) -> dict[str, Any]:
         return self._get(f"/task-runs/{_quote(id_or_prefix)}")
@@ -208,6 +217,33 @@ class Client:
     def find_run(self, id_or_prefix: str) -> tuple[str, str]:
         found = self._get(f"/runs/{_quote(id_or_prefix)}")
         return found["kind"], found["id"]
+
+    def task_tags(self, flow_run_id: str, limit: int = 500) -> list[str]:
+        return self._get(f"/flow-runs/{_quote(flow_run_id)}/task-tags", limit=limit)
+
+    # -- artifacts -------------------------------------------------------------------------
+
+    def list_artifacts(
+        self, key: str | None = None, flow_run_id: str | None = None, task_run_id: str | None = None,
+        limit: int = 100, offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        return self._artifact_page(key, flow_run_id, task_run_id, limit, offset)["items"]
+
+    def count_artifacts(
+        self, key: str | None = None, flow_run_id: str | None = None, task_run_id: str | None = None
+    ) -> int:
+        return int(self._artifact_page(key, flow_run_id, task_run_id, 0, 0)["total"])
+
+    def _artifact_page(
+        self, key: str | None, flow_run_id: str | None, task_run_id: str | None, limit: int, offset: int
+    ) -> dict[str, Any]:
+        return self._get(
+            "/artifacts", key=key, flow_run_id=flow_run_id, task_run_id=task_run_id, limit=limit,
+            offset=offset,
+        )
+
+    def get_artifact(self, key_or_id: str) -> dict[str, Any]:
+        return self._get(f"/artifacts/{_quote(key_or_id)}")
 
     # -- writing ---------------------------------------------------------------------------
 
