@@ -9,7 +9,8 @@
     │   ├── UnknownTaskRunnerError       no runner registered under that name
     │   ├── RunNotFoundError             no flow run or task run with that id in the store
     │   ├── TrackingError                the tracking store or server refused or failed a request
-    │   └── SerializationError           a parameter or result cannot be stored or shipped
+    │   ├── SerializationError           a parameter or result cannot be stored or shipped
+    │   └── TrialPruned                  raised in a search trial its scheduler stopped (ends Pruned)
     ├── TypeError
     │   ├── ParameterTypeError           a flow parameter failed validation (names the parameter)
     │   ├── MappingLengthMismatch        .map() over iterables of unequal length (also ValueError)
@@ -102,3 +103,9 @@ class TaskRunTimeoutError(TimeoutError):
 
 class FlowRunTimeoutError(TimeoutError):
     """A flow run ran past its ``timeout_seconds``; the run ends TimedOut (a FAILED state)."""
+
+
+class TrialPruned(PrefectLikeError):
+    """Raised inside a search trial when its scheduler stops it early (``sweep.should_prune()``):
+    the run ends COMPLETED named ``Pruned``, its last reported metrics as its result. The name
+    is Optuna's (``optuna.TrialPruned``), so code written for Optuna reads the same."""

@@ -5,8 +5,8 @@ run's row), the event folding, the CLI's progress view, the tracking API, and th
 which fetches ``vocabulary()`` from ``GET /api/states`` instead of keeping a copy in JS.
 
 A state is a type plus a name. The type is one of six enum values, stable because the store,
-the HTTP API and the dashboard see them; never rename them. The name says more: ``Cached`` is
-COMPLETED, ``Retrying`` and ``Rescheduled`` are RUNNING, ``TimedOut`` is FAILED, and ``NotReady``
+the HTTP API and the dashboard see them; never rename them. The name says more: ``Cached`` and
+``Pruned`` (a search stopped the trial early) are COMPLETED, ``Retrying`` and ``Rescheduled`` are RUNNING, ``TimedOut`` is FAILED, and ``NotReady``
 is PENDING although it ends the run (an upstream did not complete, so the task never ran). Any
 constructor takes ``name=`` for a name of one's own, as Prefect 3's do (``Completed(name="Skipped")``).
 
@@ -45,6 +45,11 @@ NAMES: dict[str, str] = {
     "Rescheduled": "RUNNING",
     "Completed": "COMPLETED",
     "Cached": "COMPLETED",
+    # A search's scheduler stopped the trial early (``sweep.TrialPruned``). COMPLETED, not
+    # CANCELLED or FAILED: stopping a poor trial is the search working, its last reported metrics
+    # are its result, and a search that prunes most trials has still succeeded. Optuna keeps
+    # PRUNED apart from COMPLETE and FAIL; ``Search.best`` leaves pruned trials out as it does.
+    "Pruned": "COMPLETED",
     "Failed": "FAILED",
     "TimedOut": "FAILED",
     "Crashed": "CRASHED",
@@ -55,7 +60,7 @@ DEFAULT_NAMES = {t: t.capitalize() for t in STATE_TYPES}
 # Named states that end a run although their type is not final.
 FINAL_STATE_NAMES = frozenset({"NotReady"})
 # The names of a run that completed: its result is there.
-DONE_NAMES = frozenset({"Completed", "Cached"})
+DONE_NAMES = frozenset({"Completed", "Cached", "Pruned"})
 # The names of a run that ended without completing (it failed, never ran, or was cancelled).
 FAILURE_NAMES = frozenset(
     n
@@ -254,6 +259,10 @@ def Cancelled(message: str | None = None, *, name: str | None = None, data: Any 
 
 def Cached(data: Any = None, message: str | None = None, *, name: str | None = None) -> State:
     return State(_COMPLETED, name or "Cached", message, data)
+
+
+def Pruned(data: Any = None, message: str | None = None, *, name: str | None = None) -> State:
+    return State(_COMPLETED, name or "Pruned", message, data)
 
 
 def Retrying(message: str | None = None, *, name: str | None = None) -> State:

@@ -67,6 +67,9 @@ class _State:
 
 
 _state = _State()
+# flow run id -> how to resume it, said instead of "run the flow again" when it is interrupted:
+# a search (``sweep.optimize``) resumes from its stored trials, not by being run again.
+RESUME_HINTS: dict[str, str] = {}
 
 
 def interrupting() -> str | None:
@@ -221,11 +224,13 @@ def note_summary(exc: BaseException, run: FlowRun, counts: dict[str, int]) -> No
     recorded = ", ".join(f"{n:,} {name}" for name, n in sorted(total.items())) or "no task runs"
     if runs > 1:
         recorded += f" (with its {runs - 1} subflow run{'s' if runs > 2 else ''})"
+    resume = RESUME_HINTS.get(run.id) or (
+        "run the flow again to resume (task runs with a cache policy are not run again)."
+    )
     in_one_line(
         exc,
         f"Flow run {run.name!r} ({run.id}) is CANCELLED: the process {run.interrupted}. Recorded: "
-        f"{recorded}, in {run.recorder.target}. `prefect-like runs show {run.id}` lists them; run "
-        "the flow again to resume (task runs with a cache policy are not run again).",
+        f"{recorded}, in {run.recorder.target}. `prefect-like runs show {run.id}` lists them; {resume}",
     )
 
 

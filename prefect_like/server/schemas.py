@@ -33,7 +33,7 @@ from pydantic import (
 from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from prefect_like.states import STATE_TYPES
-from prefect_like.tracking.events import FIELDS
+from prefect_like.tracking.events import FIELDS, KINDS
 from prefect_like.tracking.limits import MAX_INT, MAX_TIMESTAMP, MIN_INT, clip_event
 
 MAX_ID = 200  # run ids are 32-character hex uuids; room for other producers
@@ -41,10 +41,11 @@ MAX_NAME = 500
 MAX_DATA_DEPTH = 16
 MAX_EVENTS = 100_000  # per request; the HTTP sink sends 10,000
 
-Kind = Literal["flow", "task", "log", "heartbeat", "artifact"]
 if TYPE_CHECKING:
+    Kind = str
     StateTypeValue = str
-else:  # the closed set of state types, as the vocabulary has it (Literal of a tuple: each one)
+else:  # the closed sets of event kinds and state types, from where they are defined
+    Kind = Literal[KINDS]
     StateTypeValue = Literal[STATE_TYPES]
 Id = Annotated[str, Strict(), Field(min_length=1, max_length=MAX_ID)]
 Seq = Annotated[int, Strict(), Field(ge=0, le=2**62)]
@@ -78,6 +79,7 @@ class Data(TypedDict):
     duration: NotRequired[Seconds | None]
     created: NotRequired[Timestamp | None]
     started: NotRequired[Timestamp | None]
+    step: NotRequired[Seconds | None]
     flow_name: NotRequired[Name | None]
     runner: NotRequired[Name | None]
     parent_task_run_id: NotRequired[Id | None]

@@ -31,6 +31,12 @@ What ``data`` holds, by kind and state:
   ``markdown``, ``link``, ``progress``), ``seq`` 0 as it is made and higher for each update
   (the highest holds its data). ``data``: ``data`` (the artifact's payload), and as it is made
   ``key``, ``description``, ``task_run_id``; ``flow_run_id`` is the run it belongs to, if any.
+- ``metric``: what a task run reported (``sweep.report``): ``data`` ``{"step", "metrics"}``;
+  ``run_id`` is the task run, ``seq`` from the same counter as its log lines. It travels home
+  from a Dask or Ray worker with the batch's other events, as log lines do.
+- ``sweep``: a flow run belongs to a sweep (a search and each of its resumes): ``run_id`` is the
+  sweep's id, ``flow_run_id`` the flow run, ``seq`` which attempt it is (0 the first), ``data``
+  ``{"name", "spec"}``.
 """
 
 from __future__ import annotations
@@ -51,7 +57,9 @@ TASK = "task"
 LOG = "log"
 HEARTBEAT = "heartbeat"
 ARTIFACT = "artifact"
-KINDS = (FLOW, TASK, LOG, HEARTBEAT, ARTIFACT)
+METRIC = "metric"
+SWEEP = "sweep"
+KINDS = (FLOW, TASK, LOG, HEARTBEAT, ARTIFACT, METRIC, SWEEP)
 
 
 class Event(NamedTuple):
@@ -267,6 +275,19 @@ def artifact_event(artifact_id: str, seq: int, flow_run_id: str | None, timestam
     """An artifact made (seq 0, ``data`` with its key, description, task run and payload) or
     updated (a higher seq, ``data`` with the new payload)."""
     return Event(ARTIFACT, artifact_id, seq, flow_run_id, timestamp, None, type_, None, data)
+
+
+def metric_event(task_run_id: str, seq: int, flow_run_id: str | None, timestamp: float, step: float | None,
+                 metrics: dict[str, Any]) -> Event:
+    """What a task run reported at one step (``sweep.report``)."""
+    return _new_tuple(Event, (METRIC, task_run_id, seq, flow_run_id, timestamp, None, None, None,
+                              {"step": step, "metrics": metrics}))
+
+
+def sweep_event(sweep_id: str, attempt: int, flow_run_id: str, timestamp: float, name: str,
+                spec: dict[str, Any]) -> Event:
+    """A flow run is attempt ``attempt`` of a sweep (0 the first, then each resume)."""
+    return Event(SWEEP, sweep_id, attempt, flow_run_id, timestamp, None, None, None, {"name": name, "spec": spec})
 
 
 def heartbeat_event(flow_run_id: str, seq: int, timestamp: float) -> Event:

@@ -25,6 +25,7 @@ import orjson
 
 from prefect_like.errors import RunNotFoundError
 from prefect_like.states import NAMES, STATE_TYPES, is_final
+from prefect_like.tracking import where as where_lang
 from prefect_like.tracking.limits import MAX_TIMESTAMP
 
 # The state names the framework itself produces; a store may hold others, found at query time.
@@ -44,7 +45,7 @@ _ORDER_COLUMNS = {
     "state": "state_name",
     "created": "created",
 }
-ORDER_KEYS = (*_ORDER_COLUMNS, "result", "result.<key>")
+ORDER_KEYS = (*_ORDER_COLUMNS, "result", "result.<key>", "param.<name>")
 # A value in the result's JSON; a result that is not JSON sorts as missing (json_extract would
 # fail the whole query over it).
 _RESULT_AT = "CASE WHEN json_valid(result) THEN json_extract(result, {}) END"
@@ -271,6 +272,11 @@ def order_clause(order_by: str | None) -> tuple[str, list[Any]]:
         # The path is a bound parameter too; the regex only keeps it a plain object path.
         expr = _RESULT_AT.format("?")
         params.append("$." + ".".join(parts))
+    elif key.startswith("param."):
+        name = key[len("param."):]
+        where_lang.check_key("param", name, None)
+        expr = "json_extract(parameters, ?)"
+        params.append("$" + "".join(f'."{p}"' for p in name.split(".")))
     else:
         raise ValueError(
             f"unknown order_by key {order_by!r}; use one of {', '.join(ORDER_KEYS)} "
@@ -408,7 +414,7 @@ class Reads:
 
     def _task_where(
         self, flow_key: int, state: str | None, task_name: str | None,
-        tags: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None, where_text: str | None = None,
     ) -> tuple[str, list[Any]]:
         clauses = ["flow_key = ?"]
         params: list[Any] = [flow_key]
@@ -426,6 +432,11 @@ class Reads:
         if task_name is not None:
             clauses.append("task_name = ?")
             params.append(task_name)
+        if where_text is not None:
+            known_params, known_results = self.known_fields(flow_key)
+            compiled = where_lang.compile_where(where_text, known_params, known_results)
+            clauses.append(compiled.sql)
+            params.extend(compiled.params)
         if tags:
             clause, tag_params = tag_clause(tags)
             clauses.append(clause)
@@ -441,19 +452,21 @@ class Reads:
         offset: int = 0,
         order_by: str | None = None,
         tags: Sequence[str] | None = None,
+        where_text: str | None = None,
     ) -> list[dict[str, Any]]:
         """One page of a flow run's task runs; submission order unless ``order_by`` says else.
+        ``where_text`` filters them by parameter and result (``tracking.where``).
         With ``tags``, only the runs that have every one of them."""
         order, order_params = order_clause(order_by)  # a bad key fails before any query
         key, _ = self._flow_ref(flow_run_id)
-        where, params = self._task_where(key, state, task_name, tags)
+        where, params = self._task_where(key, state, task_name, tags, where_text=where_text)
         page_params = (*params, *order_params, _count(limit, "limit"), _count(offset, "offset"))
 
         def page() -> list[Any]:
             # Choose the page's rowids first (often from an index alone), then read only those
             # rows in full: sorting 200k full rows to show 100 would cost far more.
             rowids = self._conn.execute(
-                f"SELECT rowid FROM task_runs{where} ORDER BY {order} LIMIT ? OFFSET ?",
+                f"SELECT rowid FROM task_runs AS t{where} ORDER BY {order} LIMIT ? OFFSET ?",
                 page_params,
             ).fetchall()
             if not rowids:
@@ -468,11 +481,11 @@ class Reads:
 
     def count_task_runs(
         self, flow_run_id: str, state: str | None = None, task_name: str | None = None,
-        tags: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None, where_text: str | None = None,
     ) -> int:
         key, _ = self._flow_ref(flow_run_id)
-        where, params = self._task_where(key, state, task_name, tags)
-        return int(self._one(f"SELECT COUNT(*) FROM task_runs{where}", params)[0])
+        where, params = self._task_where(key, state, task_name, tags, where_text=where_text)
+        return int(self._one(f"SELECT COUNT(*) FROM task_runs AS t{where}", params)[0])
 
     def get_task_run(self, id_or_prefix: str) -> dict[str, Any]:
         """A task run, with ``states``: its state history, oldest first."""
@@ -528,6 +541,26 @@ class Reads:
         )
         found = {tag for (text,) in lists for tag in _list(loads(text)) if isinstance(tag, str)}
         return sorted(found)[:limit]
+
+    def known_fields(self, flow_key: int, sample: int = 200) -> tuple[set[str], set[str]]:
+        """The parameter names and result keys a flow run's task runs have, from the first
+        ``sample`` of them (and of its completed ones): what a where expression or a sort key
+        may name. Task runs of one task are alike, so a sample finds them all."""
+        params: set[str] = set()
+        results: set[str] = set()
+        rows = self._all(
+            "SELECT * FROM (SELECT parameters, NULL FROM task_runs WHERE flow_key = ? LIMIT ?) "
+            "UNION ALL SELECT * FROM (SELECT NULL, result FROM task_runs WHERE flow_key = ? "
+            "AND state_type = 'COMPLETED' LIMIT ?)",
+            (flow_key, sample, flow_key, sample),
+        )
+        for parameters, result in rows:
+            value = _dict(loads(parameters)) if parameters is not None else None
+            params.update(value or ())
+            value = loads(result) if result is not None else None
+            if isinstance(value, dict):
+                results.update(k for k in value if isinstance(k, str))
+        return params, results
 
     def task_run_counts(self, flow_run_id: str) -> dict[str, int]:
         """Task runs of a flow run by state name, e.g. ``{"Completed": 9, "Failed": 1}``."""

@@ -32,6 +32,9 @@ History of versions:
    leases that hold their slots. ``task_runs_tags``: a partial index over the task runs that
    have tags, so filtering a flow run's task runs by tag reads only those (untagged runs, the
    most, add nothing to it).
+4. ``metrics``: what task runs reported at each step (``sweep.report``), keyed like logs.
+   ``sweeps``: a search's name, id and what it is (its objective, space, sampler, scheduler),
+   and ``sweep_runs``: the flow runs of each sweep, the first and every resume.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from pathlib import Path
 
 from prefect_like.errors import TrackingError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # The tables every version has; a file with other tables and none of these is not ours.
 TABLES = frozenset({"flow_runs", "task_runs", "state_history", "logs"})
@@ -172,7 +175,37 @@ CREATE INDEX concurrency_slots_name ON concurrency_slots (name, expires);
 CREATE INDEX task_runs_tags ON task_runs (flow_key, tags) WHERE tags IS NOT NULL;
 """
 
-STEPS = {1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3}  # version -> the step that makes it
+_VERSION_4 = """
+CREATE TABLE metrics (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    flow_run_id TEXT,
+    step REAL,
+    timestamp REAL,
+    metrics TEXT,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX metrics_flow_run ON metrics (flow_run_id, run_id);
+
+CREATE TABLE sweeps (
+    id TEXT PRIMARY KEY,
+    name TEXT,
+    created REAL,
+    spec TEXT
+);
+CREATE INDEX sweeps_created ON sweeps (created);
+
+CREATE TABLE sweep_runs (
+    sweep_id TEXT NOT NULL,
+    flow_run_id TEXT NOT NULL,
+    attempt INTEGER,
+    created REAL,
+    PRIMARY KEY (sweep_id, flow_run_id)
+) WITHOUT ROWID;
+CREATE INDEX sweep_runs_flow_run ON sweep_runs (flow_run_id);
+"""
+
+STEPS = {1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3, 4: _VERSION_4}  # version -> the step that makes it
 
 _ELSEWHERE = "move it aside, or set PREFECT_LIKE_HOME to another directory"
 

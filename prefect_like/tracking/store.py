@@ -68,7 +68,8 @@ from prefect_like.states import (
 )
 from prefect_like.tracking import queries as q
 from prefect_like.tracking import schema
-from prefect_like.tracking.events import ARTIFACT, FLOW, HEARTBEAT, LOG, TASK, Event
+from prefect_like.tracking.events import ARTIFACT, FLOW, HEARTBEAT, LOG, METRIC, SWEEP, TASK, Event
+from prefect_like.tracking.sweep_reads import SweepReads
 
 T = TypeVar("T")
 
@@ -146,6 +147,9 @@ ON CONFLICT (id) DO UPDATE SET
 
 _HISTORY_INSERT = "INSERT OR IGNORE INTO state_history VALUES (?, ?, ?, ?, ?, ?)"
 _LOG_INSERT = "INSERT OR IGNORE INTO logs VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_METRIC_INSERT = "INSERT OR IGNORE INTO metrics VALUES (?, ?, ?, ?, ?, ?)"
+_SWEEP_INSERT = "INSERT OR IGNORE INTO sweeps VALUES (?, ?, ?, ?)"
+_SWEEP_RUN_INSERT = "INSERT OR IGNORE INTO sweep_runs VALUES (?, ?, ?, ?)"
 # An artifact's payload (and a description given with it) is the latest update's; the rest is
 # set once, whichever of its events arrives first.
 _ARTIFACT_INSERT = f"""
@@ -198,6 +202,7 @@ def _seconds(value: Any) -> float | None:
 
 def _collapse(
     events: Sequence[Event] | Sequence[Sequence[Any]],
+    reports: list[tuple[Any, ...]] | None = None,
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]],
            list[tuple[Any, ...]]]:
     """Fold a batch into (flow rows, task rows, history rows, log rows, artifact rows) ready
@@ -336,6 +341,10 @@ def _collapse(
                     a[2] = data.get("description") or a[2]
                 else:
                     a[2] = a[2] or data.get("description")
+        elif kind in (METRIC, SWEEP):
+            # Rows of their own (``_reports``), written beside the runs: nothing to fold.
+            if reports is not None:
+                reports.append((kind, run_id, seq, flow_run_id, ts, data))
         else:
             raise TrackingError(f"unknown event kind {kind!r} for run {run_id!r}")
     for flow_run_id, ts in seen.items():
@@ -364,7 +373,30 @@ def _collapse(
     return flow_rows, task_rows, history, logs, artifact_rows
 
 
-class Store(q.Reads):
+def _reports(reports: list[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Metric and sweep events as (metric rows, sweep rows, sweep-run rows); a step or a metric
+    value that is not a number makes the batch malformed, so nothing of it is stored."""
+    metrics: list[tuple[Any, ...]] = []
+    sweeps: list[tuple[Any, ...]] = []
+    sweep_runs: list[tuple[Any, ...]] = []
+    for kind, run_id, seq, flow_run_id, ts, data in reports:
+        data = data or {}
+        if kind == METRIC:
+            step = data.get("step")
+            values = data.get("metrics")
+            if step is not None and (step.__class__ is bool or not isinstance(step, (int, float))):
+                raise ValueError(f"the step of a report of task run {run_id!r} is not a number: {step!r}")
+            if not isinstance(values, dict):
+                raise ValueError(f"a report of task run {run_id!r} holds no metrics")
+            metrics.append((run_id, seq, flow_run_id, step, ts, dumps(values)))
+        else:
+            sweeps.append((run_id, data.get("name"), ts, dumps(data.get("spec"))))
+            if flow_run_id is not None:
+                sweep_runs.append((run_id, flow_run_id, seq, ts))
+    return metrics, sweeps, sweep_runs
+
+
+class Store(q.Reads, SweepReads):
     """The SQLite tracking store. Thread-safe: one connection, guarded by a lock.
 
     The read methods (``list_flow_runs``, ``get_task_run``, ...) live in ``queries.Reads``.
@@ -488,8 +520,10 @@ class Store(q.Reads):
         """Store a batch of events in one transaction; idempotent and order-independent."""
         if not events:
             return
+        reports: list[tuple[Any, ...]] = []
         try:
-            flow_rows, task_rows, history, logs, artifacts = _collapse(events)
+            flow_rows, task_rows, history, logs, artifacts = _collapse(events, reports)
+            metric_rows, sweep_rows, sweep_run_rows = _reports(reports)
         except (TypeError, ValueError) as exc:
             raise TrackingError(f"malformed event batch: {exc}") from exc
 
@@ -511,6 +545,11 @@ class Store(q.Reads):
                     conn.executemany(_HISTORY_INSERT, history)
                 if logs:
                     conn.executemany(_LOG_INSERT, logs)
+                if metric_rows:
+                    conn.executemany(_METRIC_INSERT, metric_rows)
+                if sweep_rows:
+                    conn.executemany(_SWEEP_INSERT, sweep_rows)
+                    conn.executemany(_SWEEP_RUN_INSERT, sweep_run_rows)
                 if artifacts:
                     conn.executemany(_ARTIFACT_INSERT, artifacts)
                 if flow_rows or task_rows:
