@@ -8,7 +8,8 @@
     prefect-like runs export ID --output FILE   task runs as a Parquet or CSV table
     prefect-like runs flush                     send events earlier runs could not deliver
     prefect-like run FILE.py:FLOW [--param k=v ...] [--runner NAME]
-    prefect-like server start [--host H] [--port P] [--home DIR]
+    prefect-like server start [--host H] [--port P] [--home DIR] [--workers N]
+    prefect-like server database upgrade | copy --from URL --to URL
     prefect-like bench [--runner NAME] [--tasks N] [--task-seconds S] [--api-url URL]
 
 Every command reads through ``_reader()``, the one place that decides where runs come from: the
@@ -524,12 +525,16 @@ def server() -> None:
               help="The directory holding the store [default: PREFECT_LIKE_HOME].")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Server processes on the one port; more than 1 needs a PostgreSQL store "
+                   "(PREFECT_LIKE_DATABASE_URL).")
 @_friendly_errors
-def server_start(host: str, port: int, home: Path | None, log_level: str) -> None:
-    """Serve the tracking API (and the dashboard) over the store in HOME."""
+def server_start(host: str, port: int, home: Path | None, log_level: str, workers: int) -> None:
+    """Serve the tracking API (and the dashboard) over the store in HOME, or over
+    PREFECT_LIKE_DATABASE_URL."""
     from prefect_like.server import serve
 
-    serve(host, port, home, log_level)
+    serve(host, port, home, log_level, workers=workers)
 
 
 @cli.command("run")
@@ -703,3 +708,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 from prefect_like.commands import artifacts  # noqa: E402,F401
+from prefect_like.commands import database  # noqa: E402,F401

@@ -25,6 +25,24 @@ def database_path() -> Path:
     return home() / "prefect_like.db"
 
 
+def database_url() -> str | None:
+    """Where a tracking server keeps its runs: ``postgresql://user:password@host/db`` (or
+    ``sqlite:///path/to/file.db``); None: the SQLite file under ``home()``. Only the server
+    reads it; flows and the CLI write and read the embedded store or the API."""
+    url = _get("DATABASE_URL")
+    return url.strip() if url and url.strip() else None
+
+
+def database_migrate_on_start() -> bool:
+    """Whether a server upgrades an older PostgreSQL store's schema when it starts (the
+    default), or refuses it, naming ``prefect-like server database upgrade`` (``false``: a team
+    that upgrades in a deliberate step). A SQLite file is always brought forward on opening."""
+    value = (_get("DATABASE_MIGRATE_ON_START") or "true").strip().lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"{PREFIX}DATABASE_MIGRATE_ON_START must be true or false, got {value!r}")
+    return value in ("true", "1", "yes")
+
+
 def results_path() -> Path:
     return home() / "results"
 

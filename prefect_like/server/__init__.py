@@ -17,8 +17,11 @@ from __future__ import annotations
 
 import gc
 import ipaddress
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from prefect_like import settings
 from prefect_like.errors import MissingEngineError
@@ -116,28 +119,95 @@ def serve(
     port: int = DEFAULT_PORT,
     home: Path | str | None = None,
     log_level: str = "info",
+    workers: int = 1,
 ) -> None:
-    """Run the tracking server until interrupted (one process: the store has one writer)."""
+    """Run the tracking server until interrupted.
+
+    ``workers`` > 1 runs that many server processes on one socket (uvicorn's workers), for a
+    PostgreSQL store only (``PREFECT_LIKE_DATABASE_URL``): the processes keep nothing another
+    needs, the store serialises their writes and heartbeat checks (``tracking.postgres``),
+    and each takes its share of the rate limit. A SQLite file has one writer at a time, so
+    more processes would add no throughput: refused, in one line.
+    """
+    from prefect_like.tracking import databases
+
     check_bind(host, settings.api_key())
     hosts = allowed_hosts(host)
     message_limit()  # a malformed setting is refused here, not found on the first long message
     home = Path(home).expanduser() if home is not None else settings.home()
-    home.mkdir(parents=True, exist_ok=True)
+    url = databases.resolve(settings.database_url(), home)
+    if workers < 1:
+        raise ValueError(f"--workers must be 1 or more, got {workers}")
+    if workers > 1 and not databases.is_postgres(url):
+        raise ValueError(
+            f"--workers {workers} needs a PostgreSQL store: a SQLite file takes one writer at a "
+            "time, so more processes add no throughput; set PREFECT_LIKE_DATABASE_URL=postgresql://..."
+        )
+    if workers > 1:
+        _serve_workers(host, port, home, log_level, workers, hosts, url)
+        return
+    if not databases.is_postgres(url):
+        home.mkdir(parents=True, exist_ok=True)
     app = create_app(home, allowed_hosts=hosts)
-    # A batch decodes into ~10 objects per event, all garbage a moment later: collecting every
-    # 700 allocations (the default) would scan the heap dozens of times per batch.
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
+    _tune_gc()
     try:
         import uvicorn
     except ImportError as exc:
         raise MissingEngineError("the tracking server", "server") from exc
     shown = f"[{host}]" if ":" in host else host
-    print(f"prefect-like tracking server: http://{shown}:{port}/api (store: {home / 'prefect_like.db'})", flush=True)
+    print(f"prefect-like tracking server: http://{shown}:{port}/api (store: {databases.describe(url)})", flush=True)
     uvicorn.run(
         app, host=host, port=port, log_level=log_level, access_log=False, server_header=False,
         timeout_graceful_shutdown=5,
     )
+
+
+_WORKER_SETTING = "PREFECT_LIKE_SERVER_WORKER"
+
+
+def _serve_workers(
+    host: str, port: int, home: Path, log_level: str, workers: int, hosts: list[str] | None, url: str
+) -> None:
+    from prefect_like.tracking import databases
+
+    try:
+        import uvicorn
+    except ImportError as exc:
+        raise MissingEngineError("the tracking server", "server") from exc
+    # Upgraded once, here, before any worker opens it; then each worker builds its own app.
+    databases.open_store(url, migrate=settings.database_migrate_on_start()).close()
+    os.environ[_WORKER_SETTING] = orjson.dumps({"home": str(home), "hosts": hosts, "workers": workers}).decode()
+    shown = f"[{host}]" if ":" in host else host
+    print(
+        f"prefect-like tracking server: http://{shown}:{port}/api, {workers} processes "
+        f"(store: {databases.describe(url)})\ndashboard: http://{shown}:{port}/",
+        flush=True,
+    )
+    uvicorn.run(
+        "prefect_like.server:worker_app", factory=True, workers=workers, host=host, port=port,
+        log_level=log_level, access_log=False, server_header=False, timeout_graceful_shutdown=5,
+    )
+
+
+def worker_app() -> FastAPI:
+    """The app of one of ``serve``'s worker processes (uvicorn calls this in each)."""
+    from prefect_like.server.app import DEFAULT_RATE_BURST, DEFAULT_RATE_LIMIT
+
+    config = orjson.loads(os.environ[_WORKER_SETTING])
+    share = int(config["workers"])
+    # A client's requests reach any of the processes: each allows its share of the limit.
+    rate = settings.float_setting("SERVER_RATE_LIMIT", DEFAULT_RATE_LIMIT) / share
+    burst = settings.float_setting("SERVER_RATE_BURST", DEFAULT_RATE_BURST) / share
+    app = create_app(config["home"], allowed_hosts=config["hosts"], rate_limit=rate, rate_burst=burst)
+    _tune_gc()
+    return app
+
+
+def _tune_gc() -> None:
+    # A batch decodes into ~10 objects per event, all garbage a moment later: collecting every
+    # 700 allocations (the default) would scan the heap dozens of times per batch.
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 __all__ = [
@@ -150,4 +220,5 @@ __all__ = [
     "host_name",
     "is_loopback",
     "serve",
+    "worker_app",
 ]

@@ -1,4 +1,5 @@
-"""The tracking API: an ASGI app over the same SQLite ``Store`` the embedded mode writes.
+"""The tracking API: an ASGI app over the same SQLite ``Store`` the embedded mode writes, or
+over a PostgreSQL one (``PREFECT_LIKE_DATABASE_URL``) shared by several server processes.
 
 Why FastAPI (on Starlette, served by uvicorn): the read routes are plain typed functions whose
 query parameters FastAPI validates and documents, and the OpenAPI document at
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import logging
 import math
 import threading
@@ -62,6 +64,7 @@ from prefect_like.server import host_name
 from prefect_like.server.schemas import BatchAccepted, EventBatch, Problem, parse_batch
 from prefect_like.states import vocabulary
 from prefect_like.tracking.store import Store
+from prefect_like.tracking import databases
 
 log = logging.getLogger("prefect_like.server")
 
@@ -93,15 +96,26 @@ def _error(status: int, detail: Any) -> Response:
 
 
 class Tracker:
-    """The store behind the app: one writer thread, and one read connection per reading thread."""
+    """The store behind the app: one writer thread, and one read connection per reading thread
+    (on PostgreSQL, at most ``PG_READERS`` connections, shared by the threads, so several
+    server processes stay well inside the database's connection limit).
 
-    def __init__(self, home: Path) -> None:
-        self.path = Path(home).expanduser() / "prefect_like.db"
-        self.writer = Store(self.path)  # creates the schema before the first request
+    The store is ``PREFECT_LIKE_DATABASE_URL`` (``tracking.databases``), by default the SQLite
+    file under ``home``."""
+
+    PG_READERS = 4
+
+    def __init__(self, home: Path, database_url: str | None = None) -> None:
+        self.url = databases.resolve(database_url or settings.database_url(), home)
+        self.postgres = databases.is_postgres(self.url)
+        self.path = databases.sqlite_path(self.url) if not self.postgres else None
+        # Opening checks the schema (a newer one is refused) and creates or upgrades it.
+        self.writer = databases.open_store(self.url, migrate=settings.database_migrate_on_start())
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="prefect-like-writer")
         self._local = threading.local()
         self._readers: list[Store] = []
         self._lock = threading.Lock()
+        self._turn = itertools.count()
 
     async def write(self, events: list[Any]) -> None:
         await asyncio.wrap_future(self._write_thread.submit(self.writer.write, events))
@@ -119,9 +133,13 @@ class Tracker:
     def reader(self) -> Store:
         store = getattr(self._local, "store", None)
         if store is None:
-            store = self._local.store = Store(self.path)
             with self._lock:
-                self._readers.append(store)
+                if self.postgres and len(self._readers) >= self.PG_READERS:
+                    store = self._readers[next(self._turn) % self.PG_READERS]
+                else:
+                    store = databases.open_store(self.url)
+                    self._readers.append(store)
+            self._local.store = store
         return store
 
     def read(self, fn: Callable[[Store], T]) -> T:

@@ -20,6 +20,8 @@ from typing import Any
 
 import httpx
 
+from tests.server._procs import adopt_embedded_store
+
 ROOT = Path(__file__).resolve().parents[2]
 # TODO(dashboard): "prefect_like.server" once app.py includes the dashboard router.
 SERVER_MODULE = "prefect_like.server"
@@ -73,6 +75,7 @@ def running_server(home: Path, timeout: float = 30.0) -> Iterator[str]:
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
+    adopt_embedded_store(home, env.get("PREFECT_LIKE_DATABASE_URL"))  # the PostgreSQL variant
     try:
         deadline = time.monotonic() + timeout
         while True:

@@ -14,7 +14,9 @@ from typing import Any
 
 import httpx
 
+from prefect_like import settings
 from prefect_like.tracking.events import Event
+from prefect_like.tracking.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,26 +27,61 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class ServerProcess:
-    """``python -m prefect_like.server`` on 127.0.0.1; start, SIGKILL and restart on one port."""
+def adopt_embedded_store(home: Path, database_url: str | None) -> None:
+    """With a PostgreSQL store, copy what flows wrote into ``home``'s embedded SQLite file into
+    it first (``prefect-like server database copy``, as a team moving over does), so a server
+    started over ``home`` serves those runs on either backend."""
+    embedded = home / "prefect_like.db"
+    if database_url and database_url.startswith("postgresql") and embedded.exists():
+        from prefect_like.tracking import databases
 
-    def __init__(self, home: Path, port: int | None = None, env: dict[str, str] | None = None) -> None:
+        databases.copy(f"sqlite:///{embedded}", database_url)
+
+
+def server_store(home: Path) -> Store:
+    """The store a server over ``home`` started now would use (close it, or use a ``with``)."""
+    from prefect_like.tracking import databases
+
+    return databases.open_store(databases.resolve(settings.database_url(), home))
+
+
+class ServerProcess:
+    """``python -m prefect_like.server`` on 127.0.0.1; start, SIGKILL and restart on one port.
+
+    Its store is ``PREFECT_LIKE_DATABASE_URL`` as it was when it was made (the PostgreSQL
+    variant of the server tests sets it), else the SQLite file in ``home``; ``store()`` opens
+    it. ``workers`` > 1 runs ``--workers`` server processes on its one port."""
+
+    def __init__(
+        self, home: Path, port: int | None = None, env: dict[str, str] | None = None, workers: int = 1,
+    ) -> None:
         self.home = home
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
         self.env = {**os.environ, **(env or {})}
         self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
         self.env.pop("PREFECT_LIKE_API_URL", None)
+        self.database_url = self.env.get("PREFECT_LIKE_DATABASE_URL") or None
+        self.workers = workers
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = home / "server.log"
 
+    def store(self) -> Store:
+        """The store this server uses (close it, or use it in a ``with``)."""
+        from prefect_like.tracking import databases
+
+        return databases.open_store(databases.resolve(self.database_url, self.home))
+
     def start(self, timeout: float = 30.0) -> ServerProcess:
         self.home.mkdir(parents=True, exist_ok=True)
+        adopt_embedded_store(self.home, self.database_url)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "prefect_like.server", "--host", "127.0.0.1",
-                 "--port", str(self.port), "--home", str(self.home), "--log-level", "warning"],
+                 "--port", str(self.port), "--home", str(self.home), "--log-level", "warning",
+                 "--workers", str(self.workers)],
                 env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,  # its workers, if any, are killed with it
             )
         deadline = time.monotonic() + timeout
         while True:
@@ -62,7 +99,7 @@ class ServerProcess:
     def kill(self) -> None:
         """SIGKILL: no shutdown handlers, no last flush; what the store committed is what stays."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
+            os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
     def stop(self) -> None:

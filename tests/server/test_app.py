@@ -13,8 +13,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from prefect_like.server import check_bind, create_app
-from prefect_like.tracking.store import Store
-from tests.server._procs import sweep_events
+from tests.server._procs import server_store, sweep_events
 
 MSGPACK = {"Content-Type": "application/msgpack"}
 
@@ -234,7 +233,7 @@ def test_any_page_of_a_200k_task_flow_run_answers_fast(tmp_path: Path) -> None:
     home.mkdir()
     flow_id, events = sweep_events(200_000)
     finals = [e for e in events if e.kind != "task" or e.seq == 2 or e.seq == 0]
-    with Store(home / "prefect_like.db") as store:
+    with server_store(home) as store:
         for i in range(0, len(finals), 50_000):
             store.write(finals[i : i + 50_000])
     with TestClient(create_app(home)) as client:
