@@ -217,3 +217,8 @@ def when_done(futures: list[TaskFuture[Any]], then: Callable[[], None]) -> None:
 
     for future in futures:
         future.add_done_callback(one_done)
+
+
+# Prefect 3's names for the same classes (``prefect.futures``).
+PrefectFuture = TaskFuture
+PrefectFutureList = FutureList

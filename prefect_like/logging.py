@@ -8,10 +8,12 @@ came from and a per-run sequence number (the event's idempotency key).
 from __future__ import annotations
 
 import builtins
+import contextlib
 import contextvars
 import logging
 import sys
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 from prefect_like.context import FlowRunContext, TaskRunContext, get_run_context
@@ -83,9 +85,37 @@ def setup_logging() -> None:
 
 
 def get_run_logger() -> logging.LoggerAdapter[logging.Logger]:
-    """A logger for the current flow run or task run; its lines are stored with the run."""
+    """A logger for the current flow run or task run; its lines are stored with the run.
+    Outside a run it raises, except under ``disable_run_logger()``: then it gives a logger
+    that drops everything (so a task's ``.fn`` can be called in a unit test)."""
     setup_logging()
-    return RunLogger(_runs_logger, {"run_context": get_run_context()})
+    try:
+        context = get_run_context()
+    except RuntimeError:
+        if not _runs_logger.disabled:
+            raise
+        silent = logging.getLogger("prefect_like.null")
+        silent.disabled = True
+        return logging.LoggerAdapter(silent, {})
+    return RunLogger(_runs_logger, {"run_context": context})
+
+
+def get_logger(name: str | None = None) -> logging.Logger:
+    """A logger under ``prefect_like`` (Prefect's ``prefect.logging.get_logger``), for code of
+    one's own that is not a run's; its lines go to the console, not to the tracker."""
+    return logger if not name else logger.getChild(name)
+
+
+@contextlib.contextmanager
+def disable_run_logger() -> Iterator[None]:
+    """Run loggers drop their lines in the block, in every thread (as Prefect's does); for
+    calling a task's or flow's ``.fn`` in a unit test, where there is no run to log to."""
+    was = _runs_logger.disabled
+    _runs_logger.disabled = True
+    try:
+        yield
+    finally:
+        _runs_logger.disabled = was
 
 
 # log_prints: one process-wide print that routes to the run logger while a run asks for it.

@@ -20,9 +20,12 @@ flushed, and the call raises ``KeyboardInterrupt`` (``Interrupted`` for SIGTERM)
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import functools
 import time
 import uuid
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from prefect_like import collector
@@ -59,6 +62,28 @@ from prefect_like.tracking.events import emit, flow_event
 if TYPE_CHECKING:
     from prefect_like.flows import Flow
 
+# The id the next outermost flow run takes (``run_as``), instead of a fresh one.
+_given_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("prefect_like_flow_run_id", default=None)
+
+
+@contextlib.contextmanager
+def run_as(flow_run_id: str) -> Iterator[None]:
+    """The first flow called in the block (not its subflows) runs under ``flow_run_id``: a
+    worker runs the flow run the tracking server made and it claimed, not a new one."""
+    token = _given_id.set(flow_run_id)
+    try:
+        yield
+    finally:
+        _given_id.reset(token)
+
+
+def _take_given_id() -> str | None:
+    given = _given_id.get()
+    if given is None or flow_run_context.get() is not None or task_run_context.get() is not None:
+        return None
+    _given_id.set(None)  # once: a second flow called in the block gets an id of its own
+    return given
+
 
 class FlowRun:
     """One flow run's record: its runner, events and final state."""
@@ -82,7 +107,7 @@ class FlowRun:
                 raise
             self.invalid = exc
             self.parameters = flow.bind(args, kwargs)
-        self.id = uuid.uuid4().hex
+        self.id = _take_given_id() or uuid.uuid4().hex
         self.name = flow.run_name(self.parameters)
         parent_task = task_run_context.get()
         parent_flow = flow_run_context.get()
@@ -106,6 +131,8 @@ class FlowRun:
         self.counts: dict[str, int] = {}  # the task runs' final states, once the run has ended
         self.ending: State | None = None  # the final state, once the run is ending
         self.recorded = False  # whether its final event is made
+        parent_record = parent_flow.record if parent_flow is not None else None
+        self.root_flow_run_id: str = getattr(parent_record, "root_flow_run_id", None) or self.parent_flow_run_id or self.id
         self.run_count = 0  # attempts begun
         self.tags = current_tags.get()  # ``with tags(...)`` around the flow call
         self.context = FlowRunContext(
@@ -302,4 +329,4 @@ async def run_flow_async(
             return await drive_async(steps(run, return_state))
 
 
-__all__ = ["FlowRun", "Interrupted", "run_flow", "run_flow_async"]
+__all__ = ["FlowRun", "Interrupted", "run_as", "run_flow", "run_flow_async"]
