@@ -1,6 +1,6 @@
 """The dashboard in real Chromium against a real server: time to usable, and the docs' screenshots.
 
-    python -m benchmarks.dashboard --tasks 200000     # time from navigation to a usable flow-run page
+    python -m benchmarks.dashboard --tasks 200000     # time to a usable flow-run page and sweep view
     python -m benchmarks.dashboard --screenshots      # docs/images/dashboard-*.png from a real sweep
 
 The benchmark fills a fresh store with one flow run of N task runs (event tuples written with
@@ -36,6 +36,10 @@ IMAGES = ROOT / "docs" / "images"
 BATCH = 60_000  # events per Store.write
 USABLE = """() => document.querySelectorAll('[data-testid=task-runs] tbody tr[data-id]').length > 0
     && document.querySelector('[data-testid=state-counts] li') !== null"""
+# The sweep view is usable when its table and every plot are drawn.
+SWEEP_USABLE = """() => document.querySelectorAll('[data-testid=trials] tbody tr[data-id]').length > 0
+    && ['plot-best', 'plot-histogram', 'plot-importance', 'plot-parallel', 'plot-scatter'].every(
+        (t) => document.querySelector(`[data-testid=${t}] svg`) !== null)"""
 
 TRACEBACK = """Traceback (most recent call last):
   File "sweep.py", line 31, in train
@@ -176,10 +180,10 @@ def fill(store: Store, events: list[Event]) -> None:
 # -- measuring ----------------------------------------------------------------------------
 
 
-def time_to_usable(page: Any, url: str) -> float:
-    """Milliseconds from navigation start to a usable flow-run page, read in the browser."""
+def time_to_usable(page: Any, url: str, usable: str = USABLE) -> float:
+    """Milliseconds from navigation start to a usable page, read in the browser."""
     page.goto(url)
-    page.wait_for_function(USABLE, polling="raf", timeout=60_000)
+    page.wait_for_function(usable, polling="raf", timeout=60_000)
     return float(page.evaluate("performance.now()"))
 
 
@@ -226,6 +230,15 @@ def benchmark(n: int, repeat: int) -> dict[str, Any]:
                 lambda: page.get_by_role("button", name="loss", exact=True).click(),
                 f"() => {rows}[0]?.dataset.id === '{best}'",
             )
+            # The sweep view: the first load makes the server read every trial into columns
+            # (cold); later loads are served from those columns (warm).
+            sweep_url = f"{server}#/flow-runs/{flow_id}/sweep"
+            page.goto("about:blank")
+            sweep_cold = time_to_usable(page, sweep_url, SWEEP_USABLE)
+            sweep_warm = []
+            for _ in range(repeat):
+                page.goto("about:blank")
+                sweep_warm.append(time_to_usable(page, sweep_url, SWEEP_USABLE))
             page.close()
         return {
             "tasks": n,
@@ -234,6 +247,9 @@ def benchmark(n: int, repeat: int) -> dict[str, Any]:
             "usable_warm_ms": [round(w) for w in warm],
             "failed_filter_ms": round(failures),
             "sort_by_loss_ms": round(best_losses),
+            "sweep_view_cold_ms": round(sweep_cold),
+            "sweep_view_warm_ms_median": round(statistics.median(sweep_warm)),
+            "sweep_view_warm_ms": [round(w) for w in sweep_warm],
         }
 
 
@@ -381,6 +397,11 @@ def screenshots() -> list[Path]:
                 "[data-testid=task-runs] tbody tr[data-id]",
             ),
             ("dashboard-task-run.png", f"#/task-runs/{failed}", ".traceback"),
+            (
+                "dashboard-sweep.png",
+                f"#/flow-runs/{sweep_id}/sweep?task=train",
+                "[data-testid=plot-parallel] path.pc-line",
+            ),
         ]
         written = []
         with running_server(home) as server, chromium() as browser:
@@ -392,6 +413,14 @@ def screenshots() -> list[Path]:
                 page.screenshot(path=str(path))
                 written.append(path)
             page.close()
+            # The same sweep view in a dark system theme.
+            dark = browser.new_page(viewport={"width": 1360, "height": 1000}, color_scheme="dark")
+            dark.goto(server + f"#/flow-runs/{sweep_id}/sweep?task=train")
+            dark.wait_for_selector("[data-testid=plot-parallel] path.pc-line")
+            path = IMAGES / "dashboard-sweep-dark.png"
+            dark.screenshot(path=str(path))
+            written.append(path)
+            dark.close()
     return written
 
 

@@ -155,7 +155,11 @@ def serve(
     except ImportError as exc:
         raise MissingEngineError("the tracking server", "server") from exc
     shown = f"[{host}]" if ":" in host else host
-    print(f"prefect-like tracking server: http://{shown}:{port}/api (store: {databases.describe(url)})", flush=True)
+    print(
+        f"prefect-like tracking server: http://{shown}:{port}/api (store: {databases.describe(url)})\n"
+        f"dashboard: http://{shown}:{port}/",
+        flush=True,
+    )
     uvicorn.run(
         app, host=host, port=port, log_level=log_level, access_log=False, server_header=False,
         timeout_graceful_shutdown=5,

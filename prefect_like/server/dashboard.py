@@ -49,7 +49,7 @@ _SKIP_SCAN = (
     " SELECT (SELECT MIN({col}) FROM {table} WHERE {where} AND {col} > x) FROM v WHERE x IS NOT NULL"
     ") SELECT x FROM v WHERE x IS NOT NULL LIMIT {limit}"
 )
-_FLOW_NAMES = _SKIP_SCAN.format(col="flow_name", table="flow_runs", where="1", limit=MAX_TASK_NAMES)
+_FLOW_NAMES = _SKIP_SCAN.format(col="flow_name", table="flow_runs", where="1 = 1", limit=MAX_TASK_NAMES)
 _TASK_NAMES = _SKIP_SCAN.format(
     col="task_name", table="task_runs", where="flow_key = ?1", limit=MAX_TASK_NAMES
 )

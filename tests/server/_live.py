@@ -50,8 +50,9 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_server(home: Path, timeout: float = 30.0) -> Iterator[str]:
-    """``python -m prefect_like.server`` on a free 127.0.0.1 port over ``home``; yields its URL."""
+def running_server(home: Path, timeout: float = 30.0, api_key: str | None = None) -> Iterator[str]:
+    """``python -m prefect_like.server`` on a free 127.0.0.1 port over ``home``; yields its URL.
+    With ``api_key``, the server requires that key (``PREFECT_LIKE_API_KEY``)."""
     port = _free_port()
     log_path = home / "server.log"
     env = {
@@ -59,6 +60,8 @@ def running_server(home: Path, timeout: float = 30.0) -> Iterator[str]:
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     env.pop("PREFECT_LIKE_API_KEY", None)
+    if api_key is not None:
+        env["PREFECT_LIKE_API_KEY"] = api_key
     command = [
         sys.executable,
         "-m",
@@ -72,10 +75,10 @@ def running_server(home: Path, timeout: float = 30.0) -> Iterator[str]:
         "--log-level",
         "warning",
     ]
+    adopt_embedded_store(home, env.get("PREFECT_LIKE_DATABASE_URL"))  # the PostgreSQL variant
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
-    adopt_embedded_store(home, env.get("PREFECT_LIKE_DATABASE_URL"))  # the PostgreSQL variant
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -84,7 +87,8 @@ def running_server(home: Path, timeout: float = 30.0) -> Iterator[str]:
                     f"the server exited ({proc.returncode}):\n{log_path.read_text()}"
                 )
             try:
-                if httpx.get(url + "api/health", timeout=1.0).status_code == 200:
+                headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+                if httpx.get(url + "api/health", headers=headers, timeout=1.0).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass

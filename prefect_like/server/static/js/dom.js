@@ -18,6 +18,15 @@ export function h(tag, props = null, ...children) {
   return el;
 }
 
+/**
+ * Replace an element's children, leaving out null, undefined and false as h() does
+ * (replaceChildren itself would show them as the text "null").
+ */
+export function fill(el, ...children) {
+  el.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  return el;
+}
+
 /** An element of the SVG namespace, for the charts (attributes only, no text from users). */
 export function svg(tag, attrs = {}, ...children) {
   const el = document.createElementNS("http://www.w3.org/2000/svg", tag);

@@ -4,7 +4,7 @@
 import { get, id } from "./api.js";
 import { throughputChart } from "./chart.js";
 import {
-  card, errorBox, formatDuration, formatNumber, formatScalar, formatTime, h, isFinal, keyValues,
+  card, errorBox, fill, formatDuration, formatNumber, formatScalar, formatTime, h, isFinal, keyValues,
   link, pager, progressBar, select, stateBadge, stateGroup, summary,
 } from "./dom.js";
 import { href, poll, setParams } from "./router.js";
@@ -163,7 +163,7 @@ function taskTable(path, facets, signal) {
   }
 
   function renderFilters() {
-    filters.replaceChildren(
+    fill(filters,
       select("State", params.state ?? "", [["", "All states"],
         ...[...new Set([...stateNames, params.state].filter(Boolean))].map((n) => [n, n])],
         (state) => setParams({ ...params, state, offset: 0 })),

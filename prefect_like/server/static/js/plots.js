@@ -61,7 +61,7 @@ export function scaleFor(column, values = null) {
       for (let e = Math.ceil(a); e <= Math.floor(b); e++) out.push([(e - a) / (b - a), formatScalar(10 ** e)]);
       return out.length >= 2 ? out : [[0, formatScalar(lo)], [1, formatScalar(hi)]];
     }
-    return [0, 0.25, 0.5, 0.75, 1].map((t) => [t, formatScalar(a + t * (b - a))]);
+    return [0, 0.25, 0.5, 0.75, 1].map((t) => [t, tick(a + t * (b - a))]);
   };
   const invert = (t0, t1) => {
     const g = (t) => (log ? 10 ** (a + t * (b - a)) : a + t * (b - a));
@@ -69,6 +69,9 @@ export function scaleFor(column, values = null) {
   };
   return { kind: log ? "log" : "linear", at, ticks, invert };
 }
+
+// Axis labels: three significant digits are enough to read a position.
+const tick = (v) => (Math.abs(v) >= 1e-3 && Math.abs(v) < 1e5) || v === 0 ? String(+v.toPrecision(3)) : v.toExponential(1);
 
 export const categoryText = (v) => (typeof v === "string" ? v : JSON.stringify(v));
 

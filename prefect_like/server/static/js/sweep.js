@@ -9,7 +9,7 @@
 
 import { get, id } from "./api.js";
 import {
-  card, errorBox, formatDuration, formatNumber, formatScalar, h, isFinal, link, pager, select, stateBadge,
+  card, errorBox, fill, formatDuration, formatNumber, formatScalar, h, isFinal, link, pager, select, stateBadge,
 } from "./dom.js";
 import {
   bestLine, histogramBars, importanceBars, parallelCoordinates, scatter, short,
@@ -78,7 +78,7 @@ export async function sweepView(root, { id: runId, params, signal }) {
       setParams({ ...p, filters: next.length ? JSON.stringify(next) : "", offset: 0 });
     };
 
-    controls.replaceChildren(
+    fill(controls,
       Object.keys(data.tasks).length > 1
         ? select("Task", data.task ?? "", Object.entries(data.tasks).map(([n, k]) => [n, `${n} (${formatNumber(k)})`]),
           (task) => setParams({ task, offset: 0 }))
@@ -90,7 +90,7 @@ export async function sweepView(root, { id: runId, params, signal }) {
       metric ? select("Goal", data.mode, [["min", "minimize"], ["max", "maximize"]], (mode) => setParams({ ...p, mode })) : null,
       filterForm(data.columns, setFilter),
     );
-    chips.replaceChildren(...filters.map((f) => h("span", { class: "chip" }, describeFilter(f),
+    fill(chips, ...filters.map((f) => h("span", { class: "chip" }, describeFilter(f),
       h("button", { type: "button", class: "chip-remove", "aria-label": `remove the filter on ${f.column}`,
         onclick: () => setFilter(f.column, null) }, "×"))),
       filters.length > 1 ? h("button", { type: "button", class: "link-button", onclick: () => setParams({ ...p, filters: "", offset: 0 }) }, "clear all filters") : null);
