@@ -40,6 +40,7 @@ class FlowRunContext:
     task_counter: itertools.count[int] = field(default_factory=itertools.count)
     log_seq: itertools.count[int] = field(default_factory=itertools.count)
     record: Any = None  # the engine's record of the run (``flow_engine.FlowRun``)
+    hook_state: State | None = None  # the state whose hooks are running, while they run
 
     @property
     def run_id(self) -> str:
@@ -61,7 +62,7 @@ class TaskRunContext:
     (``task_engine.TaskRun``), so a run makes one object for both: kept lean."""
 
     __slots__ = ("task_run_id", "flow_run_id", "name", "task", "parameters", "run_count", "log_prints", "_log_seq",
-                 "_children")
+                 "_children", "hook_state")
 
     def __init__(
         self,
@@ -115,6 +116,12 @@ class TaskRunContext:
         return task_run_context.get()
 
 
+def _running() -> State:
+    from prefect_like.states import Running
+
+    return Running()
+
+
 def _utc(timestamp: float | None) -> datetime.datetime | None:
     return datetime.datetime.fromtimestamp(timestamp, datetime.UTC) if timestamp else None
 
@@ -125,6 +132,8 @@ class TaskRunView:
 
     def __init__(self, context: TaskRunContext, state: State | None = None) -> None:
         call = getattr(context, "call", None)  # the engine's record of a run holds its call
+        if state is None:  # the state whose hooks run now, else the run's: it runs code, so it is running
+            state = getattr(context, "hook_state", None) or _running()
         self.id = context.task_run_id
         self.name = context.name
         self.flow_run_id = context.flow_run_id
@@ -149,6 +158,11 @@ class TaskRunView:
             else datetime.timedelta(0)
         )
 
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and vars(other) == vars(self)
+
+    __hash__ = None  # type: ignore[assignment]
+
     def __repr__(self) -> str:
         return f"TaskRun(id={self.id!r}, name={self.name!r}, state_name={self.state_name!r})"
 
@@ -164,6 +178,8 @@ class FlowRunView:
 
     def __init__(self, context: FlowRunContext, state: State | None = None) -> None:
         record = context.record
+        if state is None:
+            state = context.hook_state or _running()
         self.id = context.flow_run_id
         self.name = context.name
         self.flow_name = context.flow.name
@@ -185,6 +201,11 @@ class FlowRunView:
             datetime.timedelta(seconds=max(0.0, state.timestamp - started)) if final and started and state is not None
             else datetime.timedelta(0)
         )
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and vars(other) == vars(self)
+
+    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"FlowRun(id={self.id!r}, name={self.name!r}, state_name={self.state_name!r})"

@@ -53,7 +53,9 @@ def flow_hooks(options: Any, state: State, interrupted: bool) -> tuple[Callable[
 
 
 def hook_name(hook: Callable[..., Any]) -> str:
-    return getattr(hook, "__name__", None) or type(hook).__name__
+    """The hook's name in the log: a ``functools.partial`` is named by its function, as in Prefect."""
+    inner = getattr(hook, "func", hook)
+    return getattr(inner, "__name__", None) or type(inner).__name__
 
 
 def call_hooks(
@@ -69,10 +71,11 @@ def call_hooks(
     setup_logging()
     logger = RunLogger(_runs_logger, {"run_context": context})
     token = variable.set(context)
+    context.hook_state = state  # what ``context.flow_run.state`` / ``.task_run.state`` says meanwhile
     try:
         for hook in hooks:
             name = hook_name(hook)
-            logger.debug("Running hook %r in response to entering state %r", name, state.name)
+            logger.info("Running hook %r in response to entering state %r", name, state.name)
             try:
                 result = hook(definition, run, state)
                 if asyncio.iscoroutine(result):
@@ -80,8 +83,9 @@ def call_hooks(
             except Exception:
                 logger.error("An error was encountered while running hook %r", name, exc_info=True)
             else:
-                logger.debug("Hook %r finished running successfully", name)
+                logger.info("Hook %r finished running successfully", name)
     finally:
+        context.hook_state = None
         variable.reset(token)
 
 
