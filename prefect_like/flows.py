@@ -174,6 +174,23 @@ class Flow(Definition, Generic[P, R], options=FlowOptions):
     def on_running_hooks(self) -> list[Callable[..., Any]]:
         return list(self.options.on_running)
 
+    # -- deployments (``prefect_like.deployments``: they need a tracking server) ---------------
+
+    def deploy(self, name: str, *, work_pool: str, **options: Any) -> dict[str, Any]:
+        """Store this flow on the tracking server as deployment ``name``, run by the workers of
+        ``work_pool`` (options: ``parameters``, ``cron``/``timezone``, ``interval``, ``at``,
+        ``tags``, ``retries``)."""
+        from prefect_like.deployments import deploy
+
+        return deploy(self, name, work_pool=work_pool, **options)
+
+    def serve(self, name: str, **options: Any) -> None:
+        """Run this flow on its schedule (``cron``, ``interval``) and whenever deployment
+        ``name`` is triggered, in this process, until Ctrl-C."""
+        from prefect_like.deployments import serve
+
+        serve(self, name, **options)
+
     def __repr__(self) -> str:
         return f"Flow({self.name!r})"
 

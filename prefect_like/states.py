@@ -28,6 +28,9 @@ class StateType(enum.StrEnum):
     FAILED = "FAILED"
     CRASHED = "CRASHED"
     CANCELLED = "CANCELLED"
+    # A flow run a deployment made, waiting for its time and a worker; named Late once its
+    # time has passed unclaimed (Prefect's names). Only the tracking server makes it.
+    SCHEDULED = "SCHEDULED"
 
 
 STATE_TYPES = tuple(t.value for t in StateType)
@@ -54,6 +57,8 @@ NAMES: dict[str, str] = {
     "TimedOut": "FAILED",
     "Crashed": "CRASHED",
     "Cancelled": "CANCELLED",
+    "Scheduled": "SCHEDULED",
+    "Late": "SCHEDULED",
 }
 DEFAULT_NAMES = {t: t.capitalize() for t in STATE_TYPES}
 

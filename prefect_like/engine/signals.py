@@ -64,6 +64,7 @@ class _State:
         self.deferred: int | None = None  # a signal that came then, raised once they are written
         self.announced = False
         self.stop: str | None = None  # why the flow runs must stop, for the handler to act on
+        self.cancel: str | None = None  # why they are cancelled (a request to the tracking server)
 
 
 _state = _State()
@@ -83,14 +84,16 @@ def _describe(signum: int) -> str:
 
 def _handle(signum: int, frame: Any) -> None:
     stop, _state.stop = _state.stop, None
-    if stop is not None and (_state.reason is not None or _state.ending):
+    cancel, _state.cancel = _state.cancel, None
+    asked = stop or cancel  # a signal sent by this process to itself, not by the user
+    if asked is not None and (_state.reason is not None or _state.ending):
         return  # already ending: its end says what the tracker could not keep
-    if stop is None and (_state.reason is not None or _state.deferred is not None):
+    if asked is None and (_state.reason is not None or _state.deferred is not None):
         _exit_now(signum)
     if _state.ending:  # nothing left to cancel: let the events be written, then stop
         _state.deferred = signum
         return
-    _state.reason = stop or _describe(signum)
+    _state.reason = asked or _describe(signum)
     _state.signum = signum
     for run in _state.runs:
         run.interrupted = _state.reason
@@ -109,6 +112,19 @@ def stop(reason: str) -> bool:
         return False
     _state.stop = reason
     # A real signal to the main thread: it wakes a blocking wait or an idle event loop.
+    signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+    return True
+
+
+def cancel(flow_run_id: str, reason: str) -> bool:
+    """From any thread: if ``flow_run_id`` is one of this process's flow runs, end them
+    CANCELLED as Ctrl-C would, saying ``reason`` (the tracking server relayed a cancellation
+    request in its answer to their events); False if none of them is."""
+    if not _state.previous or _state.reason is not None:
+        return False
+    if not any(run.id == flow_run_id for run in _state.runs):
+        return False
+    _state.cancel = f"was cancelled: {reason}"
     signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
     return True
 
@@ -258,4 +274,4 @@ def _install_excepthook() -> None:
     sys.excepthook = excepthook
 
 
-__all__ = ["Interrupted", "exception", "exit_status", "handled", "in_one_line", "interrupting", "note_summary", "one_line"]
+__all__ = ["Interrupted", "cancel", "exception", "exit_status", "handled", "in_one_line", "interrupting", "note_summary", "one_line"]

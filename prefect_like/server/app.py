@@ -61,6 +61,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from prefect_like import __version__, settings
 from prefect_like.errors import RunNotFoundError, TrackingError
 from prefect_like.server import host_name
+from prefect_like.server.routes_deployments import cancellations
 from prefect_like.server.schemas import BatchAccepted, EventBatch, Problem, parse_batch
 from prefect_like.states import vocabulary
 from prefect_like.tracking.store import Store
@@ -385,7 +386,8 @@ def create_app(
         body = await _read_body(request, limit)
         events = await run_in_threadpool(_decode, body, content_type)
         await tracker.write(events)
-        return _json({"accepted": len(events)})
+        cancel = cancellations(app, events)  # the flow's process stops the runs named here
+        return _json({"accepted": len(events), "cancel": cancel} if cancel else {"accepted": len(events)})
 
     @api.get("/flow-runs", tags=["flow runs"])
     def list_flow_runs(
@@ -477,6 +479,9 @@ def create_app(
     from prefect_like.server.routes_artifacts import router as artifacts_router
 
     app.include_router(artifacts_router)
+    from prefect_like.server.routes_deployments import router as deployments_router
+
+    app.include_router(deployments_router)
     app.include_router(api)
     if (STATIC / "index.html").is_file():
         from starlette.staticfiles import StaticFiles

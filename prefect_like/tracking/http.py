@@ -118,6 +118,19 @@ def detail(response: httpx.Response) -> str:
     return str(found)[:300]
 
 
+def _cancel_requested(response: httpx.Response) -> None:
+    """The server answered a batch with cancellation requests for flow runs it was about
+    (``prefect-like runs cancel``): end those running in this process as Ctrl-C would."""
+    from prefect_like.engine import signals
+
+    try:
+        requests = response.json().get("cancel") or {}
+    except (ValueError, AttributeError):
+        return
+    for flow_run_id, reason in requests.items():
+        signals.cancel(str(flow_run_id), str(reason))
+
+
 class _Lanes:
     """Threads, started with the sink, that run jobs beside the caller's thread."""
 
@@ -226,6 +239,8 @@ class HttpSink:
         status = response.status_code
         if status < 300:
             self.timings.append((time.perf_counter() - started, len(events)))
+            if b'"cancel"' in response.content:
+                _cancel_requested(response)
             return
         if status in (400, 413, 422) and len(events) > 1:
             half = len(events) // 2

@@ -35,6 +35,14 @@ History of versions:
 4. ``metrics``: what task runs reported at each step (``sweep.report``), keyed like logs.
    ``sweeps``: a search's name, id and what it is (its objective, space, sampler, scheduler),
    and ``sweep_runs``: the flow runs of each sweep, the first and every resume.
+5. ``deployments`` (a flow stored to be run by workers: where its code is, its pool, its
+   parameters and their schema, its retry policy), ``schedules`` (cron with a time zone,
+   interval, one-off; paused or active; how far ahead runs are made), ``deployment_runs`` (each
+   flow run a deployment made: when it is due, its parameters, which worker claimed it; one row
+   per deployment and scheduled time, so a restart or a second server makes no duplicate),
+   ``work_pools`` (a pool's concurrency limit) and ``workers`` (last seen), ``cancellations``
+   (requests to cancel a flow run, seen by its process in the answer to its events),
+   ``notifications`` and ``notifications_sent`` (webhooks on a run's Failed, Crashed or Late).
 """
 
 from __future__ import annotations
@@ -45,7 +53,7 @@ from pathlib import Path
 
 from prefect_like.errors import TrackingError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # The tables every version has; a file with other tables and none of these is not ours.
 TABLES = frozenset({"flow_runs", "task_runs", "state_history", "logs"})
@@ -205,7 +213,101 @@ CREATE TABLE sweep_runs (
 CREATE INDEX sweep_runs_flow_run ON sweep_runs (flow_run_id);
 """
 
-STEPS = {1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3, 4: _VERSION_4}  # version -> the step that makes it
+_VERSION_5 = """
+CREATE TABLE deployments (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    flow_name TEXT NOT NULL,
+    entrypoint TEXT NOT NULL,
+    work_pool TEXT NOT NULL,
+    parameters TEXT,
+    parameter_schema TEXT,
+    tags TEXT,
+    description TEXT,
+    retries INTEGER NOT NULL DEFAULT 0,
+    paused INTEGER NOT NULL DEFAULT 0,
+    created REAL,
+    updated REAL
+);
+
+CREATE TABLE schedules (
+    id TEXT PRIMARY KEY,
+    deployment_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    cron TEXT,
+    timezone TEXT,
+    every REAL,
+    anchor REAL,
+    active INTEGER NOT NULL DEFAULT 1,
+    scheduled_until REAL,
+    created REAL
+);
+CREATE INDEX schedules_deployment ON schedules (deployment_id);
+
+CREATE TABLE deployment_runs (
+    flow_run_id TEXT PRIMARY KEY,
+    deployment_id TEXT NOT NULL,
+    work_pool TEXT NOT NULL,
+    schedule_id TEXT,
+    scheduled REAL NOT NULL,
+    parameters TEXT,
+    attempt INTEGER NOT NULL DEFAULT 1,
+    retry_of TEXT,
+    status TEXT NOT NULL,
+    worker TEXT,
+    claimed REAL,
+    created REAL
+);
+CREATE UNIQUE INDEX deployment_runs_slot ON deployment_runs (deployment_id, schedule_id, scheduled)
+    WHERE schedule_id IS NOT NULL AND retry_of IS NULL;
+CREATE UNIQUE INDEX deployment_runs_retry ON deployment_runs (retry_of) WHERE retry_of IS NOT NULL;
+CREATE INDEX deployment_runs_queue ON deployment_runs (work_pool, status, scheduled);
+CREATE INDEX deployment_runs_deployment ON deployment_runs (deployment_id, scheduled);
+
+CREATE TABLE work_pools (
+    name TEXT PRIMARY KEY,
+    concurrency_limit INTEGER,
+    created REAL
+);
+
+CREATE TABLE workers (
+    work_pool TEXT NOT NULL,
+    name TEXT NOT NULL,
+    host TEXT,
+    pid INTEGER,
+    started REAL,
+    last_seen REAL,
+    running INTEGER,
+    PRIMARY KEY (work_pool, name)
+) WITHOUT ROWID;
+
+CREATE TABLE cancellations (
+    flow_run_id TEXT PRIMARY KEY,
+    requested REAL,
+    reason TEXT
+);
+
+CREATE TABLE notifications (
+    id TEXT PRIMARY KEY,
+    states TEXT NOT NULL,
+    webhook TEXT NOT NULL,
+    flow_name TEXT,
+    tag TEXT,
+    deployment_id TEXT,
+    active INTEGER NOT NULL DEFAULT 1,
+    created REAL,
+    checked REAL
+);
+CREATE TABLE notifications_sent (
+    notification_id TEXT NOT NULL,
+    flow_run_id TEXT NOT NULL,
+    state_name TEXT NOT NULL,
+    sent REAL,
+    PRIMARY KEY (notification_id, flow_run_id, state_name)
+) WITHOUT ROWID;
+"""
+
+STEPS = {1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3, 4: _VERSION_4, 5: _VERSION_5}  # version -> the step that makes it
 
 _ELSEWHERE = "move it aside, or set PREFECT_LIKE_HOME to another directory"
 

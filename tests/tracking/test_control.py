@@ -1,0 +1,231 @@
+"""The server's side of deployments (``tracking.control``) over a real SQLite file: schedules,
+parameter checks, claims made once, no duplicate scheduled runs, crash retries, cancellation."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from prefect_like.errors import RunNotFoundError
+from prefect_like.tracking.control import Control, check_parameters, check_schedule, next_times
+from prefect_like.tracking.store import Store
+
+NY = ZoneInfo("America/New_York")
+SCHEMA = {
+    "properties": {"n": {"type": "integer", "title": "n"}, "lr": {"type": "number", "default": 0.1}},
+    "required": ["n"],
+}
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "prefect_like.db"
+    Store(path).close()  # made by the store, as a server makes it
+    return path
+
+
+@pytest.fixture
+def control(db: Path) -> Any:
+    c = Control(db)
+    yield c
+    c.close()
+
+
+def _deployment(control: Control, name: str = "nightly", pool: str = "gpu", **extra: Any) -> dict[str, Any]:
+    return control.put_deployment({
+        "name": name, "flow_name": "train", "entrypoint": "/src/train.py:train", "work_pool": pool,
+        "parameters": {"n": 1}, "parameter_schema": SCHEMA, **extra,
+    })
+
+
+# -- schedules: cases from Prefect's tests/server/schemas/test_schedules.py ---------------------
+
+
+def test_a_daily_cron_keeps_its_local_hour_across_the_end_of_daylight_saving_time() -> None:
+    # TestCronScheduleDaylightSavingsTime: "0 9 * * *" in America/New_York from 2018-11-01, when
+    # clocks went back on 11/4: 9 am local every day, 13 then 14 UTC.
+    schedule = check_schedule({"cron": "0 9 * * *", "timezone": "America/New_York"})
+    start = datetime(2018, 11, 1, 8, 59, tzinfo=NY).timestamp()
+    times = next_times(schedule, start, start + 10 * 86400, 5)
+    assert [datetime.fromtimestamp(t, NY).hour for t in times] == [9, 9, 9, 9, 9]
+    assert [datetime.fromtimestamp(t, ZoneInfo("UTC")).hour for t in times] == [13, 13, 13, 14, 14]
+
+
+def test_a_cron_schedule_started_on_the_day_of_the_switch_before_it_happens() -> None:
+    # test_cron_schedule_handles_scheduling_near_dst_boundary: 2023-03-12 05:10:02 UTC, between
+    # midnight and the 2 am switch in Montreal; "10 0 * * *" stays 00:10 local, 04:10 UTC.
+    schedule = check_schedule({"cron": "10 0 * * *", "timezone": "America/Montreal"})
+    start = datetime(2023, 3, 12, 5, 10, 2, tzinfo=ZoneInfo("UTC")).timestamp()
+    times = next_times(schedule, start, start + 10 * 86400, 5)
+    assert [datetime.fromtimestamp(t, NY).hour for t in times] == [0, 0, 0, 0, 0]
+    assert [datetime.fromtimestamp(t, ZoneInfo("UTC")).hour for t in times] == [4, 4, 4, 4, 4]
+
+
+def test_an_interval_schedule_counts_from_its_anchor() -> None:
+    # test_get_dates_from_anchor: a daily interval anchored at 23:35 gives 23:35 every day.
+    anchor = datetime(2020, 2, 2, 23, 35, tzinfo=ZoneInfo("UTC")).timestamp()
+    schedule = check_schedule({"interval": 86400, "anchor": anchor})
+    start = datetime(2021, 7, 1, tzinfo=ZoneInfo("UTC")).timestamp()
+    times = next_times(schedule, start, start + 6 * 86400, 5)
+    assert [datetime.fromtimestamp(t, ZoneInfo("UTC")).strftime("%d %H:%M") for t in times] == [
+        "01 23:35", "02 23:35", "03 23:35", "04 23:35", "05 23:35"]
+
+
+@pytest.mark.parametrize("spec, says", [
+    ({"cron": "invalid cron"}, "not a cron expression"),
+    ({"cron": "5 4 * * *", "timezone": "fake"}, "unknown time zone"),
+    ({"interval": 0}, "positive number of seconds"),
+    ({"interval": -60}, "positive number of seconds"),
+    ({"cron": "* * * * *", "interval": 5}, "exactly one of"),
+    ({"at": "tomorrow"}, "ISO 8601"),
+])
+def test_a_bad_schedule_is_refused_saying_why(spec: dict[str, Any], says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        check_schedule(spec)
+
+
+def test_parameters_are_checked_against_the_flows_schema() -> None:
+    check_parameters(SCHEMA, {"n": 3, "lr": 1}, "train")
+    with pytest.raises(ValueError, match=r"n: 'x' is not of type 'integer'"):
+        check_parameters(SCHEMA, {"n": "x"}, "train")
+    with pytest.raises(ValueError, match="unexpected parameter"):
+        check_parameters(SCHEMA, {"n": 3, "epochs": 2}, "train")
+    with pytest.raises(ValueError, match="missing required parameter"):
+        check_parameters(SCHEMA, {"lr": 0.5}, "train")
+
+
+# -- deployments, triggers and claims ----------------------------------------------------------
+
+
+def test_a_trigger_with_bad_parameters_makes_no_run(control: Control) -> None:
+    _deployment(control)
+    with pytest.raises(ValueError, match="not of type 'integer'"):
+        control.create_run("nightly", {"n": "many"})
+    assert control.list_runs("nightly") == []
+    with pytest.raises(RunNotFoundError, match="no deployment named 'nope'"):
+        control.create_run("nope", {})
+
+
+def test_a_triggered_run_is_scheduled_in_the_run_list_and_claimed_once(control: Control, db: Path) -> None:
+    _deployment(control)
+    run = control.create_run("nightly", {"n": 7})
+    assert run["state"] == "SCHEDULED" and run["parameters"] == {"n": 7}
+    with Store(db) as store:
+        assert store.get_flow_run(run["id"])["state_name"] == "Scheduled"
+    assert control.claim("cpu", "w1", 5) == []  # another pool's worker
+    claimed = control.claim("gpu", "w1", 5)
+    assert [r["id"] for r in claimed] == [run["id"]]
+    assert claimed[0]["entrypoint"] == "/src/train.py:train"
+    assert control.claim("gpu", "w2", 5) == []
+
+
+def test_two_workers_racing_over_two_connections_claim_each_run_once(db: Path) -> None:
+    setup = Control(db)
+    _deployment(setup)
+    made = {setup.create_run("nightly", {"n": i})["id"] for i in range(60)}
+    got: dict[str, list[str]] = {"a": [], "b": [], "c": []}
+    start = threading.Barrier(len(got))
+
+    def work(name: str) -> None:
+        mine = Control(db)  # its own connection, as a second server process would have
+        start.wait()
+        try:
+            while True:
+                runs = mine.claim("gpu", name, 1)
+                if not runs:
+                    return
+                got[name].extend(r["id"] for r in runs)
+        finally:
+            mine.close()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in got]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    setup.close()
+    assert sorted(got["a"] + got["b"] + got["c"]) == sorted(made)  # every run claimed, none twice
+
+
+def test_a_pool_limit_caps_the_runs_claimed_at_once(control: Control) -> None:
+    _deployment(control)
+    for i in range(5):
+        control.create_run("nightly", {"n": i})
+    control.set_pool_limit("gpu", 2)
+    assert len(control.claim("gpu", "w1", 10)) == 2
+    assert control.claim("gpu", "w2", 10) == []  # two still running over the pool
+
+
+def test_schedules_made_by_two_servers_and_after_a_restart_have_no_duplicates_and_no_gaps(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREFECT_LIKE_SCHEDULER_MAX_RUNS", "2")
+    first, second = Control(db), Control(db)
+    now = time.time()
+    _deployment(first, schedules=[{"interval": 10, "anchor": now}])
+    first.tick(now)
+    second.tick(now)  # another server process on the same file, at the same moment
+    assert len(first.list_runs("nightly")) == 2  # two ahead, made once
+    first.close()
+    second.close()
+    # The server was down for a minute: the times it missed are made, then two ahead again.
+    restarted = Control(db)
+    restarted.tick(now + 65)
+    restarted.tick(now + 65)
+    times = sorted(r["scheduled"] for r in restarted.list_runs("nightly", limit=1000))
+    assert [round(t - now) for t in times] == [10, 20, 30, 40, 50, 60, 70, 80]
+    restarted.close()
+
+
+def test_pausing_withdraws_future_runs_and_resuming_makes_them_again(control: Control) -> None:
+    _deployment(control, schedules=[{"interval": 60}])
+    control.tick()
+    ahead = len(control.list_runs("nightly", upcoming=True, limit=500))
+    assert ahead == 60  # an hour ahead (PREFECT_LIKE_SCHEDULER_HORIZON), one a minute
+    paused = control.set_paused("nightly", True)
+    assert paused["paused"] and control.list_runs("nightly", upcoming=True) == []
+    control.tick()
+    assert control.list_runs("nightly", upcoming=True) == []
+    control.set_paused("nightly", False)
+    control.tick()
+    assert len(control.list_runs("nightly", upcoming=True, limit=500)) == ahead
+
+
+def test_a_run_nobody_claims_is_named_late(control: Control, db: Path) -> None:
+    _deployment(control)
+    run = control.create_run("nightly", {"n": 1}, scheduled=time.time() - 60)
+    control.tick()
+    with Store(db) as store:
+        row = store.get_flow_run(run["id"])
+    assert (row["state"], row["state_name"]) == ("SCHEDULED", "Late")
+
+
+def test_a_crashed_run_runs_again_while_retries_allow(control: Control) -> None:
+    _deployment(control, retries=1)
+    first = control.create_run("nightly", {"n": 2})
+    control.claim("gpu", "w1", 1)
+    assert control.report_crash(first["id"], "Crashed: killed")
+    control.tick()
+    again = control.claim("gpu", "w1", 1)
+    assert len(again) == 1 and again[0]["attempt"] == 2 and again[0]["retry_of"] == first["id"]
+    assert again[0]["parameters"] == {"n": 2}
+    control.report_crash(again[0]["id"], "Crashed: killed again")
+    control.tick()
+    control.tick()
+    assert control.claim("gpu", "w1", 1) == []  # retries spent
+
+
+def test_cancelling_a_run_not_started_ends_it_at_once(control: Control, db: Path) -> None:
+    _deployment(control)
+    run = control.create_run("nightly", {"n": 1})
+    answer = control.request_cancel(run["id"], "not needed")
+    assert answer == {"id": run["id"], "state": "CANCELLED", "state_name": "Cancelled", "cancelling": False}
+    assert control.claim("gpu", "w1", 5) == []
+    with Store(db) as store:
+        assert store.get_flow_run(run["id"])["message"] == "Cancelled before it started: not needed"
