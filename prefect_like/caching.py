@@ -305,9 +305,9 @@ class StorageKey(CachePolicy):
 def run_key(policy: CachePolicy, task: Task[..., Any], parameters: dict[str, Any], context: TaskRunContext) -> str | None:
     """The key a task run's result is cached under: the policy's, prefixed with the task's
     qualified name for the built-in policies, made safe as a file name for a user's own key."""
-    from prefect_like.context import flow_run_context
+    from prefect_like.context import current_flow_run
 
-    flow = flow_run_context.get()
+    flow = current_flow_run()
     key = policy.compute_key(task_ctx=context, inputs=parameters, flow_parameters=flow.parameters if flow else {})
     if key is None:
         return None

@@ -18,6 +18,7 @@ import contextvars
 import datetime
 import itertools
 import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from prefect_like.tasks import Task
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, weakref_slot=True)
 class FlowRunContext:
     flow_run_id: str
     name: str
@@ -209,6 +210,27 @@ class FlowRunView:
 
     def __repr__(self) -> str:
         return f"FlowRun(id={self.id!r}, name={self.name!r}, state_name={self.state_name!r})"
+
+
+# The flow runs of this process by id, while they run: a task run on a pool thread (where the
+# flow's context variable is not set) finds its flow run's context here. Not on another process.
+_flow_runs: weakref.WeakValueDictionary[str, FlowRunContext] = weakref.WeakValueDictionary()
+
+
+def register_flow_run(context: FlowRunContext) -> None:
+    _flow_runs[context.flow_run_id] = context
+
+
+def current_flow_run() -> FlowRunContext | None:
+    """The flow run the current code belongs to: the flow's context, or, in a task run, its
+    flow run's when it runs in this process (None on a worker process, or outside any run)."""
+    flow = flow_run_context.get()
+    if flow is not None:
+        return flow
+    task = task_run_context.get()
+    if task is None or task.flow_run_id is None:
+        return None
+    return _flow_runs.get(task.flow_run_id)
 
 
 # -- tags ------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from prefect_like.context import (
     FlowRunView,
     current_tags,
     flow_run_context,
+    register_flow_run,
     task_run_context,
 )
 from prefect_like.engine import signals
@@ -138,6 +139,7 @@ class FlowRun:
         self.context = FlowRunContext(
             self.id, self.name, flow, self.runner, self.parameters, self.log_prints, record=self
         )
+        register_flow_run(self.context)
         setup_logging()
         if self.log_prints:
             install_print_capture()

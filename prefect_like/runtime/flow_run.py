@@ -4,7 +4,8 @@
 ``scheduled_start_time`` (the run's start: runs here are not scheduled), ``run_count`` (the
 attempt, 1 on the first), ``parent_flow_run_id``, ``parent_deployment_id``,
 ``root_flow_run_id``, ``job_variables``, ``api_url`` and ``ui_url``. Inside a task run of a
-flow run, the flow run's; outside any run, Prefect's empty values.
+flow run, the flow run's (on a Dask or Ray worker, where the flow run's context is not, only
+``id``: the rest are empty); outside any run, Prefect's empty values.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from prefect_like.context import flow_run_context, task_run_context
+from prefect_like.context import current_flow_run, task_run_context
 from prefect_like.runtime._read import attribute
 
 
 def get_id() -> str | None:
-    flow = flow_run_context.get()
+    flow = current_flow_run()
     if flow is not None:
         return flow.flow_run_id
     task = task_run_context.get()
@@ -25,49 +26,49 @@ def get_id() -> str | None:
 
 
 def get_name() -> str | None:
-    flow = flow_run_context.get()
+    flow = current_flow_run()
     return flow.name if flow is not None else None
 
 
 def get_flow_name() -> str | None:
-    flow = flow_run_context.get()
+    flow = current_flow_run()
     return flow.flow.name if flow is not None else None
 
 
 def get_flow_version() -> str | None:
-    flow = flow_run_context.get()
+    flow = current_flow_run()
     return flow.flow.version if flow is not None else None
 
 
 def get_parameters() -> dict[str, Any]:
-    flow = flow_run_context.get()
+    flow = current_flow_run()
     return flow.parameters if flow is not None else {}
 
 
 def get_tags() -> list[str]:
-    flow = flow_run_context.get()
+    flow = current_flow_run()
     return flow.flow_run.tags if flow is not None else []
 
 
 def get_run_count() -> int:
-    flow = flow_run_context.get()
+    flow = current_flow_run()
     return flow.flow_run.run_count if flow is not None else 0
 
 
 def get_scheduled_start_time() -> datetime.datetime:
-    flow = flow_run_context.get()
+    flow = current_flow_run()
     started = flow.flow_run.expected_start_time if flow is not None else None
-    return started or datetime.datetime.now(datetime.timezone.utc)
+    return started or datetime.datetime.now(datetime.UTC)
 
 
 def get_parent_flow_run_id() -> str | None:
-    flow = flow_run_context.get()
+    flow = current_flow_run()
     record = flow.record if flow is not None else None
     return getattr(record, "parent_flow_run_id", None)
 
 
 def get_root_flow_run_id() -> str | None:
-    flow = flow_run_context.get()
+    flow = current_flow_run()
     record = flow.record if flow is not None else None
     return getattr(record, "root_flow_run_id", None) or get_id()
 
@@ -77,7 +78,7 @@ def get_parent_deployment_id() -> None:
 
 
 def get_job_variables() -> dict[str, Any] | None:
-    return {} if flow_run_context.get() is not None else None
+    return {} if get_id() is not None else None
 
 
 def get_api_url() -> str | None:

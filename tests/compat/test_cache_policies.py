@@ -239,7 +239,7 @@ def test_flow_parameters_key_on_the_flow_run_parameters():
 
     @flow
     def my_flow(dataset: str):
-        return load()
+        return load.submit().result()  # on a pool thread, where the flow's context variable is not set
 
     assert [my_flow("a"), my_flow("a"), my_flow("b")] == [1, 1, 2]
 
