@@ -307,7 +307,7 @@ def run_key(policy: CachePolicy, task: Task[..., Any], parameters: dict[str, Any
     qualified name for the built-in policies, made safe as a file name for a user's own key."""
     from prefect_like.context import current_flow_run
 
-    flow = current_flow_run()
+    flow = current_flow_run(context)
     key = policy.compute_key(task_ctx=context, inputs=parameters, flow_parameters=flow.parameters if flow else {})
     if key is None:
         return None

@@ -346,9 +346,11 @@ def _states(console: Console, states: list[dict[str, Any]]) -> None:
 @click.option("--tag", "tags", multiple=True, help="Only task runs with this tag (repeat: with every one).")
 @click.option(
     "--order-by",
-    help="start_time, end_time, duration, map_index, task_name, state, result or result.KEY; "
-    "prefix with - for descending.",
+    help="start_time, end_time, duration, map_index, task_name, state, result, result.KEY or "
+    "param.NAME; prefix with - for descending.",
 )
+@click.option("--where", "where_text", metavar="EXPR",
+              help="Only task runs matching it, e.g. 'param.kernel == \"rbf\" and result.accuracy > 0.95'.")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(min=0))
 @click.option("--offset", default=0, type=click.IntRange(min=0))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -359,6 +361,7 @@ def runs_tasks(
     task_name: str | None,
     tags: tuple[str, ...],
     order_by: str | None,
+    where_text: str | None,
     limit: int,
     offset: int,
     as_json: bool,
@@ -367,9 +370,11 @@ def runs_tasks(
     with _reader() as store:
         task_runs = store.list_task_runs(
             flow_run_id, state=state, task_name=task_name, limit=limit, offset=offset,
-            order_by=order_by, tags=list(tags) or None,
+            order_by=order_by, tags=list(tags) or None, where_text=where_text,
         )
-        total = store.count_task_runs(flow_run_id, state=state, task_name=task_name, tags=list(tags) or None)
+        total = store.count_task_runs(
+            flow_run_id, state=state, task_name=task_name, tags=list(tags) or None, where_text=where_text
+        )
     if as_json:
         _print_json(task_runs)
         return
@@ -711,3 +716,4 @@ from prefect_like.commands import artifacts  # noqa: E402,F401
 from prefect_like.commands import database  # noqa: E402,F401
 from prefect_like.commands import deployments  # noqa: E402,F401
 from prefect_like.commands import workers  # noqa: E402,F401
+from prefect_like.commands import sweeps  # noqa: E402,F401

@@ -27,8 +27,12 @@ class Reader(Protocol):
     def list_flow_runs(self, state: str | None = None, flow_name: str | None = None, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]: ...
     def count_flow_runs(self, state: str | None = None, flow_name: str | None = None) -> int: ...
     def get_flow_run(self, id_or_prefix: str) -> dict[str, Any]: ...
-    def list_task_runs(self, flow_run_id: str, state: str | None = None, task_name: str | None = None, limit: int = 100, offset: int = 0, order_by: str | None = None, tags: Sequence[str] | None = None) -> list[dict[str, Any]]: ...
-    def count_task_runs(self, flow_run_id: str, state: str | None = None, task_name: str | None = None, tags: Sequence[str] | None = None) -> int: ...
+    def list_task_runs(self, flow_run_id: str, state: str | None = None, task_name: str | None = None, limit: int = 100, offset: int = 0, order_by: str | None = None, tags: Sequence[str] | None = None, where_text: str | None = None) -> list[dict[str, Any]]: ...
+    def count_task_runs(self, flow_run_id: str, state: str | None = None, task_name: str | None = None, tags: Sequence[str] | None = None, where_text: str | None = None) -> int: ...
+    def metrics(self, task_run_id: str | None = None, flow_run_id: str | None = None, limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]: ...
+    def list_sweeps(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]: ...
+    def count_sweeps(self) -> int: ...
+    def get_sweep(self, id_or_name: str) -> dict[str, Any]: ...
     def get_task_run(self, id_or_prefix: str) -> dict[str, Any]: ...
     def task_run_counts(self, flow_run_id: str) -> dict[str, int]: ...
     def iter_task_runs(self, flow_run_id: str, batch: int = 5000) -> Iterator[dict[str, Any]]: ...
@@ -148,8 +152,9 @@ class Client:
         offset: int = 0,
         order_by: str | None = None,
         tags: Sequence[str] | None = None,
+        where_text: str | None = None,
     ) -> list[dict[str, Any]]:
-        return self.task_run_page(flow_run_id, state, task_name, limit, offset, order_by, tags)["items"]
+        return self.task_run_page(flow_run_id, state, task_name, limit, offset, order_by, tags, where_text)["items"]
 
     def task_run_page(
         self,
@@ -160,18 +165,48 @@ class Client:
         offset: int = 0,
         order_by: str | None = None,
         tags: Sequence[str] | None = None,
+        where_text: str | None = None,
     ) -> dict[str, Any]:
         """One page of task runs with ``total``, as the API returns it."""
         return self._get(
             f"/flow-runs/{_quote(flow_run_id)}/task-runs", state=state, task_name=task_name,
             limit=limit, offset=offset, order_by=order_by, tags=list(tags) if tags else None,
+            where=where_text,
         )
 
     def count_task_runs(
         self, flow_run_id: str, state: str | None = None, task_name: str | None = None,
-        tags: Sequence[str] | None = None,
+        tags: Sequence[str] | None = None, where_text: str | None = None,
     ) -> int:
-        return int(self.task_run_page(flow_run_id, state, task_name, limit=0, tags=tags)["total"])
+        return int(self.task_run_page(flow_run_id, state, task_name, limit=0, tags=tags, where_text=where_text)["total"])
+
+    # -- metrics and sweeps (``routes_sweeps``) ------------------------------------------------
+
+    def metrics(
+        self, task_run_id: str | None = None, flow_run_id: str | None = None,
+        limit: int | None = None, offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Reported metrics of a task run or a flow run, as ``Store.metrics``."""
+        if (task_run_id is None) == (flow_run_id is None):
+            raise ValueError("give exactly one of task_run_id and flow_run_id")
+        path = (f"/task-runs/{_quote(task_run_id)}/metrics" if task_run_id is not None
+                else f"/flow-runs/{_quote(flow_run_id)}/metrics")  # type: ignore[arg-type]
+        points: list[dict[str, Any]] = []
+        while True:
+            want = 10_000 if limit is None else min(10_000, limit - len(points))
+            items = self._get(path, limit=want, offset=offset + len(points))["items"]
+            points.extend(items)
+            if len(items) < want or want == 0:
+                return points
+
+    def list_sweeps(self, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        return self._get("/sweeps", limit=limit, offset=offset)["items"]
+
+    def count_sweeps(self) -> int:
+        return int(self._get("/sweeps", limit=0)["total"])
+
+    def get_sweep(self, id_or_name: str) -> dict[str, Any]:
+        return self._get(f"/sweeps/{_quote(id_or_name)}")
 
     def get_task_run(self, id_or_prefix: str) -> dict[str, Any]:
         return self._get(f"/task-runs/{_quote(id_or_prefix)}")

@@ -221,13 +221,14 @@ def register_flow_run(context: FlowRunContext) -> None:
     _flow_runs[context.flow_run_id] = context
 
 
-def current_flow_run() -> FlowRunContext | None:
-    """The flow run the current code belongs to: the flow's context, or, in a task run, its
-    flow run's when it runs in this process (None on a worker process, or outside any run)."""
+def current_flow_run(task: TaskRunContext | None = None) -> FlowRunContext | None:
+    """The flow run the current code (or the task run ``task``) belongs to: the flow's context,
+    or, in a task run, its flow run's when it runs in this process (None on a worker process,
+    or outside any run)."""
     flow = flow_run_context.get()
     if flow is not None:
         return flow
-    task = task_run_context.get()
+    task = task or task_run_context.get()
     if task is None or task.flow_run_id is None:
         return None
     return _flow_runs.get(task.flow_run_id)

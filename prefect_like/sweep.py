@@ -36,6 +36,23 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prefect_like.futures import FutureList
+from prefect_like.search import (
+    ASHA,
+    GridSampler,
+    Hyperband,
+    MedianStopping,
+    OptunaSampler,
+    RandomSampler,
+    Scheduler,
+    Search,
+    SuccessiveHalving,
+    Trial,
+    TrialPruned,
+    optimize,
+    report,
+    resume,
+    should_prune,
+)
 from prefect_like.tasks import Task, _is_iterable, unmapped
 
 if TYPE_CHECKING:
@@ -47,16 +64,31 @@ if TYPE_CHECKING:
     from prefect_like.states import State
 
 __all__ = [
+    "ASHA",
     "Dimension",
     "Grid",
+    "GridSampler",
+    "Hyperband",
+    "MedianStopping",
+    "OptunaSampler",
+    "RandomSampler",
+    "Scheduler",
+    "Search",
     "Space",
+    "SuccessiveHalving",
+    "Trial",
+    "TrialPruned",
     "best",
     "choice",
     "grid",
     "integer",
     "loguniform",
+    "optimize",
+    "report",
     "results",
     "results_frame",
+    "resume",
+    "should_prune",
     "uniform",
 ]
 
@@ -320,11 +352,20 @@ def results(run: str | State | Flow[..., Any], *, source: Reader | None = None) 
     return _read(export.task_runs_table, run, source)
 
 
-def results_frame(run: str | State | Flow[..., Any], *, source: Reader | None = None) -> pd.DataFrame:
-    """``results(run)`` as a pandas DataFrame."""
+def results_frame(
+    run: str | State | Flow[..., Any], *, history: bool = False, source: Reader | None = None
+) -> pd.DataFrame:
+    """``results(run)`` as a pandas DataFrame; with ``history=True``, one row per step a task run
+    reported (``report``): its columns, then ``step`` and ``metric.<name>`` per metric."""
     from prefect_like import export
 
-    return _read(export.task_runs_frame, run, source)
+    frame = _read(export.task_runs_frame, run, source)
+    if not history:
+        return frame
+    from prefect_like.search.optimize import _with_history
+
+    points = _read(lambda flow_run_id, source: source.metrics(flow_run_id=flow_run_id), run, source)
+    return _with_history(frame, points, "id")
 
 
 _PLAIN_KEYS = frozenset({"start_time", "end_time", "duration", "map_index", "task_name", "state", "created"})
@@ -354,7 +395,12 @@ def best(
         key = f"result.{key}"
     from prefect_like import export
 
-    return _read(export.best, run, source, k, key if minimize else f"-{key}")
+    frame = _read(export.best, run, source, k, key if minimize else f"-{key}")
+    if key.startswith("result") and len(frame) and key not in frame.columns:
+        # The store sorts a missing field last, so a typo would give k arbitrary rows.
+        known = ", ".join(c for c in frame.columns if c.startswith("result")) or "no result fields"
+        raise ValueError(f"no result key {key[len('result.'):]!r}; the completed task runs have {known}")
+    return frame
 
 
 # -- helpers -------------------------------------------------------------------------------------

@@ -425,15 +425,19 @@ def create_app(
             list[str] | None,
             Query(max_length=20, description="only task runs with every one of these tags (repeat it)"),
         ] = None,
+        where: Annotated[
+            str | None,
+            Query(max_length=4000, description='e.g. param.kernel == "rbf" and result.accuracy > 0.95'),
+        ] = None,
     ) -> Response:
         """One page of a flow run's task runs, in submission order unless ``order_by`` says else."""
 
         def read(s: Store) -> dict[str, Any]:
             items = s.list_task_runs(
                 flow_run_id, state=state, task_name=task_name, limit=limit, offset=offset,
-                order_by=order_by, tags=tags,
+                order_by=order_by, tags=tags, where_text=where,
             )
-            total = s.count_task_runs(flow_run_id, state=state, task_name=task_name, tags=tags)
+            total = s.count_task_runs(flow_run_id, state=state, task_name=task_name, tags=tags, where_text=where)
             return {"items": items, "total": total, "limit": limit, "offset": offset}
 
         return _json(tracker.read(read))
@@ -482,6 +486,9 @@ def create_app(
     from prefect_like.server.routes_deployments import router as deployments_router
 
     app.include_router(deployments_router)
+    from prefect_like.server.routes_sweeps import router as sweeps_router
+
+    app.include_router(sweeps_router)
     app.include_router(api)
     if (STATIC / "index.html").is_file():
         from starlette.staticfiles import StaticFiles
