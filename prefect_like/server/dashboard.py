@@ -136,17 +136,21 @@ def sweep(
     metric: Annotated[str | None, Query(max_length=500)] = None,
     mode: Annotated[str | None, Query(pattern="^(min|max)$")] = None,
     filters: Annotated[str | None, Query(max_length=100_000)] = None,
+    where: Annotated[str | None, Query(max_length=10_000)] = None,
     points: Annotated[int, Query(ge=1, le=sweep_view.MAX_POINTS)] = 2000,
     bins: Annotated[int, Query(ge=1, le=sweep_view.MAX_BINS)] = 30,
 ) -> dict[str, Any]:
     """The sweep view's plots of one task's runs (the task with most runs unless ``task`` says):
-    columns, sampled points, the metric's histogram, best so far, parameter importance."""
+    columns, sampled points, the metric's histogram, best so far, parameter importance; of
+    the trials a ``where`` expression keeps (``param.kernel == "rbf" and result.loss < 0.3``),
+    narrowed further by ``filters``."""
     specs = _filters(filters)
 
     def read(s: Store) -> dict[str, Any]:
         run, shown, tasks, trials = _trials_of(s, flow_run_id, task)
+        only = s.task_run_ids(run["id"], shown, where) if where else None
         out = sweep_view.overview(
-            trials, metric=metric, mode=mode, filters=specs, points=points, bins=bins
+            trials, metric=metric, mode=mode, filters=specs, points=points, bins=bins, only=only
         )
         live = not q.is_final(run["state"], run["state_name"])
         return {"flow_run_id": run["id"], "task": shown, "tasks": tasks, "live": live, **out}
@@ -160,18 +164,57 @@ def sweep_trials(
     flow_run_id: IdParam,
     task: Annotated[str | None, Query(max_length=500)] = None,
     filters: Annotated[str | None, Query(max_length=100_000)] = None,
+    where: Annotated[str | None, Query(max_length=10_000)] = None,
     order_by: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=0, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     """One page of the trials table: one value per parameter and result column, sorted
     (``order_by=param.lr``, ``-result.loss`` for highest first; also ``trial``, ``duration``,
-    ``state``) and filtered like the plots."""
+    ``state``) and filtered like the plots (``where``, then ``filters``)."""
     specs = _filters(filters)
 
     def read(s: Store) -> dict[str, Any]:
-        _, _, _, trials = _trials_of(s, flow_run_id, task)
-        return sweep_view.page(trials, filters=specs, order_by=order_by, limit=limit, offset=offset)
+        run, shown, _, trials = _trials_of(s, flow_run_id, task)
+        only = s.task_run_ids(run["id"], shown, where) if where else None
+        return sweep_view.page(
+            trials, filters=specs, order_by=order_by, limit=limit, offset=offset, only=only
+        )
+
+    return _read(request, read)
+
+
+@router.get("/flow-runs/{flow_run_id}/sweep/curves")
+def sweep_curves(
+    request: Request,
+    flow_run_id: IdParam,
+    task: Annotated[str | None, Query(max_length=500)] = None,
+    metric: Annotated[str | None, Query(max_length=500)] = None,
+    mode: Annotated[str | None, Query(pattern="^(min|max)$")] = None,
+    name: Annotated[str | None, Query(max_length=500)] = None,
+    filters: Annotated[str | None, Query(max_length=100_000)] = None,
+    where: Annotated[str | None, Query(max_length=10_000)] = None,
+    limit: Annotated[int, Query(ge=1, le=sweep_view.MAX_CURVES)] = 30,
+) -> dict[str, Any]:
+    """Learning curves: what the trials reported with ``sweep.report`` (``name``: which metric,
+    by default the first reported), step by step, for the best trials by the sweep's metric,
+    the pruned ones and then the rest, ``limit`` trials in all."""
+    specs = _filters(filters)
+
+    def read(s: Store) -> dict[str, Any]:
+        run, shown, _, trials = _trials_of(s, flow_run_id, task)
+        only = s.task_run_ids(run["id"], shown, where) if where else None
+        keep = trials.matching(specs, only)
+        column = trials.column(metric) if metric else trials.default_metric()
+        chosen_mode = mode or ("min" if column is None else sweep_view.overview_mode(column))
+        chosen = sweep_view.curve_trials(trials, keep, column, chosen_mode == "min", limit)
+        ids = [trials.ids[i] for i in chosen]
+        rows = s._all(
+            f"SELECT run_id, step, metrics FROM metrics WHERE run_id IN ({', '.join('?' * len(ids))}) "
+            "ORDER BY run_id, step, seq",
+            ids,
+        ) if ids else []
+        return sweep_view.curves(trials, chosen, rows, name)
 
     return _read(request, read)
 

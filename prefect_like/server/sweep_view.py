@@ -19,8 +19,9 @@ what each plot needs:
   needs no dependency beyond the standard library; a forest-based estimate would need
   scikit-learn on the server.
 
-Filters (``filters``, a JSON list) are the parallel coordinates' brushes and the table's
-filters: ``{"column": "param.lr", "min": 0.01, "max": 0.1}`` for a numeric range (either end
+A where expression (``where``, the language of ``prefect-like runs tasks --where``,
+``tracking.where``) narrows the trials first, in SQL; then filters (``filters``, a JSON list),
+the parallel coordinates' brushes and the table's filters: ``{"column": "param.lr", "min": 0.01, "max": 0.1}`` for a numeric range (either end
 may be left out), ``{"column": "param.kernel", "in": ["rbf", "linear"]}`` for categories. The
 table (``page``) is sorted and paged here too, None last whichever the direction.
 
@@ -151,7 +152,7 @@ class Trials:
                 columns = by_keys[(prefix, keys)] = [
                     raw.setdefault(prefix + key, []) for key in keys
                 ]
-            for column, value in zip(columns, mapping.values()):
+            for column, value in zip(columns, mapping.values(), strict=True):
                 if len(column) < n:
                     column.extend([None] * (n - len(column)))
                 column.append(value)
@@ -214,9 +215,14 @@ class Trials:
 
     # -- filtering ----------------------------------------------------------------------------
 
-    def matching(self, filters: Sequence[dict[str, Any]]) -> list[int]:
-        """Indexes of the trials every filter keeps, in trial order."""
-        keep: list[int] = list(range(self.size))
+    def matching(self, filters: Sequence[dict[str, Any]], only: set[str] | None = None) -> list[int]:
+        """Indexes of the trials every filter keeps (and, given ``only``, whose id is in it:
+        the trials a where expression kept), in trial order."""
+        if only is None:
+            keep: list[int] = list(range(self.size))
+        else:
+            ids = self.ids
+            keep = [i for i in range(self.size) if ids[i] in only]
         for spec in filters:
             column = self.column(spec["column"])
             values = column.values
@@ -360,6 +366,12 @@ def importance(trials: Trials, keep: list[int], metric: Column) -> list[dict[str
     return [{"name": name, "score": score} for score, name in scores]
 
 
+def overview_mode(metric: Column) -> str:
+    """Maximize a metric named like an accuracy or a score, minimize anything else (a loss)."""
+    words = ("acc", "score", "auc", "f1", "precision", "recall", "r2")
+    return "max" if any(w in metric.name.lower() for w in words) else "min"
+
+
 def overview(
     trials: Trials,
     *,
@@ -368,16 +380,15 @@ def overview(
     filters: Sequence[dict[str, Any]],
     points: int,
     bins: int,
+    only: set[str] | None = None,
 ) -> dict[str, Any]:
     """Everything the sweep view's plots draw, in one answer."""
-    keep = trials.matching(filters)
+    keep = trials.matching(filters, only)
     column = trials.column(metric) if metric else trials.default_metric()
     if column is not None and not column.numeric:
         raise BadRequest(f"{column.name} is not numeric: the metric must be a number")
     if mode is None:
-        mode = "max" if column is not None and any(
-            w in column.name.lower() for w in ("acc", "score", "auc", "f1", "precision", "recall", "r2")
-        ) else "min"
+        mode = "min" if column is None else overview_mode(column)
     minimize = _minimize(mode)
     chosen = sample(keep, points)
     shown = [c.name for c in trials.columns.values() if c.kind == "param" or c.numeric]
@@ -412,9 +423,10 @@ def page(
     order_by: str | None,
     limit: int,
     offset: int,
+    only: set[str] | None = None,
 ) -> dict[str, Any]:
     """One page of the trials table, filtered and sorted here."""
-    keep = trials.matching(filters)
+    keep = trials.matching(filters, only)
     if order_by:
         descending = order_by.startswith("-")
         name = order_by.lstrip("-")
@@ -485,3 +497,68 @@ class TrialsCache:
             while len(self._entries) > self.size:
                 self._entries.pop(next(iter(self._entries)))
         return trials
+
+
+# -- learning curves --------------------------------------------------------------------------
+
+MAX_CURVES = 50
+CURVE_POINTS = 200
+
+
+def curve_trials(
+    trials: Trials, keep: list[int], metric: Column | None, minimize: bool, limit: int
+) -> list[int]:
+    """The trials whose learning curves are shown: the best by the metric, then every pruned
+    one (so a scheduler's decisions are visible), then the rest in trial order, ``limit`` in all."""
+    chosen: list[int] = []
+    seen: set[int] = set()
+
+    def take(indexes: Iterable[int]) -> None:
+        for i in indexes:
+            if len(chosen) >= limit:
+                return
+            if i not in seen:
+                seen.add(i)
+                chosen.append(i)
+
+    if metric is not None:
+        values = metric.values
+        ranked = sorted((i for i in keep if values[i] is not None),
+                        key=lambda i: values[i], reverse=not minimize)
+        take(ranked[: max(1, limit // 2)])
+    take(i for i in keep if trials.state_names[i] == "Pruned")
+    take(keep)
+    return sorted(chosen)
+
+
+def curves(
+    trials: Trials, chosen: list[int], rows: Iterable[Sequence[Any]], name: str | None
+) -> dict[str, Any]:
+    """Learning curves from reported metrics rows ``(run_id, step, metrics JSON)`` in step order:
+    one series per chosen trial that reported ``name`` (default: the first metric reported),
+    at most ``CURVE_POINTS`` points each (every k-th, the last always kept)."""
+    index = {trials.ids[i]: i for i in chosen}
+    series: dict[str, list[tuple[Any, Any]]] = {}
+    names: dict[str, None] = {}
+    for run_id, step, values in rows:
+        parsed = _loads(values)
+        if not isinstance(parsed, dict) or run_id not in index:
+            continue
+        for key in parsed:
+            names.setdefault(key, None)
+        if name is None:
+            name = next(iter(parsed), None)
+        value = parsed.get(name) if name is not None else None
+        if _number(value) and _number(step):
+            series.setdefault(run_id, []).append((step, value))
+    if name is not None and names and name not in names:
+        raise BadRequest(f"no trial shown reported {name!r}; they reported {', '.join(names)}")
+    out: list[dict[str, Any]] = []
+    for run_id, points in sorted(series.items(), key=lambda item: index[item[0]]):
+        if len(points) > CURVE_POINTS:
+            stride = math.ceil(len(points) / CURVE_POINTS)
+            points = points[::stride] + ([points[-1]] if (len(points) - 1) % stride else [])
+        i = index[run_id]
+        out.append({"id": run_id, "trial": i, "state_name": trials.state_names[i],
+                    "pruned": trials.state_names[i] == "Pruned", "points": points})
+    return {"name": name, "names": list(names), "curves": out}

@@ -614,6 +614,14 @@ class Reads:
                 return
             after = (rows[-1][6], rows[-1][7])
 
+    def task_run_ids(
+        self, flow_run_id: str, task_name: str | None = None, where_text: str | None = None
+    ) -> set[str]:
+        """The ids of a flow run's task runs (of one task) that a where expression keeps."""
+        key, _ = self._flow_ref(flow_run_id)
+        where, params = self._task_where(key, None, task_name, where_text=where_text)
+        return {row[0] for row in self._all(f"SELECT t.id FROM task_runs AS t{where}", params)}
+
     def task_name_counts(self, flow_run_id: str) -> dict[str, int]:
         """How many task runs a flow run has of each task, most first."""
         key, _ = self._flow_ref(flow_run_id)

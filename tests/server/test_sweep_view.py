@@ -7,6 +7,7 @@ reads the same file, in-process. The browser side is in ``test_sweep_view_e2e.py
 from __future__ import annotations
 
 import math
+import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +17,10 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from prefect_like import flow, task
+from prefect_like import flow, sweep, task
 from prefect_like.server import create_app, sweep_view
 from prefect_like.tracking.store import Store
+from tests.server._procs import adopt_embedded_store
 
 RNG = random.Random(3)
 POINTS = [
@@ -62,9 +64,16 @@ def trials(home: Path) -> list[dict[str, Any]]:
         return list(store.iter_task_runs(run["id"]))
 
 
+def app_over(home: Path) -> Any:
+    """The app over what the flows wrote into ``home`` (copied first into PostgreSQL, on the
+    PostgreSQL variant of the server tests)."""
+    adopt_embedded_store(home, os.environ.get("PREFECT_LIKE_DATABASE_URL"))
+    return create_app(home)
+
+
 @pytest.fixture(scope="module")
 def client(home: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(home)) as c:
+    with TestClient(app_over(home)) as c:
         yield c
 
 
@@ -140,6 +149,26 @@ def test_filters_narrow_the_plots_and_the_table_alike(
     assert [r["id"] for r in page["rows"]] == expected
 
 
+def test_a_where_expression_narrows_the_trials_before_the_filters(
+    client: TestClient, base: str, trials: list[dict[str, Any]]
+) -> None:
+    where = 'param.kernel == "rbf" and result.loss < 1'
+    expected = [
+        t["id"] for t in trials
+        if t["parameters"]["kernel"] == "rbf" and t["result"] and t["result"]["loss"] < 1
+    ]
+    assert 0 < len(expected) < len(trials)
+    body = client.get(base, params={"where": where}).json()
+    assert body["points"]["ids"] == expected
+    page = client.get(f"{base}/trials", params={"where": where, "limit": 100}).json()
+    assert [r["id"] for r in page["rows"]] == expected
+    both = {"where": where, "filters": '[{"column": "param.depth", "min": 3}]'}
+    narrowed = client.get(f"{base}/trials", params={**both, "limit": 100}).json()
+    assert [r["id"] for r in narrowed["rows"]] == [
+        t["id"] for t in trials if t["id"] in expected and t["parameters"]["depth"] >= 3
+    ]
+
+
 def test_the_table_sorts_by_a_parameter_or_a_result_with_missing_values_last(
     client: TestClient, base: str, trials: list[dict[str, Any]]
 ) -> None:
@@ -165,6 +194,8 @@ def test_the_table_sorts_by_a_parameter_or_a_result_with_missing_values_last(
         ("", {"filters": '[{"column": "param.lr"}]'}, "give min, max or in"),
         ("", {"filters": '[{"column": "param.lr", "max": 1, "where": "1=1"}]'}, "unknown filter field(s) where"),
         ("/trials", {"order_by": "param.nope"}, "unknown column 'param.nope'"),
+        ("", {"where": "param.kernal == 1"}, "the known ones are param.depth, param.kernel, param.lr"),
+        ("/trials", {"where": "1; DROP TABLE task_runs"}, ""),
     ],
 )
 def test_a_bad_query_is_a_422_that_says_what_is_wrong(
@@ -228,3 +259,72 @@ def test_a_log_metric_gets_log_bins() -> None:
     hist = sweep_view.histogram([10.0 ** k for k in range(-4, 2)], 6, log=True)
     assert hist["log"] is True and hist["counts"] == [1] * 6
     assert math.isclose(hist["edges"][0], 1e-4) and math.isclose(hist["edges"][-1], 10.0)
+
+
+# -- learning curves, from a real search that prunes ----------------------------------------
+
+
+def objective(lr: float) -> dict[str, float]:
+    loss = 1.0
+    for step in range(8):
+        loss = abs(lr - 0.3) + 1.0 / (step + 1)
+        sweep.report(step=step, loss=loss, lr_seen=lr)
+        if sweep.should_prune():
+            raise sweep.TrialPruned()
+    return {"loss": loss}
+
+
+def run_pruned_search() -> Any:
+    # Optuna's MedianPruner case: after three complete trials, a trial worse than their median
+    # at the same step is stopped (optuna/optuna tests/pruners_tests/test_median.py).
+    return sweep.optimize(
+        objective, sweep.Space(lr=sweep.uniform(0, 1)), metric="loss", mode="min", n_trials=12,
+        scheduler=sweep.MedianStopping(n_startup_trials=3), max_concurrent=1, seed=4,
+        task_runner="sequential",
+    )
+
+
+@pytest.fixture(scope="module")
+def search_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    home = tmp_path_factory.mktemp("sweep-view-search")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PREFECT_LIKE_HOME", str(home))
+        mp.delenv("PREFECT_LIKE_API_URL", raising=False)
+        search = run_pruned_search()
+    return home, search
+
+
+def test_learning_curves_show_the_best_trials_and_every_pruned_one(search_home: tuple[Path, Any]) -> None:
+    home, search = search_home
+    pruned = [t for t in search.trials if t.state == "Pruned"]
+    assert pruned, "the median rule stops some trials"
+    with TestClient(app_over(home)) as client:
+        body = client.get(
+            f"/api/dashboard/flow-runs/{search.trials[0].flow_run_id}/sweep/curves", params={"limit": 50}
+        ).json()
+    assert body["name"] == "loss" and body["names"] == ["loss", "lr_seen"]
+    curves = {c["id"]: c for c in body["curves"]}
+    assert set(curves) == {t.task_run_id for t in search.trials}  # 12 < limit: every trial
+    for trial in search.trials:
+        curve = curves[trial.task_run_id]
+        assert curve["pruned"] is (trial.state == "Pruned")
+        steps = [p[0] for p in curve["points"]]
+        assert steps == list(range(len(steps)))
+        if trial.state == "Completed":
+            assert len(steps) == 8 and curve["points"][-1][1] == pytest.approx(trial.value)
+        else:
+            assert len(steps) < 8  # stopped early
+
+
+def test_with_few_curves_the_best_and_the_pruned_come_first(search_home: tuple[Path, Any]) -> None:
+    home, search = search_home
+    with TestClient(app_over(home)) as client:
+        base = f"/api/dashboard/flow-runs/{search.trials[0].flow_run_id}/sweep/curves"
+        body = client.get(base, params={"limit": 4}).json()
+        bad = client.get(base, params={"name": "acuracy"})
+    shown = {c["id"] for c in body["curves"]}
+    best = sorted((t for t in search.trials if t.state == "Completed"), key=lambda t: t.value)
+    assert len(shown) == 4
+    assert {t.task_run_id for t in best[:2]} <= shown  # half the curves go to the best
+    assert any(c["pruned"] for c in body["curves"])
+    assert bad.status_code == 422 and "they reported loss, lr_seen" in bad.text

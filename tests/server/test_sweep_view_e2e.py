@@ -22,6 +22,7 @@ from prefect_like import flow, task
 from prefect_like.tracking.store import Store
 
 from ._live import chromium, chromium_path, running_server
+from ._procs import adopt_embedded_store
 
 pytestmark = pytest.mark.slow
 
@@ -281,3 +282,24 @@ def test_a_keyed_server_asks_for_its_key_in_the_page_once(browser: Any, tmp_path
         expect(page.get_by_role("dialog", name="API key needed")).to_have_count(0)
         assert dialogs == []
         context.close()
+
+
+def test_learning_curves_are_drawn_with_the_pruned_trials_marked(
+    page: Any, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from playwright.sync_api import expect
+
+    from tests.server.test_sweep_view import run_pruned_search
+
+    monkeypatch.setenv("PREFECT_LIKE_HOME", str(home))
+    search = run_pruned_search()
+    adopt_embedded_store(home, os.environ.get("PREFECT_LIKE_DATABASE_URL"))
+    pruned = sum(t.state == "Pruned" for t in search.trials)
+    assert 0 < pruned < len(search.trials)
+    page.goto(f"/#/flow-runs/{search.trials[0].flow_run_id}/sweep")
+    curves = page.get_by_test_id("plot-curves")
+    expect(curves.locator("path.curve")).to_have_count(len(search.trials))
+    expect(curves.locator("path.curve-pruned")).to_have_count(pruned)
+    expect(curves.locator("path.pruned-mark")).to_have_count(pruned)
+    curves.get_by_label("Reported metric").select_option("lr_seen")
+    expect(curves.locator("svg")).to_have_attribute("aria-label", "learning curves of lr_seen")

@@ -268,6 +268,39 @@ export function parallelCoordinates({ columns, points, metric, mode, brushes, on
   return h("div", null, plot, legend);
 }
 
+/**
+ * Learning curves: one line per trial through what it reported, step by step. A pruned trial's
+ * line is dashed and ends in a cross where the scheduler stopped it.
+ */
+export function learningCurves({ curves, name, width = 1100, height = 300 }) {
+  if (!curves.length) return h("p", { class: "muted" }, "No trial shown has reported intermediate metrics (sweep.report) yet.");
+  const steps = curves.flatMap((c) => c.points.map((p) => p[0]));
+  const values = curves.flatMap((c) => c.points.map((p) => p[1]));
+  const x = scaleFor({ type: "number", log: false, min: Math.min(...steps), max: Math.max(...steps) });
+  const lo = Math.min(...values);
+  const hi = Math.max(...values);
+  const y = scaleFor({ type: "number", log: lo > 0 && hi / lo >= 100, min: lo, max: hi });
+  const w = width - PAD.left - PAD.right;
+  const hh = height - PAD.top - PAD.bottom;
+  const px = (p) => PAD.left + x.at(p[0]) * w;
+  const py = (p) => PAD.top + (1 - y.at(p[1])) * hh;
+  const marks = curves.flatMap((c, k) => {
+    const color = c.pruned ? "#999" : PALETTE[k % PALETTE.length];
+    const d = c.points.map((p, j) => `${j ? "L" : "M"}${px(p).toFixed(1)},${py(p).toFixed(1)}`).join("");
+    const last = c.points.at(-1);
+    const label = `trial ${c.trial}${c.pruned ? " (pruned)" : ""}: ${name} ${formatScalar(last[1])} at step ${formatScalar(last[0])}`;
+    const out = [svg("path", { d, class: c.pruned ? "curve curve-pruned" : "curve", stroke: color, fill: "none",
+      "data-trial": c.trial }, svg("title", {}, text(label)))];
+    if (c.pruned) {
+      const [cx, cy] = [px(last), py(last)];
+      out.push(svg("path", { d: `M${cx - 4},${cy - 4}L${cx + 4},${cy + 4}M${cx - 4},${cy + 4}L${cx + 4},${cy - 4}`,
+        class: "pruned-mark", stroke: PALETTE[5] }, svg("title", {}, text(label))));
+    }
+    return out;
+  });
+  return frame(width, height, `learning curves of ${name}`, [...axes(width, height, x, y, "step", name), ...marks]);
+}
+
 /** Where a filter spec ({min, max} or {in}) lies on an axis, as [t0, t1] in [0, 1]. */
 function bandOf(spec, scale) {
   if (!spec) return null;

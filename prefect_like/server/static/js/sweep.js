@@ -12,7 +12,7 @@ import {
   card, errorBox, fill, formatDuration, formatNumber, formatScalar, h, isFinal, link, pager, select, stateBadge,
 } from "./dom.js";
 import {
-  bestLine, histogramBars, importanceBars, parallelCoordinates, scatter, short,
+  bestLine, histogramBars, importanceBars, learningCurves, parallelCoordinates, scatter, short,
 } from "./plots.js";
 import { href, poll, setParams } from "./router.js";
 
@@ -34,6 +34,7 @@ export async function sweepView(root, { id: runId, params, signal }) {
   const importanceSlot = h("div", { "data-testid": "plot-importance" });
   const pcSlot = h("div", { "data-testid": "plot-parallel" });
   const scatterSlot = h("div", { class: "small-multiples", "data-testid": "plot-scatter" });
+  const curvesSlot = h("div", { "data-testid": "plot-curves" });
   const table = trialsTable(base, signal);
   root.replaceChildren(
     head,
@@ -47,10 +48,13 @@ export async function sweepView(root, { id: runId, params, signal }) {
     ),
     card("Parallel coordinates", pcSlot),
     card("Metric against each parameter", scatterSlot),
+    card("Learning curves", curvesSlot,
+      h("p", { class: "muted small" },
+        "What the trials reported with sweep.report, step by step: the best trials by the metric, then every pruned one (dashed, a cross where it was stopped), then the rest.")),
     table.element,
   );
 
-  const query = (p) => ({ task: p.task, metric: p.metric, mode: p.mode, filters: p.filters });
+  const query = (p) => ({ task: p.task, metric: p.metric, mode: p.mode, filters: p.filters, where: p.where });
 
   async function refresh(p, { quiet = false } = {}) {
     let data;
@@ -58,11 +62,31 @@ export async function sweepView(root, { id: runId, params, signal }) {
       data = await get(base, { ...query(p), points: 2000, bins: 30 }, signal);
     } catch (error) {
       if (signal.aborted) throw error;
-      if (!quiet) for (const slot of [bestSlot, histSlot, importanceSlot, pcSlot, scatterSlot]) slot.replaceChildren(errorBox(error));
+      if (quiet) return null;
+      for (const slot of [bestSlot, histSlot, importanceSlot, pcSlot, scatterSlot]) slot.replaceChildren(errorBox(error));
+      summaryLine.replaceChildren(errorBox(error));
+      if (!controls.childElementCount) fill(controls, whereForm(p)); // so a bad expression can be fixed here
       return null;
     }
     render(data, p);
+    renderCurves(p, quiet);
     return data;
+  }
+
+  async function renderCurves(p, quiet) {
+    let data;
+    try {
+      data = await get(`${base}/curves`, { ...query(p), name: p.curve }, signal);
+    } catch (error) {
+      if (!signal.aborted && !quiet) curvesSlot.replaceChildren(errorBox(error));
+      return;
+    }
+    fill(curvesSlot,
+      data.names.length > 1
+        ? h("div", { class: "filters" }, select("Reported metric", data.name ?? "", data.names.map((n) => [n, n]),
+          (curve) => setParams({ ...p, curve })))
+        : null,
+      learningCurves({ curves: data.curves, name: data.name ?? "" }));
   }
 
   function render(data, p) {
@@ -89,6 +113,7 @@ export async function sweepView(root, { id: runId, params, signal }) {
         : null,
       metric ? select("Goal", data.mode, [["min", "minimize"], ["max", "maximize"]], (mode) => setParams({ ...p, mode })) : null,
       filterForm(data.columns, setFilter),
+      whereForm(p),
     );
     fill(chips, ...filters.map((f) => h("span", { class: "chip" }, describeFilter(f),
       h("button", { type: "button", class: "chip-remove", "aria-label": `remove the filter on ${f.column}`,
@@ -130,7 +155,7 @@ export async function sweepView(root, { id: runId, params, signal }) {
   }
   return {
     async update(next) {
-      const plotsChanged = ["task", "metric", "mode", "filters"].some((k) => (next[k] ?? "") !== (current[k] ?? ""));
+      const plotsChanged = ["task", "metric", "mode", "filters", "where", "curve"].some((k) => (next[k] ?? "") !== (current[k] ?? ""));
       current = next;
       if (plotsChanged) await refresh(next);
       await table.load(next);
@@ -196,6 +221,16 @@ function filterForm(columns, setFilter) {
   return form;
 }
 
+/** A where expression, as on the command line: `param.kernel == "rbf" and result.loss < 0.3`. */
+function whereForm(p) {
+  const input = h("input", { type: "text", size: 36, value: p.where ?? "", "aria-label": "where expression",
+    placeholder: 'param.kernel == "rbf" and result.loss < 0.3' });
+  return h("form", { class: "filter filter-form", "data-testid": "where-form", onsubmit: (event) => {
+    event.preventDefault();
+    setParams({ ...p, where: input.value.trim(), offset: 0 });
+  } }, h("span", null, "Where"), input, h("button", { type: "submit" }, "Apply"));
+}
+
 /** The trials table: one column per parameter and result field; columns can be hidden. */
 function trialsTable(base, signal) {
   const thead = h("thead");
@@ -237,7 +272,7 @@ function trialsTable(base, signal) {
     const offset = Number(params.offset) || 0;
     let page;
     try {
-      page = await get(`${base}/trials`, { task: params.task, filters: params.filters, order_by: params.order, limit: PAGE, offset }, signal);
+      page = await get(`${base}/trials`, { task: params.task, filters: params.filters, where: params.where, order_by: params.order, limit: PAGE, offset }, signal);
     } catch (error) {
       if (signal.aborted) throw error;
       tbody.replaceChildren(h("tr", null, h("td", { colspan: 99 }, errorBox(error))));
