@@ -1,6 +1,7 @@
 """Load: many flow processes streaming to one tracking server at once.
 
-``python -m benchmarks.load [--flows 20] [--tasks 10000] [--write-docs]`` starts a real server
+``python -m benchmarks.load [--flows 20] [--tasks 10000] [--write-docs] [--database-url URL]
+[--workers N]`` starts a real server
 (``python -m prefect_like.server``) on a fresh home, then ``--flows`` flow processes at once,
 each a thread-runner sweep of ``--tasks`` trivial task runs streaming its events to the server.
 Afterwards it checks that the server stored every task run of every flow run (COMPLETED,
@@ -59,12 +60,18 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def run_load(flows: int, tasks: int, home: Path) -> dict[str, Any]:
-    """Run the load and verify it; the report as a dict (raises AssertionError if anything was lost)."""
+def run_load(
+    flows: int, tasks: int, home: Path, database_url: str | None = None, workers: int = 1
+) -> dict[str, Any]:
+    """Run the load and verify it; the report as a dict (raises AssertionError if anything was lost).
+
+    ``database_url``: the server's store (``PREFECT_LIKE_DATABASE_URL``; default: as set, else a
+    SQLite file in ``home``); ``workers``: its ``--workers``."""
     from prefect_like.client import Client
     from tests.server._procs import ServerProcess
 
-    server = ServerProcess(home / "server").start()
+    env = {"PREFECT_LIKE_DATABASE_URL": database_url} if database_url else None
+    server = ServerProcess(home / "server", env=env, workers=workers).start()
     script = home / "flow.py"
     script.write_text(FLOW)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
@@ -140,9 +147,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flows", type=int, default=20)
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--database-url", help="the server's store, e.g. postgresql://... (an empty one)")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (PostgreSQL only)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as home:
-        report = run_load(args.flows, args.tasks, Path(home))
+        report = run_load(args.flows, args.tasks, Path(home), args.database_url, args.workers)
     print(json.dumps(report))
     if args.write_docs:
         write_docs(markdown(report))

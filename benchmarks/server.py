@@ -2,6 +2,7 @@
 
     python -m benchmarks.server --tasks 100000            # events/s in; 100k-task flow, server vs embedded
     python -m benchmarks.server --tasks 20000 --repeat 3
+    python -m benchmarks.server --database-url postgresql://... [--workers 2]   # on PostgreSQL
 
 1. Ingestion: a client process POSTs msgpack batches of 10,000 events (a finished sweep: PENDING,
    RUNNING, COMPLETED per task run) to a fresh server, one request at a time; events per second
@@ -41,7 +42,7 @@ def _env(**extra: str | None) -> dict[str, str]:
 
 
 class Server:
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, database_url: str | None = None, workers: int = 1) -> None:
         import socket
 
         with socket.socket() as s:
@@ -50,8 +51,8 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}/api"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "prefect_like.server", "--port", str(self.port), "--home", str(home),
-             "--log-level", "warning"],
-            env=_env(PREFECT_LIKE_API_URL=None), cwd=ROOT,
+             "--log-level", "warning", "--workers", str(workers)],
+            env=_env(PREFECT_LIKE_API_URL=None, PREFECT_LIKE_DATABASE_URL=database_url), cwd=ROOT,
         )
         deadline = time.monotonic() + 30
         while True:
@@ -127,6 +128,8 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--ingest-tasks", type=int, default=100_000, help="sweep size for the ingestion test")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--database-url", help="the server's store, e.g. postgresql://... (default: SQLite)")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (PostgreSQL only)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -136,7 +139,7 @@ def main() -> None:
         return
 
     with tempfile.TemporaryDirectory(prefix="prefect-like-bench-") as tmp:
-        server = Server(Path(tmp) / "server")
+        server = Server(Path(tmp) / "server", args.database_url, args.workers)
         try:
             rates = [_child("--child", "ingest", server.url, str(args.ingest_tasks)) for _ in range(args.repeat)]
             embedded, remote = [], []

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from prefect_like import flow, get_run_logger, task
+from prefect_like.tracking.recorder import shutdown_recorder
 from prefect_like.tracking.store import Store
 
 from ._live import chromium, chromium_path, running_server
@@ -216,11 +217,14 @@ def test_user_text_renders_as_text_never_as_html(page: Any, run: dict[str, Any])
 
 
 def test_the_pages_update_live_while_a_run_is_in_progress(
-    page: Any, home: Path, monkeypatch: pytest.MonkeyPatch
+    page: Any, home: Path, server: str, database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from playwright.sync_api import expect
 
     monkeypatch.setenv("PREFECT_LIKE_HOME", str(home))
+    if database == "postgres":  # the server's store is not the embedded file: send it the events
+        shutdown_recorder()
+        monkeypatch.setenv("PREFECT_LIKE_API_URL", server + "api")
     gate = home / "release-the-live-flow"
     worker = threading.Thread(target=live_flow, args=(str(gate),))
     worker.start()
@@ -236,3 +240,4 @@ def test_the_pages_update_live_while_a_run_is_in_progress(
     finally:
         gate.touch()
         worker.join(30)
+        shutdown_recorder()
