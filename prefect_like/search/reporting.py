@@ -94,41 +94,54 @@ def should_prune() -> bool:
     return trial is not None and trial.prune
 
 
+# The wrapper below is shipped to workers by value (cloudpickle); it reaches the context variable
+# only through these module functions, which travel by reference.
+
+
+def _begin(board: Board | None) -> tuple[TrialContext, contextvars.Token[TrialContext | None]]:
+    trial = TrialContext(board)
+    return trial, _trial.set(trial)
+
+
+def _end(token: contextvars.Token[TrialContext | None]) -> None:
+    _trial.reset(token)
+
+
+def _pruned(trial: TrialContext, exc: TrialPruned) -> State:
+    at = f" at step {trial.step:g}" if trial.step is not None else ""
+    why = f": {exc}" if str(exc) else ""
+    return Pruned(trial.metrics, f"Pruned{at}{why}")
+
+
 def trial_function(fn: Callable[..., Any], board: Board | None) -> Callable[..., Any]:
     """``fn`` as a search runs it: with the trial's context set, and ``TrialPruned`` turned into
     a ``Pruned`` state (COMPLETED) whose result is the last reported metrics. It keeps ``fn``'s
     signature, so the trial's parameters are the function's own."""
-
-    def pruned(trial: TrialContext, exc: TrialPruned) -> State:
-        at = f" at step {trial.step:g}" if trial.step is not None else ""
-        why = f": {exc}" if str(exc) else ""
-        return Pruned(trial.metrics, f"Pruned{at}{why}")
+    begin, end, pruned, stopped = _begin, _end, _pruned, TrialPruned
 
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
         async def run_async(*args: Any, **kwargs: Any) -> Any:
-            trial = TrialContext(board)
-            token = _trial.set(trial)
+            trial, token = begin(board)
             try:
                 return await fn(*args, **kwargs)
-            except TrialPruned as exc:
+            except stopped as exc:
                 return pruned(trial, exc)
             finally:
-                _trial.reset(token)
+                end(token)
 
         return run_async
 
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
-        trial = TrialContext(board)
-        token = _trial.set(trial)
+        trial, token = begin(board)
         try:
             return fn(*args, **kwargs)
-        except TrialPruned as exc:
+        except stopped as exc:
             return pruned(trial, exc)
         finally:
-            _trial.reset(token)
+            end(token)
 
     return run
 
