@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from prefect_like.caching import KeyLock, run_key
 from prefect_like.calls import LEAVES, walk
+from prefect_like.concurrency import tags as tag_slots
 from prefect_like.context import TaskRunContext, TaskRunView, task_run_context
 from prefect_like.engine.hooks import call_hooks, task_hooks
 from prefect_like.engine.outcomes import is_state_collection, state_from_return
@@ -461,6 +462,8 @@ def run_task(call: TaskCall) -> State:
     An async task gets an event loop of its own (in a helper thread, if this thread already
     runs one)."""
     task = call.task
+    if task._tags and tag_slots.wanted(call):  # only a tagged run asks for tag concurrency slots
+        return tag_slots.run_held(call, run_task)
     if not task.is_async:
         return run_plain(call) if task.plain else drive(steps(call))
     try:
@@ -478,6 +481,8 @@ def run_task_async(call: TaskCall) -> Coroutine[Any, Any, State]:
     """Run one task call to its final state from async code (await it); a sync task runs in a
     thread. The coroutine is the run's own, with no wrapper around it."""
     task = call.task
+    if task._tags and tag_slots.wanted(call):
+        return tag_slots.run_held_async(call, run_task_async)
     if not task.is_async:
         return asyncio.to_thread(run_task, call)
     return run_plain_async(call) if task.plain else drive_async(steps(call))

@@ -483,6 +483,9 @@ def create_app(
     from prefect_like.server.routes_artifacts import router as artifacts_router
 
     app.include_router(artifacts_router)
+    from prefect_like.server.routes_concurrency import router as concurrency_router
+
+    app.include_router(concurrency_router)
     from prefect_like.server.routes_deployments import router as deployments_router
 
     app.include_router(deployments_router)
