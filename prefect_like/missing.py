@@ -86,10 +86,6 @@ NAMES: dict[str, dict[str, str]] = {
         "FlowRunWaitTimeout": "a flow call returns when the run ends; use timeout_seconds= on the flow",
         "ConfigurationError": "settings are environment variables (PREFECT_LIKE_*); a bad one is a one-line error",
     },
-    "prefect_like.task_runners": {
-        "PrefectTaskRunner": "there are no background task workers; use ThreadPoolTaskRunner or ProcessPoolTaskRunner",
-        "ConcurrentTaskRunner": "ThreadPoolTaskRunner (Prefect 3's name for it too)",
-    },
 }
 
 
