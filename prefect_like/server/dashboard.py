@@ -10,8 +10,10 @@ whole table. The routes here fill the remaining gaps, each a handful of index se
 - ``GET /api/dashboard/flow-runs/{id}/facets``: the run's task names (task filter) and the keys
   its dict results have (one sortable column each: "the 20 best losses" is one click).
 - ``GET /api/dashboard/flow-runs/{id}/subflows``: the flow runs whose parent is this one.
-- ``GET /api/dashboard/flow-runs/{id}/sweep`` and ``.../sweep/trials``: the sweep view's plots
-  and its trials table, aggregated on the server (``sweep_view``).
+- ``GET /api/dashboard/flow-runs/{id}/sweep``, ``.../sweep/trials`` and ``.../sweep/curves``:
+  the sweep view's plots, its trials table and its learning curves, aggregated on the server
+  (``sweep_view``); ``/api/dashboard/sweeps/{id}/sweep...`` the same over a stored sweep's
+  flow runs (the first and every resume).
 
 They live under ``/api/dashboard/`` so they never collide with the API's own ``/api/flow-runs/{id}``;
 the app must include ``router`` before its catch-all ``/api/{rest}`` route. Reads go through the
@@ -21,6 +23,8 @@ and its error handling (unknown ids 404, bad input 422).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -37,6 +41,7 @@ MAX_TASK_NAMES = 500
 MAX_SUBFLOWS = 1000
 
 IdParam = Annotated[str, PathParam(min_length=1, max_length=200)]
+SweepParam = Annotated[str, PathParam(min_length=1, max_length=500)]
 
 router = APIRouter(prefix="/api/dashboard", tags=["dashboard"])
 
@@ -107,104 +112,123 @@ def subflows(request: Request, flow_run_id: IdParam) -> list[dict[str, Any]]:
 
 
 # -- the sweep view ---------------------------------------------------------------------------
+#
+# The same views for one flow run (``/flow-runs/{id}/sweep...``) and for a stored sweep, whose
+# trials are those of its every flow run, the first and each resume (``/sweeps/{id}/sweep...``).
 
 _trials = sweep_view.TrialsCache()
 
+Task = Annotated[str | None, Query(max_length=500)]
+Metric = Annotated[str | None, Query(max_length=500)]
+Mode = Annotated[str | None, Query(pattern="^(min|max)$")]
+Filters = Annotated[str | None, Query(max_length=100_000)]
+Where = Annotated[str | None, Query(max_length=10_000)]
+Points = Annotated[int, Query(ge=1, le=sweep_view.MAX_POINTS)]
+Bins = Annotated[int, Query(ge=1, le=sweep_view.MAX_BINS)]
+OrderBy = Annotated[str | None, Query(max_length=500)]
+PageLimit = Annotated[int, Query(ge=0, le=1000)]
+PageOffset = Annotated[int, Query(ge=0)]
+CurveLimit = Annotated[int, Query(ge=1, le=sweep_view.MAX_CURVES)]
 
-def _trials_of(
-    s: Store, flow_run_id: str, task: str | None
-) -> tuple[dict[str, Any], str | None, dict[str, int], sweep_view.Trials]:
-    """The flow run, the task shown (the one with most runs unless asked), the run's task
-    names with their counts, and that task's trials."""
-    run = s.get_flow_run(flow_run_id)
-    tasks = s.task_name_counts(run["id"])
+
+@dataclass
+class _Source:
+    """What a sweep view shows: its flow runs, the task shown, every task's count, the trials."""
+
+    flow_runs: list[dict[str, Any]]
+    task: str | None
+    tasks: dict[str, int]
+    trials: sweep_view.Trials
+
+    @property
+    def live(self) -> bool:
+        return any(not q.is_final(r["state"], r["state_name"]) for r in self.flow_runs)
+
+    def only(self, s: Store, where: str | None) -> set[str] | None:
+        """The trials a where expression keeps, or None without one."""
+        if not where:
+            return None
+        kept: set[str] = set()
+        for run in self.flow_runs:
+            kept |= s.task_run_ids(run["id"], self.task, where)
+        return kept
+
+
+def _source(s: Store, flow_runs: list[dict[str, Any]], what: str, task: str | None) -> _Source:
+    tasks: dict[str, int] = {}
+    for run in flow_runs:
+        for name, n in s.task_name_counts(run["id"]).items():
+            tasks[name] = tasks.get(name, 0) + n
+    tasks = dict(sorted(tasks.items(), key=lambda item: (-item[1], item[0])))
     if task is None:
         task = next(iter(tasks), None)
     elif task not in tasks:
         known = ", ".join(tasks) or "none yet"
-        raise sweep_view.BadRequest(
-            f"flow run {run['id']} has no runs of task {task!r}; its tasks are {known}"
-        )
-    return run, task, tasks, _trials.get(s, run, task)
+        raise sweep_view.BadRequest(f"{what} has no runs of task {task!r}; its tasks are {known}")
+    return _Source(flow_runs, task, tasks, _trials.get(s, flow_runs, task))
 
 
-@router.get("/flow-runs/{flow_run_id}/sweep")
-def sweep(
-    request: Request,
-    flow_run_id: IdParam,
-    task: Annotated[str | None, Query(max_length=500)] = None,
-    metric: Annotated[str | None, Query(max_length=500)] = None,
-    mode: Annotated[str | None, Query(pattern="^(min|max)$")] = None,
-    filters: Annotated[str | None, Query(max_length=100_000)] = None,
-    where: Annotated[str | None, Query(max_length=10_000)] = None,
-    points: Annotated[int, Query(ge=1, le=sweep_view.MAX_POINTS)] = 2000,
-    bins: Annotated[int, Query(ge=1, le=sweep_view.MAX_BINS)] = 30,
+def _of_flow_run(flow_run_id: str, task: str | None) -> Callable[[Store], _Source]:
+    def source(s: Store) -> _Source:
+        run = s.get_flow_run(flow_run_id)
+        return _source(s, [run], f"flow run {run['id']}", task)
+
+    return source
+
+
+def _of_sweep(sweep: str, task: str | None) -> Callable[[Store], _Source]:
+    def source(s: Store) -> _Source:
+        stored = s.get_sweep(sweep)
+        runs = [s.get_flow_run(r["id"]) for r in stored["runs"] if r.get("state") is not None]
+        return _source(s, runs, f"sweep {stored['name'] or stored['id']}", task)
+
+    return source
+
+
+def _overview(
+    request: Request, source: Callable[[Store], _Source], *, metric: str | None, mode: str | None,
+    filters: str | None, where: str | None, points: int, bins: int,
 ) -> dict[str, Any]:
-    """The sweep view's plots of one task's runs (the task with most runs unless ``task`` says):
-    columns, sampled points, the metric's histogram, best so far, parameter importance; of
-    the trials a ``where`` expression keeps (``param.kernel == "rbf" and result.loss < 0.3``),
-    narrowed further by ``filters``."""
     specs = _filters(filters)
 
     def read(s: Store) -> dict[str, Any]:
-        run, shown, tasks, trials = _trials_of(s, flow_run_id, task)
-        only = s.task_run_ids(run["id"], shown, where) if where else None
+        src = source(s)
         out = sweep_view.overview(
-            trials, metric=metric, mode=mode, filters=specs, points=points, bins=bins, only=only
+            src.trials, metric=metric, mode=mode, filters=specs, points=points, bins=bins,
+            only=src.only(s, where),
         )
-        live = not q.is_final(run["state"], run["state_name"])
-        return {"flow_run_id": run["id"], "task": shown, "tasks": tasks, "live": live, **out}
+        return {"flow_run_ids": [r["id"] for r in src.flow_runs], "task": src.task,
+                "tasks": src.tasks, "live": src.live, **out}
 
     return _read(request, read)
 
 
-@router.get("/flow-runs/{flow_run_id}/sweep/trials")
-def sweep_trials(
-    request: Request,
-    flow_run_id: IdParam,
-    task: Annotated[str | None, Query(max_length=500)] = None,
-    filters: Annotated[str | None, Query(max_length=100_000)] = None,
-    where: Annotated[str | None, Query(max_length=10_000)] = None,
-    order_by: Annotated[str | None, Query(max_length=500)] = None,
-    limit: Annotated[int, Query(ge=0, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+def _page(
+    request: Request, source: Callable[[Store], _Source], *, filters: str | None,
+    where: str | None, order_by: str | None, limit: int, offset: int,
 ) -> dict[str, Any]:
-    """One page of the trials table: one value per parameter and result column, sorted
-    (``order_by=param.lr``, ``-result.loss`` for highest first; also ``trial``, ``duration``,
-    ``state``) and filtered like the plots (``where``, then ``filters``)."""
     specs = _filters(filters)
 
     def read(s: Store) -> dict[str, Any]:
-        run, shown, _, trials = _trials_of(s, flow_run_id, task)
-        only = s.task_run_ids(run["id"], shown, where) if where else None
+        src = source(s)
         return sweep_view.page(
-            trials, filters=specs, order_by=order_by, limit=limit, offset=offset, only=only
+            src.trials, filters=specs, order_by=order_by, limit=limit, offset=offset,
+            only=src.only(s, where),
         )
 
     return _read(request, read)
 
 
-@router.get("/flow-runs/{flow_run_id}/sweep/curves")
-def sweep_curves(
-    request: Request,
-    flow_run_id: IdParam,
-    task: Annotated[str | None, Query(max_length=500)] = None,
-    metric: Annotated[str | None, Query(max_length=500)] = None,
-    mode: Annotated[str | None, Query(pattern="^(min|max)$")] = None,
-    name: Annotated[str | None, Query(max_length=500)] = None,
-    filters: Annotated[str | None, Query(max_length=100_000)] = None,
-    where: Annotated[str | None, Query(max_length=10_000)] = None,
-    limit: Annotated[int, Query(ge=1, le=sweep_view.MAX_CURVES)] = 30,
+def _curves(
+    request: Request, source: Callable[[Store], _Source], *, metric: str | None, mode: str | None,
+    name: str | None, filters: str | None, where: str | None, limit: int,
 ) -> dict[str, Any]:
-    """Learning curves: what the trials reported with ``sweep.report`` (``name``: which metric,
-    by default the first reported), step by step, for the best trials by the sweep's metric,
-    the pruned ones and then the rest, ``limit`` trials in all."""
     specs = _filters(filters)
 
     def read(s: Store) -> dict[str, Any]:
-        run, shown, _, trials = _trials_of(s, flow_run_id, task)
-        only = s.task_run_ids(run["id"], shown, where) if where else None
-        keep = trials.matching(specs, only)
+        src = source(s)
+        trials = src.trials
+        keep = trials.matching(specs, src.only(s, where))
         column = trials.column(metric) if metric else trials.default_metric()
         chosen_mode = mode or ("min" if column is None else sweep_view.overview_mode(column))
         chosen = sweep_view.curve_trials(trials, keep, column, chosen_mode == "min", limit)
@@ -217,6 +241,78 @@ def sweep_curves(
         return sweep_view.curves(trials, chosen, rows, name)
 
     return _read(request, read)
+
+
+@router.get("/flow-runs/{flow_run_id}/sweep")
+def sweep(
+    request: Request, flow_run_id: IdParam, task: Task = None, metric: Metric = None,
+    mode: Mode = None, filters: Filters = None, where: Where = None, points: Points = 2000,
+    bins: Bins = 30,
+) -> dict[str, Any]:
+    """The sweep view's plots of one task's runs (the task with most runs unless ``task`` says):
+    columns, sampled points, the metric's histogram, best so far, parameter importance; of
+    the trials a ``where`` expression keeps (``param.kernel == "rbf" and result.loss < 0.3``),
+    narrowed further by ``filters``."""
+    return _overview(request, _of_flow_run(flow_run_id, task), metric=metric, mode=mode,
+                     filters=filters, where=where, points=points, bins=bins)
+
+
+@router.get("/flow-runs/{flow_run_id}/sweep/trials")
+def sweep_trials(
+    request: Request, flow_run_id: IdParam, task: Task = None, filters: Filters = None,
+    where: Where = None, order_by: OrderBy = None, limit: PageLimit = 50, offset: PageOffset = 0,
+) -> dict[str, Any]:
+    """One page of the trials table: one value per parameter and result column, sorted
+    (``order_by=param.lr``, ``-result.loss`` for highest first; also ``trial``, ``duration``,
+    ``state``) and filtered like the plots (``where``, then ``filters``)."""
+    return _page(request, _of_flow_run(flow_run_id, task), filters=filters, where=where,
+                 order_by=order_by, limit=limit, offset=offset)
+
+
+@router.get("/flow-runs/{flow_run_id}/sweep/curves")
+def sweep_curves(
+    request: Request, flow_run_id: IdParam, task: Task = None, metric: Metric = None,
+    mode: Mode = None, name: Metric = None, filters: Filters = None, where: Where = None,
+    limit: CurveLimit = 30,
+) -> dict[str, Any]:
+    """Learning curves: what the trials reported with ``sweep.report`` (``name``: which metric,
+    by default the first reported), step by step, for the best trials by the sweep's metric,
+    the pruned ones and then the rest, ``limit`` trials in all."""
+    return _curves(request, _of_flow_run(flow_run_id, task), metric=metric, mode=mode, name=name,
+                   filters=filters, where=where, limit=limit)
+
+
+@router.get("/sweeps/{sweep_id}/sweep")
+def stored_sweep(
+    request: Request, sweep_id: SweepParam, task: Task = None, metric: Metric = None,
+    mode: Mode = None, filters: Filters = None, where: Where = None, points: Points = 2000,
+    bins: Bins = 30,
+) -> dict[str, Any]:
+    """As ``/flow-runs/{id}/sweep``, over every flow run of a stored sweep (by id, unique id
+    prefix or name)."""
+    return _overview(request, _of_sweep(sweep_id, task), metric=metric, mode=mode,
+                     filters=filters, where=where, points=points, bins=bins)
+
+
+@router.get("/sweeps/{sweep_id}/sweep/trials")
+def stored_sweep_trials(
+    request: Request, sweep_id: SweepParam, task: Task = None, filters: Filters = None,
+    where: Where = None, order_by: OrderBy = None, limit: PageLimit = 50, offset: PageOffset = 0,
+) -> dict[str, Any]:
+    """As ``/flow-runs/{id}/sweep/trials``, over every flow run of a stored sweep."""
+    return _page(request, _of_sweep(sweep_id, task), filters=filters, where=where,
+                 order_by=order_by, limit=limit, offset=offset)
+
+
+@router.get("/sweeps/{sweep_id}/sweep/curves")
+def stored_sweep_curves(
+    request: Request, sweep_id: SweepParam, task: Task = None, metric: Metric = None,
+    mode: Mode = None, name: Metric = None, filters: Filters = None, where: Where = None,
+    limit: CurveLimit = 30,
+) -> dict[str, Any]:
+    """As ``/flow-runs/{id}/sweep/curves``, over every flow run of a stored sweep."""
+    return _curves(request, _of_sweep(sweep_id, task), metric=metric, mode=mode, name=name,
+                   filters=filters, where=where, limit=limit)
 
 
 def _filters(text: str | None) -> list[dict[str, Any]]:

@@ -33,6 +33,7 @@ or more is drawn on a log axis, as a log-uniform dimension should be.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import threading
 import time
@@ -462,7 +463,7 @@ def page(
 
 
 class TrialsCache:
-    """Built ``Trials`` per (flow run, task), rebuilt only when the flow run has changed.
+    """Built ``Trials`` per (flow runs, task), rebuilt only when one of the flow runs has changed.
 
     A flow run's summary (its state, its counts by state, its last sign of life) changes with
     every batch the store takes for it; unchanged, the columns are served as built. While a
@@ -472,13 +473,15 @@ class TrialsCache:
 
     def __init__(self, size: int = 8) -> None:
         self.size = size
-        self._entries: dict[tuple[str, str | None], tuple[str, float, float, Trials]] = {}
+        self._entries: dict[tuple[tuple[str, ...], str | None], tuple[str, float, float, Trials]] = {}
         self._lock = threading.Lock()
 
-    def get(self, reader: Any, flow_run: dict[str, Any], task_name: str | None) -> Trials:
-        key = (flow_run["id"], task_name)
-        token = orjson.dumps([flow_run.get("state_name"), flow_run.get("task_runs"),
-                              flow_run.get("heartbeat"), flow_run.get("end_time")]).decode()
+    def get(self, reader: Any, flow_runs: list[dict[str, Any]], task_name: str | None) -> Trials:
+        """The trials of ``task_name`` in ``flow_runs`` (one flow run, or a sweep's every one),
+        in flow run then submission order."""
+        key = (tuple(run["id"] for run in flow_runs), task_name)
+        token = orjson.dumps([[run.get("state_name"), run.get("task_runs"), run.get("heartbeat"),
+                               run.get("end_time")] for run in flow_runs]).decode()
         now = time.monotonic()
         with self._lock:
             entry = self._entries.get(key)
@@ -486,11 +489,13 @@ class TrialsCache:
             old_token, built_at, took, trials = entry
             if old_token == token:
                 return trials
-            live = not is_final(flow_run.get("state"), flow_run.get("state_name"))
+            live = any(not is_final(run.get("state"), run.get("state_name")) for run in flow_runs)
             if live and now - built_at < max(1.0, 4 * took):
                 return trials
         started = time.monotonic()
-        trials = Trials(reader.trial_rows(flow_run["id"], task_name))
+        trials = Trials(itertools.chain.from_iterable(
+            reader.trial_rows(run["id"], task_name) for run in flow_runs
+        ))
         took = time.monotonic() - started
         with self._lock:
             self._entries[key] = (token, time.monotonic(), took, trials)

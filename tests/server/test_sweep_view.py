@@ -328,3 +328,30 @@ def test_with_few_curves_the_best_and_the_pruned_come_first(search_home: tuple[P
     assert {t.task_run_id for t in best[:2]} <= shown  # half the curves go to the best
     assert any(c["pruned"] for c in body["curves"])
     assert bad.status_code == 422 and "they reported loss, lr_seen" in bad.text
+
+
+# -- a stored sweep: its first flow run and every resume ------------------------------------------
+
+
+def distance(lr: float) -> dict[str, float]:
+    return {"loss": abs(lr - 0.3)}
+
+
+def test_a_stored_sweep_shows_the_trials_of_every_flow_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PREFECT_LIKE_HOME", str(tmp_path))
+    monkeypatch.delenv("PREFECT_LIKE_API_URL", raising=False)
+    space = sweep.Space(lr=sweep.uniform(0, 1))
+    first = sweep.optimize(distance, space, n_trials=6, name="lr-search", seed=1, task_runner="sequential")
+    resumed = sweep.optimize(distance, space, n_trials=10, name="lr-search", seed=1, task_runner="sequential",
+                             resume=True)
+    runs = {t.flow_run_id for t in resumed.trials}
+    assert len(runs) == 2 and len(first.trials) == 6
+    with TestClient(app_over(tmp_path)) as client:
+        body = client.get("/api/dashboard/sweeps/lr-search/sweep").json()
+        page = client.get("/api/dashboard/sweeps/lr-search/sweep/trials", params={"order_by": "result.loss"}).json()
+        missing = client.get("/api/dashboard/sweeps/no-such-search/sweep")
+    assert body["total"] == 10 and set(body["flow_run_ids"]) == runs
+    assert body["flow_run_ids"][0] == first.trials[0].flow_run_id  # the first run, then the resume
+    assert body["best"][-1]["value"] == pytest.approx(resumed.best.value)
+    assert page["rows"][0]["id"] == resumed.best.task_run_id
+    assert missing.status_code == 404 and "no sweep with id or name 'no-such-search'" in missing.text

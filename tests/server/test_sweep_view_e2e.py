@@ -22,7 +22,6 @@ from prefect_like import flow, task
 from prefect_like.tracking.store import Store
 
 from ._live import chromium, chromium_path, running_server
-from ._procs import adopt_embedded_store
 
 pytestmark = pytest.mark.slow
 
@@ -284,6 +283,7 @@ def test_a_keyed_server_asks_for_its_key_in_the_page_once(browser: Any, tmp_path
         context.close()
 
 
+@pytest.mark.backends("sqlite", reason="the flow writes the embedded store while the server reads the same file")
 def test_learning_curves_are_drawn_with_the_pruned_trials_marked(
     page: Any, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -293,7 +293,6 @@ def test_learning_curves_are_drawn_with_the_pruned_trials_marked(
 
     monkeypatch.setenv("PREFECT_LIKE_HOME", str(home))
     search = run_pruned_search()
-    adopt_embedded_store(home, os.environ.get("PREFECT_LIKE_DATABASE_URL"))
     pruned = sum(t.state == "Pruned" for t in search.trials)
     assert 0 < pruned < len(search.trials)
     page.goto(f"/#/flow-runs/{search.trials[0].flow_run_id}/sweep")
@@ -303,3 +302,25 @@ def test_learning_curves_are_drawn_with_the_pruned_trials_marked(
     expect(curves.locator("path.pruned-mark")).to_have_count(pruned)
     curves.get_by_label("Reported metric").select_option("lr_seen")
     expect(curves.locator("svg")).to_have_attribute("aria-label", "learning curves of lr_seen")
+
+
+@pytest.mark.backends("sqlite", reason="the flow writes the embedded store while the server reads the same file")
+def test_a_stored_sweep_is_one_view_over_its_first_run_and_its_resume(
+    page: Any, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from playwright.sync_api import expect
+
+    from prefect_like import sweep
+    from tests.server.test_sweep_view import distance
+
+    monkeypatch.setenv("PREFECT_LIKE_HOME", str(home))
+    space = sweep.Space(lr=sweep.uniform(0, 1))
+    sweep.optimize(distance, space, n_trials=5, name="e2e-search", seed=2, task_runner="sequential")
+    sweep.optimize(distance, space, n_trials=8, name="e2e-search", seed=2, task_runner="sequential", resume=True)
+    page.goto("/")
+    page.get_by_role("link", name="Sweeps").click()
+    page.locator("[data-testid=sweeps] tbody tr", has_text="e2e-search").get_by_role("link").click()
+    expect(page.get_by_test_id("sweep-runs")).to_contain_text("first run")
+    expect(page.get_by_test_id("sweep-runs")).to_contain_text("resume 1")
+    expect(page.get_by_test_id("trial-total")).to_have_text("8 of 8 trials match")
+    expect(page.get_by_test_id("plot-scatter").locator("circle.mark")).to_have_count(8)

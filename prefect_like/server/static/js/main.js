@@ -10,13 +10,15 @@ import { errorBox, h, useStates } from "./dom.js";
 import { flowRunView } from "./flow-run.js";
 import { flowRunsView } from "./flow-runs.js";
 import { parseHash } from "./router.js";
-import { sweepView } from "./sweep.js";
+import { storedSweepView, sweepView, sweepsView } from "./sweep.js";
 import { taskRunView } from "./task-run.js";
 
 const ROUTES = [
   [/^\/?$/, flowRunsView],
   [/^\/flow-runs\/([^/]+)$/, flowRunView],
   [/^\/flow-runs\/([^/]+)\/sweep$/, sweepView],
+  [/^\/sweeps\/?$/, sweepsView],
+  [/^\/sweeps\/([^/]+)$/, storedSweepView],
   [/^\/task-runs\/([^/]+)$/, taskRunView],
 ];
 

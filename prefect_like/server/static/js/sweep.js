@@ -1,6 +1,8 @@
-// The sweep view of a flow run: its trials (the runs of one task) as plots and as a table with
-// one column per parameter and result field, sorted, filtered and aggregated by the server
-// (GET /api/dashboard/flow-runs/{id}/sweep and .../sweep/trials).
+// The sweep view of a flow run, or of a stored sweep (every flow run of it, the first and each
+// resume): its trials (the runs of one task) as plots and as a table with one column per
+// parameter and result field, sorted, filtered and aggregated by the server
+// (GET /api/dashboard/flow-runs/{id}/sweep, .../sweep/trials and .../sweep/curves, or the same
+// under /api/dashboard/sweeps/{id}/).
 //
 // Everything the user chose lives in the hash (#/flow-runs/<id>/sweep?metric=...&filters=...),
 // so a view can be bookmarked and shared. Brushing an axis of the parallel coordinates, or
@@ -9,7 +11,7 @@
 
 import { get, id } from "./api.js";
 import {
-  card, errorBox, fill, formatDuration, formatNumber, formatScalar, h, isFinal, link, pager, select, stateBadge,
+  card, errorBox, fill, formatDuration, formatNumber, formatScalar, formatTime, h, link, pager, select, stateBadge,
 } from "./dom.js";
 import {
   bestLine, histogramBars, importanceBars, learningCurves, parallelCoordinates, scatter, short,
@@ -20,12 +22,22 @@ const PAGE = 50;
 const LIVE_MS = 2000;
 const MAX_SCATTERS = 12;
 
+/** The sweep view of one flow run's trials. */
 export async function sweepView(root, { id: runId, params, signal }) {
-  const base = `dashboard/flow-runs/${id(runId)}/sweep`;
-  let current = params;
-  let run = await get(`flow-runs/${id(runId)}`, {}, signal);
+  const loadHead = async () => runHeader(await get(`flow-runs/${id(runId)}`, {}, signal));
+  return sweepPage(root, { base: `dashboard/flow-runs/${id(runId)}/sweep`, loadHead, params, signal });
+}
 
+/** The sweep view of a stored sweep: the trials of its first flow run and of every resume. */
+export async function storedSweepView(root, { id: sweepId, params, signal }) {
+  const loadHead = async () => storedHeader(await get(`sweeps/${id(sweepId)}`, {}, signal));
+  return sweepPage(root, { base: `dashboard/sweeps/${id(sweepId)}/sweep`, loadHead, params, signal });
+}
+
+async function sweepPage(root, { base, loadHead, params, signal }) {
+  let current = params;
   const head = h("div");
+  head.replaceChildren(await loadHead());
   const controls = h("div", { class: "filters", "data-testid": "sweep-controls" });
   const chips = h("div", { class: "filter-chips", "data-testid": "sweep-filters" });
   const summaryLine = h("p", { class: "muted", "data-testid": "sweep-summary" });
@@ -89,8 +101,9 @@ export async function sweepView(root, { id: runId, params, signal }) {
       learningCurves({ curves: data.curves, name: data.name ?? "" }));
   }
 
+  let live = false;
   function render(data, p) {
-    head.replaceChildren(header(run));
+    live = data.live;
     const columns = new Map(data.columns.map((c) => [c.name, c]));
     const metric = data.metric ? columns.get(data.metric) : null;
     const numericResults = data.columns.filter((c) => c.kind === "result" && c.type === "number");
@@ -145,12 +158,12 @@ export async function sweepView(root, { id: runId, params, signal }) {
   await refresh(current);
   await table.load(current);
 
-  if (!isFinal(run)) {
+  if (live) {
     poll(async () => {
-      run = await get(`flow-runs/${id(runId)}`, {}, signal);
+      head.replaceChildren(await loadHead());
       await refresh(current, { quiet: true });
       await table.reload();
-      return !isFinal(run);
+      return live;
     }, LIVE_MS, signal);
   }
   return {
@@ -163,12 +176,39 @@ export async function sweepView(root, { id: runId, params, signal }) {
   };
 }
 
-function header(run) {
+function runHeader(run) {
   return h("div", { class: "page-head-block" },
     h("nav", { class: "crumbs" }, link("#/", "Flow runs"), " / ",
       link(href("/", { flow: run.flow_name }), run.flow_name ?? "?"), " / ",
       link(href(`/flow-runs/${id(run.id)}`), run.name ?? run.id), " / sweep"),
     h("div", { class: "page-head" }, h("h1", null, `Sweep: ${run.name ?? run.id}`), stateBadge(run.state, run.state_name)));
+}
+
+function storedHeader(sweep) {
+  return h("div", { class: "page-head-block" },
+    h("nav", { class: "crumbs" }, link("#/sweeps", "Sweeps"), " / ", sweep.name ?? sweep.id),
+    h("div", { class: "page-head" }, h("h1", null, `Sweep: ${sweep.name ?? sweep.id}`)),
+    h("p", { class: "muted", "data-testid": "sweep-runs" }, "Flow runs: ",
+      sweep.runs.map((r, k) => [k ? ", " : "",
+        link(href(`/flow-runs/${id(r.id)}`), r.attempt ? `resume ${r.attempt}` : "first run"), " ",
+        r.state ? stateBadge(r.state, r.state_name) : h("span", { class: "muted" }, "not stored yet")])));
+}
+
+/** Every stored sweep, newest first: a search's name, when it began, its flow runs. */
+export async function sweepsView(root, { params, signal }) {
+  const offset = Number(params.offset) || 0;
+  const { items, total } = await get("sweeps", { limit: 25, offset }, signal);
+  root.replaceChildren(
+    h("div", { class: "page-head" }, h("h1", null, "Sweeps"), h("span", { class: "muted total" }, `${formatNumber(total)} sweeps`)),
+    h("div", { class: "table-wrap" }, h("table", { class: "runs", "data-testid": "sweeps" },
+      h("thead", null, h("tr", null, ["Sweep", "Id", "Created", "Flow runs"].map((c) => h("th", null, c)))),
+      h("tbody", null, items.length ? items.map((sw) => h("tr", { "data-id": sw.id },
+        h("td", null, link(href(`/sweeps/${id(sw.id)}`), sw.name ?? sw.id)),
+        h("td", { class: "mono" }, sw.id.slice(0, 12)),
+        h("td", { class: "nowrap" }, formatTime(sw.created)),
+        h("td", { class: "num" }, sw.flow_runs)))
+        : h("tr", null, h("td", { colspan: 4, class: "muted empty" }, "No sweeps yet: sweep.optimize(...) makes one."))))),
+    pager({ offset, limit: 25, total, onPage: (o) => setParams({ offset: o }) }));
 }
 
 export function parseFilters(text) {
