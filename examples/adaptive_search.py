@@ -108,7 +108,10 @@ def main() -> None:
           f"configuration fully ({spent / (args.configs * args.max_budget):.0%})")
     print(f"  best: config {best['config']} lr={best['lr']:.4f} momentum={best['momentum']:.3f} "
           f"loss={best['loss']:.5f} at budget {best['budget']}")
-    print(f"  every trial: prefect-like runs tasks {state.run_id} --order-by result.loss")
+    print(f"  the best at that budget: prefect-like runs tasks {state.run_id} "
+          f"--where 'param.budget == {best['budget']}' --order-by result.loss")
+    print("  (sweep.optimize(..., scheduler=sweep.ASHA(...)) runs this search for you: "
+          "examples/search_digits_tpe_asha.py)")
 
 
 if __name__ == "__main__":

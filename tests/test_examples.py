@@ -27,6 +27,9 @@ TINY: dict[str, list[str]] = {
     "flaky_trials.py": ["--trials", "20", "--flaky", "0.3"],
     "dask_random_search.py": ["--trials", "6"],
     "ray_parameter_scan.py": ["--points", "3"],
+    "search_digits_tpe_asha.py": ["--trials", "4", "--epochs", "3"],
+    "search_random_median.py": ["--trials", "8", "--steps", "6"],
+    "search_grid_hyperband.py": ["--epochs", "3", "--parallel", "2"],
 }
 SLOW = {"dask_random_search.py", "ray_parameter_scan.py"}  # start a cluster
 

@@ -418,10 +418,14 @@ class _SearchRun:
     def run(self, task_runner: Any) -> Search:
         from prefect_like.flows import flow
 
+        from prefect_like.engine import signals
+
         body = flow(name=f"sweep-{self.name}", task_runner=task_runner, validate_parameters=False)(self.body)
         try:
             state = body(return_state=True)
         finally:
+            # The hint is read as an interrupted run ends, after the body: dropped only here.
+            signals.RESUME_HINTS.pop(self.flow_run_id, None)
             if self.board is not None:
                 self.board.close()
         if state.is_failed() or state.is_crashed():
@@ -444,10 +448,7 @@ class _SearchRun:
             f"`prefect-like sweeps resume {self.sweep_id}` continues the search from the trials "
             f"stored (or sweep.optimize(..., name={self.name!r}, resume=True))."
         )
-        try:
-            return self._loop()
-        finally:
-            signals.RESUME_HINTS.pop(self.flow_run_id, None)
+        return self._loop()
 
     def _restore(self) -> list[Trial]:
         """Tell the sampler what the earlier runs stored; the trials to run again.
