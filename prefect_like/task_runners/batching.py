@@ -178,6 +178,11 @@ class BatchingTaskRunner(TaskRunner):
     def _engine_collect_events(self) -> None:
         """Pull streamed events that the engine does not push (called at shutdown)."""
 
+    def _engine_cancellation(self, exc: BaseException) -> str | None:
+        """Why the engine cancelled a batch by itself (a restart, another client, a lost
+        scheduler), or None if ``exc`` is no such cancellation."""
+        return None
+
     # -- lifecycle ------------------------------------------------------------------------------
 
     def on_start(self) -> None:
@@ -188,6 +193,7 @@ class BatchingTaskRunner(TaskRunner):
         self._env = settings_for_workers()
         self._key = uuid.uuid4().hex
         self._stopping = False
+        self._broken: str | None = None  # why the collector died: every later batch ends Crashed
         self._wake = threading.Event()
         self._engine_start()
         self._slots = max(1, self._engine_slots())
@@ -207,6 +213,38 @@ class BatchingTaskRunner(TaskRunner):
             self._wake.set()
             self._flusher.join()
             self._engine_stop()
+
+    def start_collector(self, collect: Callable[[], None], name: str) -> threading.Thread:
+        """Start the engine's collector thread, watched: if it dies, every run it would have
+        ended, and every run submitted after, ends Crashed saying so, instead of waiting forever."""
+
+        def watched() -> None:
+            try:
+                collect()
+            except BaseException as exc:
+                self._collector_died(exc)
+
+        thread = threading.Thread(target=watched, name=name, daemon=True)
+        thread.start()
+        return thread
+
+    def _collector_died(self, exc: BaseException) -> None:
+        logger.error(
+            "prefect-like's %s collector died; its task runs end Crashed", self.name, exc_info=exc
+        )
+        why = (
+            f"the {self.name} runner stopped hearing from the cluster (its collector thread died: "
+            f"{type(exc).__name__}: {exc})"
+        )
+        with self._lock:
+            self._broken = why
+            batches = list(self._inflight)
+            self._inflight.clear()
+            self._wake.set()
+        for batch in batches:
+            for future in batch.futures:
+                if not future.done() and future._call is not None:
+                    self._end(future, Crashed(f"Crashed: {why}", exc), exc)
 
     # -- submission -----------------------------------------------------------------------------
 
@@ -255,6 +293,8 @@ class BatchingTaskRunner(TaskRunner):
 
     def _batch_size(self, fn: Any) -> int | None:
         """How many calls of ``fn`` make a batch; None while every worker slot runs a probe of it."""
+        if self._broken is not None:  # no probe will come back: send each, to end it Crashed
+            return 1
         per_call = self._seconds_per_call.get(fn)
         if per_call is None:
             return 1 if self._probing.get(fn, 0) < self._slots else None
@@ -378,10 +418,14 @@ class BatchingTaskRunner(TaskRunner):
         task = batch.futures[0]._call.task  # type: ignore[union-attr]
         options = dict(task.options.engine_options)
         try:
+            if self._broken is not None:
+                raise RuntimeError(self._broken)
             batch.ref = self._engine_submit(payload, args, options, task.name)
         except Exception as exc:  # the engine refused the batch: its runs end, never a hang
             hint = f" (the task's engine_options: {options!r})" if options else ""
             message = f"Crashed: the {self.name} engine refused to run it: {type(exc).__name__}: {exc}{hint}"
+            if self._broken is not None:
+                message = f"Crashed: {self._broken}"
             for future in batch.futures:
                 if not future.done() and future._call is not None:
                     self._end(future, Crashed(message, exc), exc)
@@ -439,6 +483,13 @@ class BatchingTaskRunner(TaskRunner):
         if fresh:  # an upstream did not complete on the cluster: retry once they all ended
             futures = batch.futures
             when_done(fresh, lambda: self._rerun(futures))  # type: ignore[arg-type]
+            return
+        cancelled = None if serialization else self._engine_cancellation(value)
+        if cancelled is not None:  # as raw engine futures do: the runs end, nothing re-runs them
+            message = f"Crashed: the {self.name} cluster cancelled it: {cancelled}"
+            for future in batch.futures:
+                if not future.done() and future._call is not None:
+                    self._end(future, Crashed(message, value), value)
             return
         deaths = 0 if serialization else self._worker_deaths(value)
         if deaths:

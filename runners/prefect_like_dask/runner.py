@@ -25,12 +25,13 @@ What happens, in order (the engine-agnostic part is ``prefect_like.task_runners.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import functools
 import inspect
 import logging
 import pickle
 import queue
-import threading
 import uuid
 from typing import Any
 
@@ -142,10 +143,7 @@ class DaskTaskRunner(BatchingTaskRunner):
         self._topic = f"prefect-like-events-{uuid.uuid4().hex}"
         self.client.subscribe_topic(self._topic, self._on_event)
         self._done: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
-        self._collector = threading.Thread(
-            target=self._collect, name="prefect-like-dask-collector", daemon=True
-        )
-        self._collector.start()
+        self._collector = self.start_collector(self._collect, "prefect-like-dask-collector")
 
     def _engine_stop(self) -> None:
         self._done.put(None)
@@ -193,6 +191,20 @@ class DaskTaskRunner(BatchingTaskRunner):
     def _engine_cancel(self, refs: list[Any]) -> None:
         if refs:
             self.client.cancel(refs, force=True)
+
+    def _engine_cancellation(self, exc: BaseException) -> str | None:
+        from distributed.client import FutureCancelledError
+
+        if isinstance(exc, FutureCancelledError):
+            why = {
+                "scheduler-restart": "the scheduler was restarted (client.restart(), by any client)",
+                "scheduler-connection-lost": "this client lost its connection to the scheduler",
+                "unknown": "another client or the scheduler cancelled it",
+            }.get(exc.reason, exc.reason)
+            return f"{why} [{type(exc).__name__}: {exc}]".replace("\n", " ")
+        if isinstance(exc, asyncio.CancelledError | concurrent.futures.CancelledError):
+            return f"another client or the scheduler cancelled it [{type(exc).__name__}: {exc}]"
+        return None
 
     def _worker_deaths(self, exc: BaseException) -> int:
         from distributed.scheduler import KilledWorker

@@ -54,6 +54,7 @@ def _event_sink() -> Any:
     """This driver's EventSink in the current Ray session, created on first use."""
     global _sink
     import ray
+    import ray.util.scheduling_strategies
 
     from ._remote import EventSink
 
@@ -63,8 +64,12 @@ def _event_sink() -> Any:
     with _sink_lock:
         if _sink is None or _sink[0] != job:
             name = f"prefect-like-events-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            # On the driver's node: a node lost with the sink would take the events with it.
+            here = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
+                context.get_node_id(), soft=True
+            )
             # EventSink is a @ray.remote actor class: Ray gives it .options(), its type does not.
-            _sink = (job, EventSink.options(name=name).remote())  # type: ignore[attr-defined]
+            _sink = (job, EventSink.options(name=name, scheduling_strategy=here).remote())  # type: ignore[attr-defined]
         return _sink[1]
 
 
@@ -114,13 +119,10 @@ class RayTaskRunner(BatchingTaskRunner):
         self._channel_obj = RayChannel(uuid.uuid4().hex, self._sink)
         self._new: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
         self._stop_polling = threading.Event()
-        self._collector = threading.Thread(
-            target=self._collect, name="prefect-like-ray-collector", daemon=True
-        )
+        self._collector = self.start_collector(self._collect, "prefect-like-ray-collector")
         self._poller = threading.Thread(
             target=self._poll, name="prefect-like-ray-events", daemon=True
         )
-        self._collector.start()
         self._poller.start()
 
     def _engine_stop(self) -> None:
@@ -166,6 +168,13 @@ class RayTaskRunner(BatchingTaskRunner):
         for ref in refs:
             with contextlib.suppress(Exception):
                 ray.cancel(ref, force=True)
+
+    def _engine_cancellation(self, exc: BaseException) -> str | None:
+        from ray import exceptions
+
+        if isinstance(exc, exceptions.TaskCancelledError):
+            return f"Ray cancelled it (ray.cancel from elsewhere) [{type(exc).__name__}: {exc}]"
+        return None
 
     def _worker_deaths(self, exc: BaseException) -> int:
         from ray import exceptions

@@ -1,0 +1,144 @@
+"""DaskTaskRunner against what happens to clusters in production: a restart or a cancel from
+another client, the scheduler going away, the runner's own collector dying. Each ends the runs it
+hit Crashed with the cause, within a bounded time (``flow_in_thread``'s deadline): never a hang.
+
+Raw Dask is the reference: its futures raise ``FutureCancelledError`` at once on the first two,
+and on the third once the client gives up reconnecting (``Client(timeout=...)``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from prefect_like import flow, task
+
+from ._clusters import external_dask
+from ._support import flow_in_thread, poll, wait_for_file
+
+distributed = pytest.importorskip("distributed")
+from prefect_like_dask import DaskTaskRunner  # noqa: E402
+
+pytestmark = [pytest.mark.dask, pytest.mark.slow]
+
+
+@task
+def started_then_wait(folder: str, i: int) -> int:
+    Path(folder, f"started-{i}").touch()
+    wait_for_file(str(Path(folder, "release")), timeout=120)  # Dask cannot stop a running thread
+    return i
+
+
+@task
+def inc(x: int) -> int:
+    return x + 1
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """One `dask scheduler` + `dask worker` (2 threads) pair, and a client of the test's own."""
+    with external_dask(tmp_path_factory.mktemp("dask")) as (running, client):
+        yield running, client
+
+
+def two_waiting_runs(folder: Path, runner: DaskTaskRunner):
+    """A flow whose two runs start and then wait forever; it returns their states."""
+
+    @flow(task_runner=runner)
+    def pipeline():
+        waiting = started_then_wait.map([str(folder)] * 2, range(2))
+        waiting.wait()
+        return [f.state for f in waiting]
+
+    return lambda: pipeline(return_state=True).result(raise_on_failure=False)
+
+
+def started(folder: Path) -> bool:
+    return all(Path(folder, f"started-{i}").exists() for i in range(2))
+
+
+def test_cancelled_by_another_client_ends_the_runs_crashed_saying_so(cluster, tmp_path, store):
+    running, client = cluster
+    pipeline = two_waiting_runs(tmp_path, DaskTaskRunner(address=running.address))
+    with flow_in_thread(pipeline, timeout=60) as outcome:
+        poll(lambda: started(tmp_path), 60, "both runs started on the cluster")
+        keys = [key for keys in client.processing().values() for key in keys]
+        client.cancel([distributed.Future(key, client) for key in keys], force=True)
+    Path(tmp_path, "release").touch()  # the worker's threads run on, as on raw Dask: free them
+    states = outcome.value
+    assert [s.name for s in states] == ["Crashed", "Crashed"]
+    assert (
+        "the dask cluster cancelled it: another client or the scheduler cancelled it"
+        in states[0].message
+    )
+    assert store.get_task_run(states[0].run_id)["state"] == "CRASHED"
+
+
+def test_a_restart_from_another_client_ends_the_runs_crashed_and_the_next_flow_runs(
+    cluster, tmp_path, store
+):
+    # The issue from the field: client.restart() from another client hung the flow forever.
+    running, client = cluster
+    runner = DaskTaskRunner(address=running.address)
+    with flow_in_thread(two_waiting_runs(tmp_path, runner), timeout=90) as outcome:
+        poll(lambda: started(tmp_path), 60, "both runs started on the cluster")
+        client.restart()
+    states = outcome.value
+    assert [s.name for s in states] == ["Crashed", "Crashed"]
+    assert "the scheduler was restarted" in states[0].message
+    stored = store.get_task_run(states[1].run_id)
+    assert stored["state"] == "CRASHED" and "scheduler-restart" in stored["message"]
+
+    @flow(task_runner=runner)
+    def after() -> list[int]:
+        return inc.map(range(3)).result()
+
+    assert after() == [1, 2, 3]
+
+
+class CollectorDies(DaskTaskRunner):
+    """A runner whose collector thread fails on its first finished batch (a bug, say)."""
+
+    def _hand_over(self, finished):
+        raise SystemExit("the collector was killed")
+
+    def _collect(self) -> None:
+        first = self._done.get()
+        if first is not None:
+            self._hand_over([first])
+
+
+def test_a_dead_collector_ends_the_flow_with_a_clear_error(cluster, store):
+    running, _ = cluster
+    seen = []
+
+    @flow(task_runner=CollectorDies(address=running.address))
+    def pipeline() -> list[int]:
+        first = inc.submit(1)
+        first.wait()
+        seen.append(first.state)
+        return inc.map(range(3)).result()  # submitted after the collector died
+
+    with flow_in_thread(lambda: pipeline(return_state=True), timeout=60) as outcome:
+        pass
+    (first,) = seen
+    assert (
+        first.is_crashed()
+        and "collector thread died: SystemExit: the collector was killed" in first.message
+    )
+    state = outcome.value
+    assert state.is_failed() and "stopped hearing from the cluster" in state.message, state.message
+    assert store.get_flow_run(state.run_id)["state"] == "FAILED"
+
+
+def test_losing_the_scheduler_ends_the_runs_crashed_once_the_client_gives_up(tmp_path, store):
+    with external_dask(tmp_path / "cluster") as (running, _):
+        runner = DaskTaskRunner(address=running.address, client_kwargs={"timeout": 5})
+        with flow_in_thread(two_waiting_runs(tmp_path, runner), timeout=90) as outcome:
+            poll(lambda: started(tmp_path), 60, "both runs started on the cluster")
+            running.kill_scheduler()
+        Path(tmp_path, "release").touch()
+    states = outcome.value
+    assert [s.name for s in states] == ["Crashed", "Crashed"]
+    assert "this client lost its connection to the scheduler" in states[0].message
+    assert store.get_task_run(states[0].run_id)["state"] == "CRASHED"
