@@ -2,6 +2,7 @@
 // filtered and sorted by the server (a flow run may hold 200,000 of them).
 
 import { get, id } from "./api.js";
+import { artifactsCard } from "./artifacts.js";
 import { throughputChart } from "./chart.js";
 import {
   card, errorBox, fill, formatDuration, formatNumber, formatScalar, formatTime, h, isFinal, keyValues,
@@ -19,7 +20,10 @@ export async function flowRunView(root, { id: runId, params, signal }) {
   const series = get(`${path}/throughput`, { buckets: 60 }, signal);
   const subflows = get(`dashboard/${path}/subflows`, {}, signal);
   const firstPage = fetchPage(path, params, signal);
-  const [run, facets] = await Promise.all([get(path, {}, signal), get(`dashboard/${path}/facets`, {}, signal)]);
+  const [run, facets, tags] = await Promise.all([
+    get(path, {}, signal), get(`dashboard/${path}/facets`, {}, signal), get(`${path}/task-tags`, {}, signal),
+  ]);
+  facets.tags = tags;
 
   const head = h("div");
   const countsSlot = h("div");
@@ -33,6 +37,7 @@ export async function flowRunView(root, { id: runId, params, signal }) {
       card("Task runs", countsSlot)),
     card("Throughput (task runs finished per second)", chartSlot),
     subflowSlot,
+    artifactsCard(path, signal, { showRun: true }),
     table.element,
   );
 
@@ -67,7 +72,7 @@ export async function flowRunView(root, { id: runId, params, signal }) {
 
 function fetchPage(path, params, signal) {
   return get(`${path}/task-runs`, {
-    state: params.state, task_name: params.task, order_by: params.order,
+    state: params.state, task_name: params.task, tags: params.tag, order_by: params.order,
     limit: PAGE, offset: Number(params.offset) || 0,
   }, signal);
 }
@@ -169,6 +174,10 @@ function taskTable(path, facets, signal) {
         (state) => setParams({ ...params, state, offset: 0 })),
       select("Task", params.task ?? "", [["", "All tasks"], ...facets.task_names.map((n) => [n, n])],
         (task) => setParams({ ...params, task, offset: 0 })),
+      facets.tags.length || params.tag
+        ? select("Tag", params.tag ?? "", [["", "All tags"], ...[...new Set([...facets.tags, params.tag].filter(Boolean))].map((t) => [t, t])],
+          (tag) => setParams({ ...params, tag, offset: 0 }))
+        : null,
       params.order ? h("button", { type: "button", class: "link-button", onclick: () => setParams({ ...params, order: "", offset: 0 }) }, "clear sort") : null,
     );
     thead.replaceChildren(h("tr", null, columns.map(([label, key]) => key ? sortHeader(label, key) : h("th", null, label))));

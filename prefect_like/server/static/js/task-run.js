@@ -1,6 +1,7 @@
 // One task run: parameters, result, error and traceback, state history, logs.
 
 import { get, id } from "./api.js";
+import { artifactsCard } from "./artifacts.js";
 import { card, formatDuration, formatTime, h, isFinal, jsonBlock, link, stateBadge } from "./dom.js";
 import { errorDetails } from "./flow-run.js";
 import { href, poll } from "./router.js";
@@ -17,6 +18,7 @@ export async function taskRunView(root, { id: runId, signal }) {
       header(run, flow),
       run.error ? card("Error", errorDetails(run.error)) : null,
       h("div", { class: "grid" }, card("Parameters", jsonBlock(run.parameters)), card("Result", jsonBlock(run.result))),
+      artifactsCard(path, signal),
       card("State history", history(run.states ?? [])),
       card("Logs", logTable(logs)),
     );
