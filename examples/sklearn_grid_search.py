@@ -41,7 +41,17 @@ def grid_search(values: int = 5, samples: int = 1797, folds: int = 3) -> list[di
     return grid.map(evaluate, samples=samples, folds=folds)
 
 
+def missing() -> list[str]:
+    """The packages this example needs that are not installed."""
+    import importlib.util
+
+    return [name for name in ("sklearn", "pyarrow", "pandas") if importlib.util.find_spec(name) is None]
+
+
 def main() -> None:
+    if missing():
+        sys.exit(f"this example needs {', '.join(missing())}: pip install \"prefect-like[examples]\" "
+                 "(or pip install -e \".[examples]\" in a clone)")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--values", type=int, default=5, help="values per axis (the grid has values^2 points)")
     parser.add_argument("--samples", type=int, default=1797, help="digits to use (at most 1797)")

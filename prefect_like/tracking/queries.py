@@ -344,6 +344,10 @@ class Reads:
             return "flow", ident
         if ident in tasks:
             return "task", ident
+        if len(flows) == 1 and all(t.startswith(flows[0][:12]) for t in tasks):
+            # A task run's id starts with its flow run's first 12 characters: a shorter prefix
+            # that names one flow run means that flow run, not an ambiguity with its own task runs.
+            return "flow", flows[0]
         found = [("flow run", i) for i in flows] + [("task run", i) for i in tasks]
         if len(found) == 1:
             return ("flow" if flows else "task"), found[0][1]
