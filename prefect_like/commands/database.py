@@ -63,6 +63,8 @@ def copy(source: str, target: str) -> None:
     for table, read in done.read.items():
         if read:
             click.echo(f"{table}: {read:,} rows read, {done.added[table]:,} new")
+    for table, n in done.dropped.items():
+        click.echo(f"{table}: {n:,} rows left out (a value PostgreSQL cannot hold where one is required)")
     for table in done.skipped:
         click.echo(f"{table}: skipped (the target has rows already and the table has no key to match them by)")
     click.echo(f"copied {databases.describe(source)} into {databases.describe(target)}")

@@ -21,7 +21,9 @@ shared PostgreSQL:
   copy run again, or cut short and run again, copies only what is missing.
 - Tables are copied in chunks of ``CHUNK`` rows, each in one transaction, so memory stays flat
   on a store of millions of task runs. A value of another type than its column (SQLite lets a
-  writer store text in a number column) is copied as NULL, as the readers show it.
+  writer store text in a number column) is copied as NULL, as the readers show it; a row that
+  would then lack a value its table requires (a state history row whose seq is not a number) is
+  left out and counted in ``Copied.dropped``.
 """
 
 from __future__ import annotations
@@ -129,6 +131,7 @@ class Copied:
     read: dict[str, int] = field(default_factory=dict)
     added: dict[str, int] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)
 
 
 def copy(source_url: str, target_url: str, progress: Callable[[str, int], None] | None = None) -> Copied:
@@ -206,11 +209,13 @@ def _sqlite_has_rowid(store: Store, table: str) -> bool:
     return True
 
 
-def _column_types(target: Any, table: str) -> dict[str, str]:
-    return dict(target._all(
-        "SELECT column_name, data_type FROM information_schema.columns "
+def _column_types(target: Any, table: str) -> tuple[dict[str, str], set[str]]:
+    """The target table's column types, and the columns that may not be NULL."""
+    rows = target._all(
+        "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
         "WHERE table_schema = current_schema() AND table_name = ?", (table,),
-    ))
+    )
+    return {name: kind for name, kind, _ in rows}, {name for name, _, nullable in rows if nullable == "NO"}
 
 
 def _fit(value: Any, kind: str) -> Any:
@@ -247,7 +252,7 @@ def _copy(source: Store, target: Any, progress: Callable[[str, int], None]) -> C
                 f"the target has no table {table}: the source was made by a newer prefect-like; "
                 "upgrade prefect-like, then run `prefect-like server database upgrade` on the target"
             )
-        types = _column_types(target, table)
+        types, required = _column_types(target, table)
         unique = bool(target._all(
             "SELECT 1 FROM pg_index AS i JOIN pg_class AS c ON c.oid = i.indrelid "
             "WHERE c.relname = ? AND c.relnamespace = current_schema()::regnamespace AND i.indisunique",
@@ -269,7 +274,11 @@ def _copy(source: Store, target: Any, progress: Callable[[str, int], None]) -> C
                 at = names.index("flow_key")
                 rows = [(*row[:at], keys.get(row[at]), *row[at + 1:]) for row in rows]
             fitted = [tuple(_fit(v, types.get(n, "text")) for v, n in zip(row, names, strict=True)) for row in rows]
-            added += _insert(target, table, names, fitted)
+            needed = [i for i, n in enumerate(names) if n in required]
+            kept = [row for row in fitted if all(row[i] is not None for i in needed)]
+            if len(kept) < len(fitted):
+                done.dropped[table] = done.dropped.get(table, 0) + len(fitted) - len(kept)
+            added += _insert(target, table, names, kept)
             if table == "flow_runs":
                 found = dict(target._all(
                     "SELECT id, key FROM flow_runs WHERE id IN (SELECT value FROM json_each(?))",

@@ -14,11 +14,14 @@ Statements (``translate``), outside string literals:
 - the scalar ``MIN(a, b)`` and ``MAX(a, b)`` (two or more arguments) are ``LEAST`` and
   ``GREATEST`` (the store COALESCEs both sides, so PostgreSQL's skipping of NULLs agrees);
 - ``CAST(x AS INTEGER)`` truncates toward zero, as SQLite's does (PostgreSQL's rounds);
+  SQLite's ``total(x)`` (a float sum, 0.0 over no rows) is ``COALESCE(SUM(x), 0)`` as a float;
 - ``instr`` is ``strpos``, ``ifnull`` is ``coalesce``, ``json_each`` is our ``sqlite_json_each``
   (PostgreSQL's own takes JSON and gives other columns), and a ``rowid`` compared with a
   ``json_each`` value compares it as the integer SQLite reads it as; SQLite's ``CROSS JOIN
   ... ON`` (its way to fix the join order) is a plain ``JOIN``;
-- ``LIMIT ?`` takes SQLite's ``-1`` (no limit) as PostgreSQL's NULL.
+- ``LIMIT ?`` takes SQLite's ``-1`` (no limit) as PostgreSQL's NULL;
+- ``CASE WHEN json_valid(x) THEN json_extract(x, p) END`` (a value in JSON that may not be
+  JSON) is one ``sqlite_json_at(x, p)``, which parses the text once.
 
 The functions SQLite has and PostgreSQL lacks (``json_valid``, ``json_extract``, the array
 ``json_each``) are made in the store's schema by ``FUNCTIONS``.
@@ -56,6 +59,17 @@ FUNCTIONS = (
         SELECT doc::jsonb #> CASE WHEN path = '$' THEN '{}'::text[]
                                  ELSE string_to_array(substr(path, 3), '.') END
     $$""",
+    # json_valid and json_extract of one value, parsing it once: what a sort by a result key
+    # runs for every row of a flow run.
+    """CREATE OR REPLACE FUNCTION sqlite_json_at(doc text, path text) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+    BEGIN
+        RETURN doc::jsonb #> CASE WHEN path = '$' THEN '{}'::text[]
+                                 ELSE string_to_array(substr(path, 3), '.') END;
+    EXCEPTION WHEN others THEN
+        RETURN NULL;
+    END
+    $$""",
     """CREATE OR REPLACE FUNCTION sqlite_json_each(doc text) RETURNS TABLE (key bigint, value text)
     LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
         SELECT e.n - 1, e.v FROM json_array_elements_text(doc::json) WITH ORDINALITY AS e(v, n)
@@ -71,10 +85,13 @@ _RENAMES = [
     (re.compile(r"\bifnull\s*\(", re.IGNORECASE), "coalesce("),
     (re.compile(r"\bjson_each\s*\(", re.IGNORECASE), "sqlite_json_each("),
 ]
+_JSON_AT = re.compile(
+    r"CASE\s+WHEN\s+json_valid\(([\w.]+)\)\s+THEN\s+json_extract\(\1,\s*([^()]+?)\)\s+END", re.IGNORECASE
+)
 _CROSS_ON = re.compile(r"\bCROSS\s+JOIN\s+(\w+(?:\s+AS\s+\w+)?)\s+ON\b", re.IGNORECASE)
 _ROWID_VALUE = re.compile(r"(\browid\s*=\s*)(\w+\.value)\b", re.IGNORECASE)
 _LIMIT = re.compile(r"\bLIMIT\s+%s", re.IGNORECASE)
-_CALL = re.compile(r"\b(MIN|MAX|CAST)\s*\(", re.IGNORECASE)
+_CALL = re.compile(r"\b(MIN|MAX|CAST|TOTAL)\s*\(", re.IGNORECASE)
 
 
 class Translated(str):
@@ -105,7 +122,7 @@ def translate(sql: str) -> Translated:
         text = _ROWID_VALUE.sub(r"\1\2::bigint", text)
         text = _LIMIT.sub("LIMIT NULLIF(%s, -1)", text)
         parts[i] = text
-    out = _calls("".join(parts))
+    out = _JSON_AT.sub(r"sqlite_json_at(\1, \2)", _calls("".join(parts)))
     if ignore:
         out = out.rstrip().rstrip(";") + " ON CONFLICT DO NOTHING"
     result = Translated(out)
@@ -114,7 +131,7 @@ def translate(sql: str) -> Translated:
 
 
 def _calls(sql: str) -> str:
-    """Rewrite scalar MIN/MAX and CAST(... AS INTEGER), innermost calls included."""
+    """Rewrite scalar MIN/MAX, CAST(... AS INTEGER) and TOTAL, innermost calls included."""
     out: list[str] = []
     pos = 0
     while True:
@@ -132,6 +149,8 @@ def _calls(sql: str) -> str:
         out.append(sql[pos : match.start()])
         if name in ("MIN", "MAX") and commas:
             out.append(("LEAST(" if name == "MIN" else "GREATEST(") + inner + ")")
+        elif name == "TOTAL":  # SQLite's float sum, 0.0 over no rows
+            out.append(f"CAST(COALESCE(SUM({inner}), 0) AS DOUBLE PRECISION)")
         elif name == "CAST" and re.search(r"\s+AS\s+INTEGER\s*$", inner, re.IGNORECASE):
             expr = re.sub(r"\s+AS\s+INTEGER\s*$", "", inner, flags=re.IGNORECASE)
             out.append(f"CAST(trunc({expr}) AS BIGINT)")

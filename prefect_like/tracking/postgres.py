@@ -246,13 +246,14 @@ class PgStore(Store):
 
     def _setup_pg(self, migrate: bool) -> None:
         version = inspect(self.pg, self.where)
-        if version < schema.SCHEMA_VERSION:
-            if not migrate:
-                raise TrackingError(
-                    f"the tracking database {self.where} has schema {version}, this prefect-like "
-                    f"needs {schema.SCHEMA_VERSION}; run `prefect-like server database upgrade`"
-                )
-            upgrade(self.pg, self.where)
+        if version == schema.SCHEMA_VERSION and not _functions_missing(self.pg):
+            return
+        if version < schema.SCHEMA_VERSION and not migrate:
+            raise TrackingError(
+                f"the tracking database {self.where} has schema {version}, this prefect-like "
+                f"needs {schema.SCHEMA_VERSION}; run `prefect-like server database upgrade`"
+            )
+        upgrade(self.pg, self.where)
 
     def _retry(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` under the connection lock; reconnect and run it again while the database
@@ -330,15 +331,27 @@ def inspect(conn: Connection, where: str) -> int:
     return version
 
 
+def _functions_missing(conn: Connection) -> bool:
+    """Whether the schema lacks one of ``dialect.FUNCTIONS`` (a store made by an earlier version
+    of this module): ``upgrade`` makes them, whatever the schema version."""
+    names = [re.search(r"FUNCTION\s+(\w+)", f).group(1) for f in dialect.FUNCTIONS]  # type: ignore[union-attr]
+    row = conn.execute(
+        "SELECT count(DISTINCT proname) FROM pg_proc WHERE proname = ANY(?) "
+        "AND pronamespace = current_schema()::regnamespace", (names,),
+    ).fetchone()
+    return row is None or int(row[0]) < len(names)
+
+
 def upgrade(conn: Connection, where: str) -> tuple[int, int]:
     """Bring the store to ``schema.SCHEMA_VERSION`` in one transaction, under the write lock
     (another process may be doing it right now); returns (version before, version after)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         before = inspect(conn, where)
-        if before < schema.SCHEMA_VERSION:
-            for function in dialect.FUNCTIONS:
+        if before < schema.SCHEMA_VERSION or _functions_missing(conn):
+            for function in dialect.FUNCTIONS:  # CREATE OR REPLACE: a newer version's bodies
                 conn._pg.execute(function)
+        if before < schema.SCHEMA_VERSION:
             for step in range(before + 1, schema.SCHEMA_VERSION + 1):
                 for statement in schema.STEPS[step].split(";"):
                     if dialect.ddl(statement):

@@ -74,7 +74,7 @@ DEPTHS = [0, 2, 4, 8, 1, 0, 3, 6, 2, 5, 0, 7]
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def home(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("dashboard")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PREFECT_LIKE_HOME", str(home))

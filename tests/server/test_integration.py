@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -143,12 +142,12 @@ def test_the_server_killed_mid_flow_and_restarted_loses_and_duplicates_nothing(
         (run,) = client.list_flow_runs()
         assert run["state"] == "COMPLETED" and run["task_runs"] == {"Completed": n}
         assert client.task_run_counts(run["id"]) == {"Completed": n}
-    with sqlite3.connect(server.database) as db:
-        assert db.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM task_runs").fetchone() == (n, n)
-        assert db.execute("SELECT COUNT(*) FROM task_runs WHERE state_type = 'COMPLETED' AND seq = 2").fetchone() == (n,)
-        assert db.execute("SELECT COUNT(*) FROM flow_runs").fetchone() == (1,)
+    with server.store() as db:  # SQLite or PostgreSQL, as the server uses
+        assert db._one("SELECT COUNT(*), COUNT(DISTINCT id) FROM task_runs") == (n, n)
+        assert db._one("SELECT COUNT(*) FROM task_runs WHERE state_type = 'COMPLETED' AND seq = 2") == (n,)
+        assert db._one("SELECT COUNT(*) FROM flow_runs") == (1,)
         # Every task run's history is exactly PENDING, RUNNING, COMPLETED: nothing lost, nothing twice.
-        sample = db.execute("SELECT id FROM task_runs ORDER BY random() LIMIT 50").fetchall()
+        sample = db._all("SELECT id FROM task_runs ORDER BY random() LIMIT 50")
     with Client() as client:
         for (task_run_id,) in sample:
             states = [s["state"] for s in client.get_task_run(task_run_id)["states"]]

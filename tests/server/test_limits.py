@@ -40,7 +40,7 @@ INT64_MAX = 2**63 - 1
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def server(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[ServerProcess]:
     proc = ServerProcess(tmp_path_factory.mktemp("server")).start()
     yield proc
     proc.stop()
@@ -360,6 +360,7 @@ def poison(database: Path) -> tuple[str, str, str]:
     return flow_id, sick, healthy
 
 
+@pytest.mark.backends("sqlite", reason="text in number columns: only SQLite holds it (test_postgres_servers copies it)")
 def test_spoiled_rows_are_served_with_those_fields_null_over_http(tmp_path: Path) -> None:
     home = tmp_path / "spoiled"
     home.mkdir()

@@ -5,7 +5,6 @@ every event exactly once."""
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -104,10 +103,10 @@ def _assert_exactly_once(server: ServerProcess) -> None:
         (run,) = client.list_flow_runs()
         assert run["state"] == "COMPLETED" and run["task_runs"] == {"Completed": N}
         assert client.task_run_counts(run["id"]) == {"Completed": N}
-    with sqlite3.connect(server.database) as db:
-        assert db.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM task_runs").fetchone() == (N, N)
-        assert db.execute("SELECT COUNT(*) FROM task_runs WHERE state_type = 'COMPLETED' AND seq = 2").fetchone() == (N,)
-        sample = db.execute("SELECT id FROM task_runs ORDER BY random() LIMIT 30").fetchall()
+    with server.store() as db:  # SQLite or PostgreSQL, as the server uses
+        assert db._one("SELECT COUNT(*), COUNT(DISTINCT id) FROM task_runs") == (N, N)
+        assert db._one("SELECT COUNT(*) FROM task_runs WHERE state_type = 'COMPLETED' AND seq = 2") == (N,)
+        sample = db._all("SELECT id FROM task_runs ORDER BY random() LIMIT 30")
     with Client(server.url) as client:
         for (task_run_id,) in sample:
             states = [s["state"] for s in client.get_task_run(task_run_id)["states"]]
@@ -162,6 +161,7 @@ FLOW = textwrap.dedent(
 
 
 @pytest.mark.slow
+@pytest.mark.backends("sqlite", reason="flows writing the embedded file a server writes too")
 def test_two_flows_and_a_server_write_one_database_without_locked_errors(tmp_path: Path, prefect_like_home: Path) -> None:
     server = ServerProcess(prefect_like_home).start()  # the server's store is the flows' embedded one
     script = tmp_path / "flow.py"

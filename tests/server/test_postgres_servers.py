@@ -296,3 +296,21 @@ def test_a_flow_streams_to_a_postgresql_server_while_it_restarts(tmp_path: Path,
     finally:
         shutdown_recorder(timeout=10)
         server.stop()
+
+
+def test_copy_of_a_store_older_versions_spoiled_keeps_what_postgresql_can_hold(tmp_path: Path) -> None:
+    # The spoiled rows of tests/server/test_limits.py: text where numbers belong, broken JSON.
+    from tests.server.test_limits import poison
+
+    flow_id, sick, healthy = poison(tmp_path / "old.db")
+    url = os.environ["PREFECT_LIKE_DATABASE_URL"]
+    result = CliRunner().invoke(cli, ["server", "database", "copy", "--from", f"sqlite:///{tmp_path}/old.db", "--to", url])
+    assert result.exit_code == 0, result.output
+    assert "state_history: 1 rows left out" in result.output  # its seq is 'six'
+    with databases.open_store(url) as team:
+        one = team.get_task_run(sick)
+        assert (one["map_index"], one["run_count"], one["start_time"]) == (None, None, None)
+        assert (one["result"], one["error"]) == ('{"loss": ', "{oops")  # not JSON: shown as stored
+        assert team.get_task_run(healthy)["result"]["loss"] >= 0
+        assert team.list_task_runs(flow_id, order_by="result.loss", limit=20)[-1]["id"] in (sick, f"{flow_id[:12]}-{7:07x}")
+        assert team.count_task_runs(flow_id) == 12

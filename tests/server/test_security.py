@@ -152,7 +152,7 @@ def test_dashboard_pages_run_only_their_own_scripts(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def loopback(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def loopback(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[ServerProcess]:
     server = ServerProcess(tmp_path_factory.mktemp("loopback"),
                            env={"PREFECT_LIKE_SERVER_ALLOWED_HOSTS": "Tracking.Internal, 10.1.2.3:8080"})
     server.env.pop("PREFECT_LIKE_API_KEY", None)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -184,8 +183,8 @@ def test_a_server_down_past_the_heartbeat_timeout_judges_the_flow_then_its_spill
                 "Running",
                 "Completed",
             ]
-        with sqlite3.connect(server.database) as db:
-            assert db.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM task_runs").fetchone() == (
+        with server.store() as db:  # SQLite or PostgreSQL, as the server uses
+            assert db._one("SELECT COUNT(*), COUNT(DISTINCT id) FROM task_runs") == (
                 N,
                 N,
             )

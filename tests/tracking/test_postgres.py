@@ -196,6 +196,9 @@ def test_an_unreachable_database_is_one_line_naming_it_without_its_password() ->
         ("SELECT v FROM json_each(?) AS j CROSS JOIN t ON t.rowid = j.value LIMIT ? OFFSET ?",
          "SELECT v FROM sqlite_json_each(%s) AS j JOIN t ON t.rowid = j.value::bigint LIMIT NULLIF(%s, -1) OFFSET %s"),
         ("SELECT x::text, instr(a, ?)", "SELECT x::text, strpos(a, %s)"),
+        ("ORDER BY CASE WHEN json_valid(result) THEN json_extract(result, ?) END DESC NULLS LAST",
+         "ORDER BY sqlite_json_at(result, %s) DESC NULLS LAST"),
+        ("SELECT total(n), total", "SELECT CAST(COALESCE(SUM(n), 0) AS DOUBLE PRECISION), total"),
     ],
 )
 def test_sqlite_statements_are_translated(sqlite: str, postgres: str) -> None:
