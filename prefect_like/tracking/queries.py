@@ -206,16 +206,19 @@ def artifact_dict(row: tuple[Any, ...]) -> dict[str, Any]:
 def tag_clause(tags: Sequence[str]) -> tuple[str, list[Any]]:
     """Task runs that have every one of ``tags``, as a WHERE fragment on ``task_runs``.
 
-    Tags are stored as a JSON list; ``instr`` on its text finds the candidates from the
-    ``task_runs_tags`` partial index alone (it holds the tags of tagged runs only), and
-    ``json_each`` confirms each exactly (a tag's quoted text may occur inside another's)."""
+    Tags are stored as a compact JSON list of strings (``["a","b"]``), so a tag is an element
+    exactly when its quoted text follows ``[`` or ``,``: inside a string a quote is always
+    escaped, so ``[`` or ``,`` before a bare quote can only open an element. ``instr`` on the
+    text then decides it from the ``task_runs_tags`` partial index alone (it holds the tags of
+    tagged runs only), with no JSON parsed per row."""
     parts: list[str] = ["tags IS NOT NULL"]
     params: list[Any] = []
     for tag in tags:
         if not isinstance(tag, str) or not tag:
             raise ValueError(f"a tag is a non-empty string, got {tag!r}")
-        parts.append("instr(tags, ?) > 0 AND EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ?)")
-        params.extend((orjson.dumps(tag).decode(), tag))
+        quoted = orjson.dumps(tag).decode()
+        parts.append("(instr(tags, ?) > 0 OR instr(tags, ?) > 0)")
+        params.extend(("[" + quoted, "," + quoted))
     return "(" + " AND ".join(parts) + ")", params
 
 
