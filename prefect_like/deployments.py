@@ -111,8 +111,9 @@ class DeploymentClient(Client):
 
 
 def entrypoint_of(flow: Flow[..., Any]) -> str:
-    """Where a worker finds the flow: ``/abs/path/file.py:name`` for a flow defined at the top
-    of a file, else ``module:name`` for one in an importable module."""
+    """Where a worker finds the flow: ``/abs/path/file.py:name``, the file it is defined in (a
+    worker on another machine needs the same path: pass ``entrypoint="package.module:name"``
+    for a flow in a package installed there)."""
     fn = flow.fn
     name = fn.__name__
     module = sys.modules.get(fn.__module__)
@@ -122,11 +123,9 @@ def entrypoint_of(flow: Flow[..., Any]) -> str:
             "for a worker to import it"
         )
     path = inspect.getsourcefile(fn)
-    if fn.__module__ == "__main__" or fn.__module__.startswith("_prefect_like_run_"):
-        if path is None:
-            raise ValueError(f"flow {flow.name!r} has no source file a worker could load")
-        return f"{Path(path).resolve()}:{name}"
-    return f"{fn.__module__}:{name}"
+    if path is None or not Path(path).is_file():
+        return f"{fn.__module__}:{name}"
+    return f"{Path(path).resolve()}:{name}"
 
 
 def _schedules(cron: str | None, interval: float | None, timezone: str | None, at: Any) -> list[dict[str, Any]]:

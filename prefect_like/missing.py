@@ -42,14 +42,18 @@ MODULES: dict[str, str] = {
     "prefect_like.input": "there is no pausing for input: a flow run cannot pause or suspend",
     "prefect_like.assets": "there are no assets; return metrics as a dict and read them with prefect_like.sweep.results()",
     "prefect_like.task_worker": "there are no background task workers or task.delay(); submit tasks from a flow",
+    "prefect_like.schedules": "a schedule is given to flow.deploy()/flow.serve() as cron=, interval=, timezone= or "
+    "at= (docs/guide/deployments.md)",
+    "prefect_like.workers": "a worker is `prefect-like worker start --pool P` (prefect_like.worker); there are no "
+    "worker classes to import",
     "prefect_like.plugins": "there is no plugin system; runners are found by the entry-point group "
     "prefect_like.task_runners",
     "prefect_like.utilities.asyncutils": "use asyncio directly: async flows and tasks are awaited as they are",
 }
 
 _PAUSE = "a flow run cannot pause or suspend here; split the work into two flow runs"
-_SERVE = ("serving and deploying are not in this version; run the flow script (prefect-like run flow.py:FLOW "
-          "-p key=value) where it should run")
+_SERVE = ("serve and deploy are flow methods here: my_flow.serve(name, cron=...), my_flow.deploy(name, "
+          "work_pool=...), or prefect_like.deployments.serve/deploy/run_deployment; there is no async form")
 
 # Names Prefect 3 modules have and ours do not: module -> name -> what to do instead.
 NAMES: dict[str, dict[str, str]] = {
@@ -94,7 +98,7 @@ class MissingFromPrefect(ImportError):
 
 
 def _error(what: str, hint: str) -> MissingFromPrefect:
-    return MissingFromPrefect(f"{what} is Prefect's and prefect-like has no equivalent: {hint}")
+    return MissingFromPrefect(f"{what} is Prefect's, not prefect-like's: {hint}")
 
 
 def missing_name(module: str, name: str) -> Exception:

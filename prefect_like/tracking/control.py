@@ -483,15 +483,19 @@ class Control:
     def list_runs(
         self, deployment: str | None = None, upcoming: bool = False, limit: int = 50
     ) -> list[dict[str, Any]]:
-        """A deployment's runs (or every deployment's): the upcoming ones soonest first, else
-        the latest first."""
-        where, params = [], []
+        """A deployment's runs (or every deployment's): those not started yet soonest first
+        (``upcoming``), else those due or begun, latest first."""
+        where: list[str] = []
+        params: list[Any] = []
         if deployment is not None:
             row = self._retry(lambda: self._deployment_row(self._conn, deployment))
             where.append("r.deployment_id = ?")
             params.append(row["id"])
         if upcoming:
             where.append("r.status = 'scheduled'")
+        else:  # what has happened: runs due or begun, not those made ahead of time
+            where.append("(r.status <> 'scheduled' OR r.scheduled <= ?)")
+            params.append(time.time())
         sql = self._RUN_SELECT + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY r.scheduled " + ("ASC" if upcoming else "DESC") + " LIMIT ?"
         return [self._run(r) for r in self._all(sql, (*params, limit))]
