@@ -279,7 +279,7 @@ def order_clause(order_by: str | None) -> tuple[str, list[Any]]:
         name = key[len("param."):]
         where_lang.check_key("param", name, None)
         expr = "json_extract(parameters, ?)"
-        params.append("$" + "".join(f'."{p}"' for p in name.split(".")))
+        params.append("$." + name)  # plain words (check_key): no quoting, on either backend
     else:
         raise ValueError(
             f"unknown order_by key {order_by!r}; use one of {', '.join(ORDER_KEYS)} "
@@ -441,7 +441,8 @@ class Reads:
             params.append(task_name)
         if where_text is not None:
             known_params, known_results = self.known_fields(flow_key)
-            compiled = where_lang.compile_where(where_text, known_params, known_results)
+            dialect = "postgres" if hasattr(self, "pg") else "sqlite"  # PgStore's connection
+            compiled = where_lang.compile_where(where_text, known_params, known_results, dialect)
             clauses.append(compiled.sql)
             params.extend(compiled.params)
         if tags:
@@ -556,9 +557,9 @@ class Reads:
         params: set[str] = set()
         results: set[str] = set()
         rows = self._all(
-            "SELECT * FROM (SELECT parameters, NULL FROM task_runs WHERE flow_key = ? LIMIT ?) "
-            "UNION ALL SELECT * FROM (SELECT NULL, result FROM task_runs WHERE flow_key = ? "
-            "AND state_type = 'COMPLETED' LIMIT ?)",
+            "SELECT * FROM (SELECT parameters, NULL AS result FROM task_runs WHERE flow_key = ? LIMIT ?) AS p "
+            "UNION ALL SELECT * FROM (SELECT NULL AS parameters, result FROM task_runs WHERE flow_key = ? "
+            "AND state_type = 'COMPLETED' LIMIT ?) AS r",
             (flow_key, sample, flow_key, sample),
         )
         for parameters, result in rows:

@@ -131,17 +131,33 @@ class Field:
         return ".".join((self.kind, *self.path))
 
 
-class _Parser:
-    """Recursive descent over the tokens, building SQL as it goes."""
+@dataclass(frozen=True, slots=True)
+class _Sql:
+    """A fragment of SQL, its bound parameters in order, and what it is: ``json`` (a value read
+    out of a JSON column), ``column``, ``number``/``text``/``bool``/``null`` (a literal), or
+    ``test`` (a condition)."""
 
-    def __init__(self, text: str, params: Collection[str] | None, results: Collection[str] | None) -> None:
+    text: str
+    params: tuple[Any, ...]
+    kind: str
+
+
+class _Parser:
+    """Recursive descent over the tokens, building SQL as it goes.
+
+    SQLite's ``json_extract`` gives SQL values, compared as they are. On PostgreSQL (whose
+    ``json_extract`` the store defines to give ``jsonb``) a JSON value compared with a literal is
+    read as that literal's type first (``jsonb_typeof``): a text is never compared with a number."""
+
+    def __init__(self, text: str, params: Collection[str] | None, results: Collection[str] | None,
+                 dialect: str) -> None:
         self.text = text
         self.tokens = tokenize(text)
         self.position = 0
         self.depth = 0
-        self.sql_params: list[Any] = []
         self.known_params = params
         self.known_results = results
+        self.postgres = dialect == "postgres"
         self.fields: list[Field] = []
 
     # -- tokens ------------------------------------------------------------------------------
@@ -172,9 +188,14 @@ class _Parser:
             raise self.fail(f"expected {op!r}")
         self.take()
 
+    def deeper(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise ValueError(f"where expression nested too deeply (more than {MAX_DEPTH} levels)")
+
     # -- grammar -----------------------------------------------------------------------------
 
-    def parse(self) -> str:
+    def parse(self) -> _Sql:
         if self.peek().kind == "end":
             raise ValueError("where expression is empty; e.g. --where 'result.loss < 0.1'")
         sql = self.expression()
@@ -182,50 +203,48 @@ class _Parser:
             raise self.fail("expected 'and', 'or' or the end")
         return sql
 
-    def expression(self) -> str:
-        self.depth += 1
-        if self.depth > MAX_DEPTH:
-            raise ValueError(f"where expression nested too deeply (more than {MAX_DEPTH} levels)")
+    def expression(self) -> _Sql:
+        self.deeper()
         try:
             parts = [self.conjunction()]
             while self.at_word("or"):
                 self.take()
                 parts.append(self.conjunction())
-            return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+            return _join(parts, " OR ")
         finally:
             self.depth -= 1
 
-    def conjunction(self) -> str:
+    def conjunction(self) -> _Sql:
         parts = [self.negation()]
         while self.at_word("and"):
             self.take()
             parts.append(self.negation())
-        return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+        return _join(parts, " AND ")
 
-    def negation(self) -> str:
+    def negation(self) -> _Sql:
         if self.at_word("not"):
             self.take()
-            self.depth += 1
-            if self.depth > MAX_DEPTH:
-                raise ValueError(f"where expression nested too deeply (more than {MAX_DEPTH} levels)")
+            self.deeper()
             try:
-                return f"(NOT COALESCE({self.negation()}, 0))"
+                inner = self.negation()
+                return _Sql(f"(NOT COALESCE({inner.text}, FALSE))", inner.params, "test")
             finally:
                 self.depth -= 1
         return self.comparison()
 
-    def comparison(self) -> str:
+    def comparison(self) -> _Sql:
         start = self.peek()
-        left, left_is_value = self.operand()
+        left = self.operand()
         if self.at_op(*_OPERATORS):
             op = _OPERATORS[self.take().text]
             right_token = self.peek()
-            right, right_is_value = self.operand()
-            if left_is_value and right_is_value:
+            right = self.operand()
+            if left.kind in _LITERALS and right.kind in _LITERALS:
                 raise self.fail("a comparison needs a field on one side", start)
-            if right_token.kind == "word" and right_token.text.lower() == "null":
+            if right.kind == "null" or left.kind == "null":
                 raise self.fail("compare with null as 'is null' or 'is not null'", right_token)
-            return f"({left} {op} {right})"
+            left, right = self.typed(left, right), self.typed(right, left)
+            return _Sql(f"({left.text} {op} {right.text})", left.params + right.params, "test")
         negated = False
         if self.at_word("not"):
             self.take()
@@ -235,7 +254,7 @@ class _Parser:
         if self.at_word("in"):
             self.take()
             self.expect_op("(")
-            values: list[str] = []
+            values: list[_Sql] = []
             while True:
                 values.append(self.literal())
                 if len(values) > MAX_IN_VALUES:
@@ -245,7 +264,16 @@ class _Parser:
                     continue
                 self.expect_op(")")
                 break
-            return f"({left} {'NOT IN' if negated else 'IN'} ({', '.join(values)}))"
+            # One IN per type of value, so that each compares with the field read as its type.
+            parts = []
+            for kind in dict.fromkeys(v.kind for v in values):
+                same = [v for v in values if v.kind == kind]
+                field = self.typed(left, same[0])
+                listed = ", ".join(v.text for v in same)
+                parts.append(_Sql(f"({field.text} IN ({listed}))", field.params + sum((v.params for v in same), ()),
+                                  "test"))
+            found = _join(parts, " OR ")
+            return _Sql(f"(NOT COALESCE({found.text}, FALSE))", found.params, "test") if negated else found
         if self.at_word("is"):
             self.take()
             negated = False
@@ -255,49 +283,76 @@ class _Parser:
             if not self.at_word("null"):
                 raise self.fail("expected 'null' after 'is'")
             self.take()
-            return f"({left} IS {'NOT ' if negated else ''}NULL)"
-        if left_is_value:
+            text = f"{left.text} IS NULL"
+            params = left.params
+            if self.postgres and left.kind == "json":  # a JSON null is jsonb 'null' there, not SQL NULL
+                text = f"({left.text} IS NULL OR {left.text} = 'null'::jsonb)"
+                params = left.params * 2
+            return _Sql(f"(NOT {text})" if negated else f"({text})", params, "test")
+        if left.kind in _LITERALS:
             raise self.fail("expected a comparison", self.peek())
+        if left.kind == "test":
+            return left
         # A bare field is true when it is (a boolean parameter or result): ``result.converged``.
-        return f"({left} = 1)"
+        true = _Sql("TRUE" if self.postgres else "1", (), "bool")
+        left = self.typed(left, true)
+        return _Sql(f"({left.text} = {true.text})", left.params, "test")
 
-    def operand(self) -> tuple[str, bool]:
-        """(SQL, whether it is a literal value rather than a field)."""
+    def typed(self, value: _Sql, other: _Sql) -> _Sql:
+        """``value`` read as ``other``'s type where it is JSON (a text is never compared with a
+        number: SQLite would order every text above every number); else as it is."""
+        if value.kind != "json" or other.kind in ("json", "test"):
+            return value
+        if not self.postgres:
+            if other.kind == "number":
+                cast = "(CASE WHEN typeof({0}) IN ('integer', 'real') THEN {0} END)"
+            elif other.kind == "text":
+                cast = "(CASE WHEN typeof({0}) = 'text' THEN {0} END)"
+            else:
+                return value
+            return _Sql(cast.format(value.text), value.params * 2, other.kind)
+        if other.kind == "number":
+            cast, kind = "(CASE WHEN jsonb_typeof({0}) = 'number' THEN ({0})::double precision END)", "number"
+        elif other.kind == "bool":
+            cast, kind = "(CASE WHEN jsonb_typeof({0}) = 'boolean' THEN ({0})::boolean END)", "bool"
+        else:
+            cast, kind = "(CASE WHEN jsonb_typeof({0}) IN ('string', 'number', 'boolean') THEN {0} #>> '{{}}' END)", "text"
+        return _Sql(cast.format(value.text), value.params * cast.count("{0}"), kind)
+
+    def operand(self) -> _Sql:
         token = self.peek()
         if token.kind == "op" and token.text == "(":
             self.take()
             inner = self.expression()
             self.expect_op(")")
-            return inner, False
+            return inner
         if token.kind in ("number", "string") or (token.kind == "word" and token.text.lower() in ("true", "false", "null")):
-            return self.literal(), True
+            return self.literal()
         if token.kind == "word":
-            return self.field(), False
+            return self.field()
         raise self.fail("expected a field (param.NAME, result.KEY, state, ...) or a value")
 
-    def literal(self) -> str:
+    def literal(self) -> _Sql:
         token = self.take()
         if token.kind == "number":
             number = float(token.text)
             value: Any = int(token.text) if re.fullmatch(r"-?\d+", token.text) else number
             if isinstance(value, int) and not -(2**63) <= value < 2**63:
                 value = number
-            self.sql_params.append(value)
-            return "?"
+            return _Sql("?", (value,), "number")
         if token.kind == "string":
-            self.sql_params.append(_unquote(token))
-            return "?"
+            return _Sql("?", (_unquote(token),), "text")
         if token.kind == "word":
             word = token.text.lower()
-            if word == "true":
-                return "1"
-            if word == "false":
-                return "0"
+            if word in ("true", "false"):
+                if self.postgres:
+                    return _Sql(word.upper(), (), "bool")
+                return _Sql("1" if word == "true" else "0", (), "bool")
             if word == "null":
-                return "NULL"
+                return _Sql("NULL", (), "null")
         raise self.fail("expected a value (a number, a quoted text, true, false)", token)
 
-    def field(self) -> str:
+    def field(self) -> _Sql:
         token = self.take()
         name = token.text
         lowered = name.lower()
@@ -317,13 +372,13 @@ class _Parser:
             field = Field(kind, tuple(path))
             self.check(field)
             self.fields.append(field)
-            self.sql_params.append("$" + "".join(f'."{p}"' for p in path))
-            return _PARAM_AT if kind == "param" else _RESULT_AT
+            json_path = "$" + "".join(f".{p}" for p in path)  # keys are plain words: no quoting needed
+            return _Sql(_PARAM_AT if kind == "param" else _RESULT_AT, (json_path,), "json")
         if name in COLUMNS:
             if self.at_op("."):
                 raise self.fail(f"{name} has no keys", self.peek())
             self.fields.append(Field("column", (name,)))
-            return COLUMNS[name]
+            return _Sql(COLUMNS[name], (), "column")
         raise ValueError(
             f"where expression: unknown field {name!r} at position {token.at + 1}; use param.NAME, "
             f"result.KEY or one of {', '.join(COLUMNS)}"
@@ -339,6 +394,15 @@ class _Parser:
             raise ValueError(f"unknown {what} {field.text!r}; the known ones are {listed}")
 
 
+_LITERALS = frozenset({"number", "text", "bool", "null"})
+
+
+def _join(parts: list[_Sql], joiner: str) -> _Sql:
+    if len(parts) == 1:
+        return parts[0]
+    return _Sql("(" + joiner.join(p.text for p in parts) + ")", sum((p.params for p in parts), ()), "test")
+
+
 @dataclass(frozen=True, slots=True)
 class Compiled:
     """A where expression as SQL over ``task_runs AS t``, its bound parameters, and its fields."""
@@ -349,12 +413,14 @@ class Compiled:
 
 
 def compile_where(
-    text: str, params: Collection[str] | None = None, results: Collection[str] | None = None
+    text: str, params: Collection[str] | None = None, results: Collection[str] | None = None,
+    dialect: str = "sqlite",
 ) -> Compiled:
-    """Compile ``text``; given the known parameter names and result keys, an unknown one is an error."""
-    parser = _Parser(text, params, results)
+    """Compile ``text`` for ``dialect`` (``sqlite`` or ``postgres``); given the known parameter
+    names and result keys, an unknown one is an error."""
+    parser = _Parser(text, params, results, dialect)
     sql = parser.parse()
-    return Compiled(sql, tuple(parser.sql_params), tuple(parser.fields))
+    return Compiled(sql.text, sql.params, tuple(parser.fields))
 
 
 def check_key(kind: str, key: str, known: Collection[str] | None) -> None:

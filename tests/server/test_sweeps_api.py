@@ -1,4 +1,5 @@
-"""A search streaming to a real tracking server on 127.0.0.1: reports, sweeps and where= over HTTP."""
+"""A search streaming to a real tracking server on 127.0.0.1: reports, sweeps and where= over HTTP,
+on the SQLite store and on PostgreSQL (the server tests' two backends)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,14 @@ def test_reports_sweeps_and_where_reach_the_server_batched(server: ServerProcess
                                        order_by="-param.C")
         assert [r["parameters"]["C"] for r in chosen] == [10.0, 5.0]
         assert client.count_task_runs(search.flow_run_id, where_text="param.C < 2") == 2
+        # The language's other forms, on this backend's JSON functions.
+        for text, count in [("param.kernel in ('rbf') and not (param.C == 1)", 2),
+                            ("result.accuracy is not null and param.C in (1, 10)", 4),
+                            ("param.C > 2 or param.kernel == 'linear'", 5),
+                            ("param.kernel not in ('rbf', 'poly')", 3),
+                            ("state == 'COMPLETED' and result.accuracy >= 0.88", 3),
+                            ("param.kernel > 5", 0)]:
+            assert client.count_task_runs(search.flow_run_id, where_text=text) == count, text
         with pytest.raises(ValueError, match="unknown result key 'result.acuracy'; the known ones are result.accuracy"):
             client.list_task_runs(search.flow_run_id, where_text="result.acuracy > 0.9")
         one = client.metrics(task_run_id=chosen[0]["id"])

@@ -72,6 +72,12 @@ def test_order_by_a_parameter(runs: tuple[Store, str]) -> None:
         ("linear", 100.0), ("linear", 10.0), ("linear", 1.0), ("linear", 0.1)]
 
 
+def test_a_text_is_never_compared_with_a_number(runs: tuple[Store, str]) -> None:
+    store, run_id = runs
+    assert matching(store, run_id, "param.kernel > 5") == []  # SQLite alone would order text above numbers
+    assert matching(store, run_id, "param.C == 'rbf'") == []
+
+
 def test_unicode_text_is_a_value_like_any_other(runs: tuple[Store, str]) -> None:
     store, run_id = runs
     assert matching(store, run_id, "param.kernel == 'rbf\u00e9\u6f22'") == []
@@ -138,5 +144,5 @@ def test_nesting_and_length_are_bounded() -> None:
 def test_values_and_paths_are_bound_parameters_never_sql() -> None:
     compiled = where.compile_where("param.kernel == \"x'); DROP TABLE t; --\" and result.a.b > 1e3")
     assert "DROP" not in compiled.sql
-    assert compiled.params == ('$."kernel"', "x'); DROP TABLE t; --", '$."a"."b"', 1000.0)
+    assert compiled.params == ('$.kernel', '$.kernel', "x'); DROP TABLE t; --", '$.a.b', '$.a.b', 1000.0)
     assert [f.text for f in compiled.fields] == ["param.kernel", "result.a.b"]
