@@ -21,90 +21,24 @@ from typing import Any
 
 import click
 
-from prefect_like import settings
 from prefect_like.cli import _console, _friendly_errors, _print_json, _time, cli
+from prefect_like.concurrency.admin import Limits
 
 
-class _Limits:
-    """The limits, in the embedded store or through the tracking server."""
+class _Limits(Limits):
+    """The limits, their errors as one CLI line."""
 
-    def __init__(self) -> None:
-        url = settings.api_url()
-        self.client: Any = None
-        self.store: Any = None
-        if url:
-            from prefect_like.client import Client
-
-            self.client = Client(url)
-        else:
-            from prefect_like.tracking.store import Store
-
-            self.store = Store(settings.database_path())
-
-    def __enter__(self) -> _Limits:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        (self.client or self.store).close()
-
-    def _call(self, name: str, *args: Any) -> Any:
-        from prefect_like.concurrency import store
-
+    def _local(self, name: str, *args: Any) -> Any:
         try:
-            return getattr(store, name)(self.store, *args)
+            return super()._local(name, *args)
         except LookupError as exc:
             raise click.ClickException(str(exc)) from None
 
-    def _http(self, method: str, name: str, **kwargs: Any) -> Any:
-        from prefect_like.errors import RunNotFoundError
-
+    def _remote(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            return self.client._request(method, "/concurrency/limits" + (f"/{_quote(name)}" if name else ""),
-                                        **kwargs)
-        except RunNotFoundError as exc:
+            return super()._remote(method, path, **kwargs)
+        except LookupError as exc:
             raise click.ClickException(str(exc)) from None
-
-    def create(self, name: str, limit: int, decay: float | None) -> dict[str, Any]:
-        if self.client:
-            body = {"name": name, "limit": limit, "slot_decay_per_second": decay}
-            return self._http("POST", "", json=body)
-        return self._call("create_limit", name, limit, decay)
-
-    def all(self) -> list[dict[str, Any]]:
-        return self._http("GET", "") if self.client else self._call("list_limits")
-
-    def get(self, name: str) -> dict[str, Any]:
-        return self._http("GET", name) if self.client else self._call("get_limit", name)
-
-    def delete(self, name: str) -> None:
-        if self.client:
-            self._http("DELETE", name)
-        else:
-            self._call("delete_limit", name)
-
-    def reset(self, name: str) -> dict[str, Any]:
-        if self.client:
-            return self._post(f"/concurrency/limits/{_quote(name)}/reset")
-        return self._call("reset_limit", name)
-
-    def set_active(self, name: str, active: bool) -> dict[str, Any]:
-        if self.client:
-            return self._post(f"/concurrency/limits/{_quote(name)}/active", params={"active": active})
-        return self._call("set_active", name, active)
-
-    def _post(self, path: str, **kwargs: Any) -> Any:
-        from prefect_like.errors import RunNotFoundError
-
-        try:
-            return self.client._request("POST", path, **kwargs)
-        except RunNotFoundError as exc:
-            raise click.ClickException(str(exc)) from None
-
-
-def _quote(name: str) -> str:
-    from urllib.parse import quote
-
-    return quote(name, safe="")
 
 
 def _show(limit: dict[str, Any]) -> None:

@@ -13,3 +13,13 @@ The pieces: ``store`` (the SQL: limits, leases, the one acquiring transaction), 
 (which backend, waiting, renewing), ``sync`` and ``asyncio`` (Prefect's functions), ``tags``
 (the task engine's call).
 """
+
+from prefect_like.concurrency.admin import (
+    create_limit,
+    delete_limit,
+    list_limits,
+    read_limit,
+    reset_limit,
+)
+
+__all__ = ["create_limit", "delete_limit", "list_limits", "read_limit", "reset_limit"]
