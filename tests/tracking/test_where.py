@@ -146,3 +146,21 @@ def test_values_and_paths_are_bound_parameters_never_sql() -> None:
     assert "DROP" not in compiled.sql
     assert compiled.params == ('$.kernel', '$.kernel', "x'); DROP TABLE t; --", '$.a.b', '$.a.b', 1000.0)
     assert [f.text for f in compiled.fields] == ["param.kernel", "result.a.b"]
+
+
+def test_runs_tasks_where_on_the_cli(runs: tuple[Store, str]) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from prefect_like.cli import cli
+
+    _, run_id = runs
+    shown = CliRunner().invoke(cli, ["runs", "tasks", run_id, "--where", "param.C > 5 and param.kernel == 'rbf'",
+                                     "--order-by=-param.C", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert [r["parameters"]["C"] for r in json.loads(shown.output)] == [100.0, 10.0]
+    typo = CliRunner().invoke(cli, ["runs", "tasks", run_id, "--where", "param.c > 5"])
+    assert typo.exit_code == 1
+    assert typo.output.strip() == ("Error: unknown parameter 'param.c'; the known ones are param.C, param.kernel, "
+                                   "param.scaled")
