@@ -77,8 +77,17 @@ def flows_file(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server for the module's tests: each uses deployments and pools of its own."""
+    proc = ServerProcess(tmp_path_factory.mktemp("server-home"), env=FAST).start()
+    yield proc
+    proc.stop()
+
+
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
+def own_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server of the test's own, for a test that kills it."""
     proc = ServerProcess(tmp_path / "server-home", env=FAST).start()
     yield proc
     proc.stop()
@@ -125,10 +134,10 @@ class Worker:
 
 
 @pytest.fixture
-def workers(server: ServerProcess, tmp_path: Path) -> Iterator[Any]:
+def workers(tmp_path: Path) -> Iterator[Any]:
     started: list[Worker] = []
 
-    def start(*args: str) -> Worker:
+    def start(server: ServerProcess, *args: str) -> Worker:
         worker = Worker(server, tmp_path / "worker-home", *args)
         started.append(worker)
         return worker
@@ -174,7 +183,7 @@ def test_a_triggered_run_with_parameters_runs_on_a_worker_as_the_run_the_server_
     made = json.loads(_cli(server, home, "deployment", "run", "squares", "--param", "n=5", "--json").stdout)
     assert made["state"] == "SCHEDULED"
     assert _flow_run(server, made["id"])["state_name"] == "Scheduled"  # in the run list at once
-    worker = workers("--pool", "cpu")
+    worker = workers(server, "--pool", "cpu")
     run = wait_until(lambda: _ended(server, made["id"], "COMPLETED"), 60, "the triggered run to complete")
     assert run["parameters"] == {"n": 5}  # as triggered, the deployment's over its defaults
     assert run["task_runs"] == {"Completed": 5}
@@ -204,13 +213,14 @@ def test_deploy_without_a_server_says_what_it_needs_in_one_line(flows_file: Path
 
 
 def test_a_schedule_every_two_seconds_is_run_by_the_worker_across_a_server_restart(
-    server: ServerProcess, workers: Any, flows_file: Path, tmp_path: Path
+    own_server: ServerProcess, workers: Any, flows_file: Path, tmp_path: Path
 ) -> None:
+    server = own_server
     home = tmp_path / "cli-home"
     # croniter's six-field form: the sixth field is the second.
     _deploy(server, home, f"{flows_file}:sweep", "--name", "ticker", "--pool", "sched", "--cron", "* * * * * */2",
             "--timezone", "Europe/Paris")
-    workers("--pool", "sched")
+    worker = workers(server, "--pool", "sched")
 
     def completed() -> list[dict[str, Any]]:
         runs = _api(server, "GET", "/deployments/ticker/runs", params={"limit": 1000}).json()
@@ -227,6 +237,8 @@ def test_a_schedule_every_two_seconds_is_run_by_the_worker_across_a_server_resta
     assert len(due) == len(set(due)), "a scheduled time was made twice"
     gaps = [round(b - a) for a, b in zip(due, due[1:], strict=False)]
     assert set(gaps) == {2}, f"times missing between scheduled runs: {gaps}"
+    said = worker.output()
+    assert "Cannot reach the tracking server" in said and "The tracking server is back; claiming again" in said
 
 
 def test_two_workers_on_one_pool_run_each_run_once(
@@ -237,8 +249,11 @@ def test_two_workers_on_one_pool_run_each_run_once(
     _deploy(server, home, f"{flows_file}:sweep", "--name", "race", "--pool", "race")
     ids = [_api(server, "POST", "/deployments/race/runs", json={"parameters": {"n": i, "mark": str(marks)}}).json()["id"]
            for i in range(6)]
-    first, second = workers("--pool", "race", "--name", "first"), workers("--pool", "race", "--name", "second")
+    first = workers(server, "--pool", "race", "--name", "first")
+    second = workers(server, "--pool", "race", "--name", "second")
     wait_until(lambda: all(_ended(server, i, "COMPLETED") for i in ids), 90, "every run to complete")
+    seen = {w["name"]: w for w in json.loads(_cli(server, home, "worker", "ls", "--pool", "race", "--json").stdout)}
+    assert set(seen) == {"first", "second"} and all(w["online"] for w in seen.values())
     assert sorted(int(line) for line in marks.read_text().split()) == list(range(6))  # each ran once
     runs = _api(server, "GET", "/deployments/race/runs", params={"limit": 100}).json()
     assert {r["worker"] for r in runs} <= {"first", "second"}
@@ -253,7 +268,7 @@ def test_a_running_run_is_cancelled_within_seconds_and_a_pool_limit_holds_the_ne
     _cli(server, home, "work-pool", "set-limit", "slow", "1")
     long_id = _api(server, "POST", "/deployments/long/runs", json={"parameters": {"pause": 120}}).json()["id"]
     next_id = _api(server, "POST", "/deployments/long/runs", json={"parameters": {"n": 1}}).json()["id"]
-    workers("--pool", "slow")
+    workers(server, "--pool", "slow")
     wait_until(lambda: _ended(server, long_id, "RUNNING"), 60, "the long run to start")
     time.sleep(0)  # the pool's limit of one keeps the second run waiting while the first runs
     assert _flow_run(server, next_id)["state"] == "SCHEDULED"
@@ -298,13 +313,13 @@ def test_a_worker_killed_mid_run_leaves_it_crashed_and_the_deployments_retry_run
     _deploy(server, home, f"{flows_file}:once_slow", "--name", "fragile", "--pool", "fragile", "--retries", "1",
             "--param", f"marker={marker}")
     first_id = _api(server, "POST", "/deployments/fragile/runs", json={}).json()["id"]
-    victim = workers("--pool", "fragile")
+    victim = workers(server, "--pool", "fragile")
     wait_until(lambda: marker.exists() and _ended(server, first_id, "RUNNING"), 60, "the run to start")
     victim.proc.kill()  # SIGKILL: the worker's run process dies with it
     victim.proc.wait()
     crashed = wait_until(lambda: _ended(server, first_id, "CRASHED"), 30, "the killed run to be judged Crashed")
     assert "no heartbeat" in crashed["message"]
-    workers("--pool", "fragile")
+    workers(server, "--pool", "fragile")
 
     def retried() -> dict[str, Any] | None:
         runs = _api(server, "GET", "/deployments/fragile/runs").json()
@@ -348,7 +363,7 @@ def test_a_failed_run_posts_a_webhook_retried_and_its_secret_is_never_shown(
                     "--flow", "fails").stdout
         assert secret not in made and "pw" not in made
         run_id = _api(server, "POST", "/deployments/bad-data/runs", json={}).json()["id"]
-        workers("--pool", "alerts")
+        workers(server, "--pool", "alerts")
         wait_until(lambda: _Receiver.bodies, 60, "the webhook")
         body = _Receiver.bodies[0]
         assert (body["flow_run_id"], body["state_name"], body["deployment"]) == (run_id, "Failed", "bad-data")
@@ -395,5 +410,46 @@ def test_serve_runs_the_flow_on_its_schedule_and_when_triggered(
     finally:
         if proc.poll() is None:
             proc.kill()
+        _api(server, "DELETE", "/deployments/served")
     text = out.read_text()
     assert "Serving deployment 'served' (every 1.5 s)" in text and "Worker 'serve-served' stopped" in text
+
+
+@pytest.fixture
+def dask_cluster(tmp_path: Path) -> Iterator[str]:
+    """``dask scheduler`` and ``dask worker`` processes, as a user starts them; their address."""
+    dask = str(Path(sys.executable).parent / "dask")
+    info = tmp_path / "scheduler.json"
+    quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler = subprocess.Popen([dask, "scheduler", "--scheduler-file", str(info), "--port", "0",
+                                  "--no-dashboard"], **quiet)
+    worker = subprocess.Popen([dask, "worker", "--scheduler-file", str(info), "--nworkers", "1", "--nthreads",
+                               "2", "--no-dashboard", "--memory-limit", "0"], **quiet)
+    try:
+        wait_until(lambda: info.exists() and info.read_text().strip(), 60, "the dask scheduler")
+        yield json.loads(info.read_text())["address"]
+    finally:
+        for proc in (worker, scheduler):
+            proc.terminate()
+        for proc in (worker, scheduler):
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.mark.dask
+def test_a_worker_submits_its_run_to_a_dask_cluster(
+    server: ServerProcess, workers: Any, flows_file: Path, tmp_path: Path, dask_cluster: str
+) -> None:
+    home = tmp_path / "cli-home"
+    _deploy(server, home, f"{flows_file}:sweep", "--name", "on-dask", "--pool", "cluster")
+    run_id = _api(server, "POST", "/deployments/on-dask/runs", json={"parameters": {"n": 20}}).json()["id"]
+    worker = workers(server, "--pool", "cluster", "--runner", "dask", "--address", dask_cluster)
+    run = wait_until(lambda: _ended(server, run_id, "COMPLETED"), 90, "the run on the Dask cluster")
+    assert run["task_runs"] == {"Completed": 20}
+    import sqlite3
+
+    with sqlite3.connect(server.database) as db:  # the runner the flow run recorded
+        assert db.execute("SELECT runner FROM flow_runs WHERE id = ?", (run_id,)).fetchone() == ("DaskTaskRunner",)
+    assert f"on the dask runner at {dask_cluster}" in worker.output()
