@@ -73,6 +73,21 @@ class Cluster:
 _cluster: Cluster | None = None
 
 
+def unavailable(reason: str, module: bool = False) -> None:
+    """Skip for ``reason`` (the whole module, if ``module``), or fail under CI=true."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; the PostgreSQL tests must run on CI", pytrace=False)
+    pytest.skip(reason, allow_module_level=module)
+
+
+def require_psycopg() -> None:
+    """At the top of a test module that imports psycopg."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        unavailable('psycopg is not installed (pip install -e ".[postgres]")', module=True)
+
+
 def cluster() -> Cluster:
     """The session's cluster, started on first use; skips (fails under CI=true) without PostgreSQL."""
     global _cluster
@@ -87,9 +102,7 @@ def cluster() -> Cluster:
     if found is None:
         reason = f"PostgreSQL is not installed ({INSTALL})"
     if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; the PostgreSQL tests must run on CI")
-        pytest.skip(reason)
+        unavailable(reason)
     assert found is not None
     user = "postgres" if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
     root = Path(tempfile.mkdtemp(prefix="prefect-like-pg-"))

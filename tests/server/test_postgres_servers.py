@@ -18,7 +18,6 @@ from typing import Any
 import httpx
 import msgpack
 import psutil
-import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -26,8 +25,12 @@ from prefect_like.cli import cli
 from prefect_like.tracking import databases, schema
 from prefect_like.tracking.postgres import VERSION_TABLE
 from prefect_like.tracking.store import Store
+from tests import pg
 from tests.polling import wait_until
 from tests.server._procs import ROOT, ServerProcess, sweep_events
+
+pg.require_psycopg()
+import psycopg  # noqa: E402
 
 pytestmark = pytest.mark.backends("postgres")
 

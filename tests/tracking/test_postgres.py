@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 
 from prefect_like.errors import RunNotFoundError, TrackingError
@@ -24,6 +23,9 @@ from prefect_like.tracking.store import Store
 from tests import pg
 from tests.polling import wait_until
 from tests.tracking.test_store import FLOW_ID, T0, flow_events, task_events, tid
+
+pg.require_psycopg()
+import psycopg  # noqa: E402
 
 
 @pytest.fixture(scope="module")
