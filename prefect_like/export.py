@@ -1,6 +1,6 @@
 """A flow run's task runs as a table: one row per task run, one column per parameter and result field.
 
-    id, task_name, name, map_index, state, state_name, duration, run_count,
+    id, task_name, name, map_index, state, state_name, start_time, end_time, duration, run_count,
     param.<name>..., result.<key>... (or ``result`` for a scalar result), error_type, error_message
 
 Rows come from any reader (the embedded ``Store`` or the tracking ``Client``; ``connect()``
@@ -16,6 +16,7 @@ store (``-result.accuracy`` for highest first), and returns them as a DataFrame.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,9 @@ if TYPE_CHECKING:
 
     from prefect_like.client import Reader
 
-LEADING = ("id", "task_name", "name", "map_index", "state", "state_name", "duration", "run_count")
+LEADING = ("id", "task_name", "name", "map_index", "state", "state_name", "start_time", "end_time", "duration",
+           "run_count")
+TIMES = ("start_time", "end_time")
 TRAILING = ("error_type", "error_message")
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 MAX_FLATTEN_DEPTH = 3
@@ -54,6 +57,9 @@ def _flatten(prefix: str, value: Any, into: dict[str, Any], depth: int = 0) -> N
 def flat_row(run: dict[str, Any]) -> dict[str, Any]:
     """One task run dict (as the store returns it) as one flat table row."""
     row = {name: run.get(name) for name in LEADING}
+    for name in TIMES:  # ISO-8601 text from the tracker: a timestamp column, not a string
+        value = row[name]
+        row[name] = datetime.fromisoformat(value) if isinstance(value, str) else None
     for name, value in (run.get("parameters") or {}).items():
         row[f"param.{name}"] = value
     result = run.get("result")

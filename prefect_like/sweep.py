@@ -343,7 +343,7 @@ def results(run: str | State | Flow[..., Any], *, source: Reader | None = None) 
 
     ``run`` is a flow run id (or a unique prefix), the State a flow returned with
     ``return_state=True``, or a Flow (its newest run). Columns: ``id, task_name, name,
-    map_index, state, state_name, duration, run_count``, then ``param.<name>`` per parameter,
+    map_index, state, state_name, start_time, end_time, duration, run_count``, then ``param.<name>`` per parameter,
     ``result.<key>`` per result field (``result`` for a scalar result), ``error_type,
     error_message``, exactly as ``prefect-like runs export`` writes them.
     """

@@ -32,9 +32,10 @@ def test_one_row_per_task_run_one_column_per_parameter_and_result_field(recorded
     frame = task_runs_frame(recorded[:8])
     assert len(frame) == 30
     assert list(frame.columns) == [
-        "id", "task_name", "name", "map_index", "state", "state_name", "duration", "run_count",
-        "param.depth", "param.lr", "result.acc", "result.loss", "error_type", "error_message",
+        "id", "task_name", "name", "map_index", "state", "state_name", "start_time", "end_time", "duration",
+        "run_count", "param.depth", "param.lr", "result.acc", "result.loss", "error_type", "error_message",
     ]
+    assert str(frame["start_time"].dtype).startswith("datetime64") and frame["end_time"].notna().all()
     failed = frame[frame["state"] == "FAILED"].iloc[0]
     assert failed["error_type"] == "ValueError" and failed["error_message"] == "bad 4"
     assert pd.isna(failed["result.loss"])
