@@ -294,3 +294,27 @@ def test_sweeps_show_filters_and_sorts_by_parameter_and_metric(tmp_path: Path) -
 
     frame = pd.read_csv(out)
     assert len(frame) == 4 and {"attempt", "flow_run_id", "param.lr", "result.loss"} <= set(frame.columns)
+
+
+def test_a_time_budget_stops_asking_and_lets_running_trials_finish() -> None:
+    # Optuna's timeout semantics: no trial starts after the budget; the running ones complete.
+    search = sweep.optimize(curve, sweep.Space(lr=sweep.uniform(0.1, 1)), timeout=0.3, max_concurrent=2,
+                            name="budget", epochs=2)
+    assert search.trials and {t.state for t in search.trials} == {"Completed"}
+    assert search.state.is_completed()
+
+
+def test_nsga2_searches_two_objectives_for_a_pareto_front() -> None:
+    pytest.importorskip("optuna", reason="the optuna extra is not installed (pip install 'prefect-like[optuna]')")
+
+    @task
+    def tradeoff(x: float) -> dict[str, float]:
+        return {"error": (x - 1) ** 2, "cost": x**2}
+
+    search = sweep.optimize(tradeoff, sweep.Space(x=sweep.uniform(-1, 2)), metric=["error", "cost"],
+                            mode=["min", "min"], sampler="nsga2", n_trials=12, seed=0, max_concurrent=2,
+                            name="nsga2")
+    assert search.study.directions[0].name == "MINIMIZE" and len(search.study.directions) == 2
+    front = search.best_trials
+    assert front and all(0 <= t.params["x"] <= 1 for t in front)  # outside [0, 1] both objectives get worse
+    assert {t.number for t in front} == {t.number for t in search.study.best_trials}
