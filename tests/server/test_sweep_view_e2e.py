@@ -10,12 +10,16 @@ import json
 import math
 import os
 import random
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
+import httpx
 import pytest
 
 from prefect_like import flow, task
@@ -324,3 +328,63 @@ def test_a_stored_sweep_is_one_view_over_its_first_run_and_its_resume(
     expect(page.get_by_test_id("sweep-runs")).to_contain_text("resume 1")
     expect(page.get_by_test_id("trial-total")).to_have_text("8 of 8 trials match")
     expect(page.get_by_test_id("plot-scatter").locator("circle.mark")).to_have_count(8)
+
+
+CANCELLABLE = '''
+import threading
+from prefect_like import flow, task
+
+@task
+def slow(i: int) -> dict:
+    threading.Event().wait(0.2 if i < 3 else 120)  # three quick trials, then one that waits
+    return {"loss": i}
+
+@flow(name="cancellable-search", task_runner="thread")
+def search() -> None:
+    for future in [slow.submit(i) for i in range(4)]:
+        future.wait()
+
+search()
+'''
+
+
+@pytest.mark.backends("sqlite", reason="cancellation requests are kept by the SQLite store only so far")
+def test_a_running_sweep_is_cancelled_from_the_page(page: Any, server: str, tmp_path: Path) -> None:
+    # The flow runs in its own process and sends its events to this server, as a flow started
+    # from a terminal with PREFECT_LIKE_API_URL does; the page's button makes the same request
+    # as `prefect-like runs cancel ID`.
+    from playwright.sync_api import expect
+
+    script = tmp_path / "cancellable.py"
+    script.write_text(CANCELLABLE)
+    env = {**os.environ, "PREFECT_LIKE_API_URL": f"{server}api", "PREFECT_LIKE_HOME": str(tmp_path),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        run = None
+        while run is None:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "the flow run never reached the server"
+            runs = httpx.get(f"{server}api/flow-runs", params={"flow_name": "cancellable-search"}).json()["items"]
+            if runs and runs[0]["task_runs"].get("Completed", 0) == 3:
+                run = runs[0]
+            else:
+                threading.Event().wait(0.1)
+        page.goto(f"/#/flow-runs/{run['id']}/sweep")
+        expect(page.get_by_test_id("plot-scatter").locator("circle.mark")).to_have_count(3)
+        button = page.get_by_test_id("cancel-run")
+        button.click()
+        expect(button).to_have_text("Cancel it? (click again)")
+        button.click()
+        expect(page.get_by_test_id("cancel-status")).to_contain_text("Cancelling")
+        expect(page.locator(".page-head .badge")).to_have_text("Cancelled", timeout=30_000)
+        output, _ = proc.communicate(timeout=60)
+        assert proc.returncode != 0, output
+        final = httpx.get(f"{server}api/flow-runs/{run['id']}").json()
+        assert (final["state"], final["task_runs"].get("Completed")) == ("CANCELLED", 3), final
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -1,4 +1,5 @@
-// The tracking API, as the dashboard calls it: GET only, JSON out, errors as ApiError.
+// The tracking API, as the dashboard calls it: JSON out, errors as ApiError. Reads are GET;
+// the one action the page takes (cancelling a flow run) is a POST.
 //
 // A server started with PREFECT_LIKE_API_KEY answers 401 to every /api route without it. The
 // dashboard then shows a form in the page (never window.prompt, which a headless or embedded
@@ -93,20 +94,21 @@ export function forgetKey() {
   }
 }
 
-async function fetchWithKey(url, signal) {
+async function fetchWithKey(url, signal, method = "GET", body = undefined) {
   const key = storedKey();
   const headers = { Accept: "application/json" };
   if (key) headers.Authorization = `Bearer ${key}`;
-  return { key, response: await fetch(url, { signal, headers }) };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const init = { signal, headers, method, body: body === undefined ? undefined : JSON.stringify(body) };
+  return { key, response: await fetch(url, init) };
 }
 
-/** GET api/<path>?<params> (empty params left out); resolves to the parsed JSON. */
-export async function get(path, params = {}, signal = undefined) {
+async function request(method, path, params, body, signal) {
   const url = new URL(`api/${path}`, document.baseURI);
   for (const [key, value] of Object.entries(params)) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
   }
-  let { key, response } = await fetchWithKey(url, signal);
+  let { key, response } = await fetchWithKey(url, signal, method, body);
   // A 401: another request may have stored a key meanwhile; else ask for one (again, if the
   // server refused the one we sent), until the user gives up.
   while (response.status === 401) {
@@ -114,19 +116,29 @@ export async function get(path, params = {}, signal = undefined) {
       if (key) forgetKey();
       if (!(await askForKey(Boolean(key)))) break;
     }
-    ({ key, response } = await fetchWithKey(url, signal));
+    ({ key, response } = await fetchWithKey(url, signal, method, body));
   }
   if (!response.ok) {
     let detail = "";
     try {
-      const body = await response.json();
-      detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail ?? body);
+      const answer = await response.json();
+      detail = typeof answer.detail === "string" ? answer.detail : JSON.stringify(answer.detail ?? answer);
     } catch {
       detail = response.statusText;
     }
     throw new ApiError(response.status, detail);
   }
   return response.json();
+}
+
+/** GET api/<path>?<params> (empty params left out); resolves to the parsed JSON. */
+export function get(path, params = {}, signal = undefined) {
+  return request("GET", path, params, undefined, signal);
+}
+
+/** POST api/<path> with a JSON body; resolves to the parsed JSON answer. */
+export function post(path, body = {}, signal = undefined) {
+  return request("POST", path, {}, body, signal);
 }
 
 export const id = (value) => encodeURIComponent(value);

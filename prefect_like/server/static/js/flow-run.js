@@ -1,6 +1,7 @@
 // One flow run: parameters, counts by state, throughput, subflows, and its task runs, paged,
 // filtered and sorted by the server (a flow run may hold 200,000 of them).
 
+import { cancelButton } from "./actions.js";
 import { get, id } from "./api.js";
 import { artifactsCard } from "./artifacts.js";
 import { throughputChart } from "./chart.js";
@@ -41,8 +42,13 @@ export async function flowRunView(root, { id: runId, params, signal }) {
     table.element,
   );
 
+  // The header is drawn again only when what it shows changed, so its cancel button keeps its
+  // state while the page refreshes.
+  let headKey = null;
   function renderRun(run) {
-    head.replaceChildren(header(run));
+    const key = JSON.stringify([run.state_name, run.message, run.end_time, run.duration, run.error]);
+    if (key !== headKey) head.replaceChildren(header(run));
+    headKey = key;
     countsSlot.replaceChildren(counts(run));
     table.setStates(Object.keys(run.task_runs ?? {}));
   }
@@ -86,7 +92,8 @@ function header(run) {
     h("nav", { class: "crumbs" }, link("#/", "Flow runs"), " / ",
       link(href("/", { flow: run.flow_name }), run.flow_name ?? "?"), " / ", run.name ?? run.id),
     h("div", { class: "page-head" }, h("h1", null, run.name ?? run.id), stateBadge(run.state, run.state_name),
-      h("a", { href: href(`/flow-runs/${id(run.id)}/sweep`), class: "button-link", "data-testid": "sweep-link" }, "Sweep view")),
+      h("a", { href: href(`/flow-runs/${id(run.id)}/sweep`), class: "button-link", "data-testid": "sweep-link" }, "Sweep view"),
+      isFinal(run) ? null : cancelButton(run)),
     h("dl", { class: "meta" },
       meta("Flow", run.flow_name), meta("Flow run id", h("span", { class: "mono" }, run.id)),
       meta("Started", formatTime(run.start_time)), meta("Ended", formatTime(run.end_time)),

@@ -9,9 +9,11 @@
 // adding a filter from the form, sets `filters`; the plots and the table both follow it. While
 // the flow run is live, both refresh every two seconds from the server's aggregates.
 
+import { cancelButton, resumeCommand } from "./actions.js";
 import { get, id } from "./api.js";
 import {
-  card, errorBox, fill, formatDuration, formatNumber, formatScalar, formatTime, h, link, pager, select, stateBadge,
+  card, errorBox, fill, formatDuration, formatNumber, formatScalar, formatTime, h, isFinal, link, pager, select,
+  stateBadge,
 } from "./dom.js";
 import {
   bestLine, histogramBars, importanceBars, learningCurves, parallelCoordinates, scatter, short,
@@ -24,20 +26,34 @@ const MAX_SCATTERS = 12;
 
 /** The sweep view of one flow run's trials. */
 export async function sweepView(root, { id: runId, params, signal }) {
-  const loadHead = async () => runHeader(await get(`flow-runs/${id(runId)}`, {}, signal));
+  const loadHead = async () => {
+    const run = await get(`flow-runs/${id(runId)}`, {}, signal);
+    return { key: run.state_name ?? run.state, element: () => runHeader(run) };
+  };
   return sweepPage(root, { base: `dashboard/flow-runs/${id(runId)}/sweep`, loadHead, params, signal });
 }
 
 /** The sweep view of a stored sweep: the trials of its first flow run and of every resume. */
 export async function storedSweepView(root, { id: sweepId, params, signal }) {
-  const loadHead = async () => storedHeader(await get(`sweeps/${id(sweepId)}`, {}, signal));
+  const loadHead = async () => {
+    const sweep = await get(`sweeps/${id(sweepId)}`, {}, signal);
+    return { key: JSON.stringify(sweep.runs), element: () => storedHeader(sweep) };
+  };
   return sweepPage(root, { base: `dashboard/sweeps/${id(sweepId)}/sweep`, loadHead, params, signal });
 }
 
 async function sweepPage(root, { base, loadHead, params, signal }) {
   let current = params;
+  // The header is drawn again only when what it shows changed, so a button in it (cancel)
+  // keeps its state while the view refreshes.
   const head = h("div");
-  head.replaceChildren(await loadHead());
+  let headKey = null;
+  const renderHead = async () => {
+    const { key, element } = await loadHead();
+    if (key !== headKey) head.replaceChildren(element());
+    headKey = key;
+  };
+  await renderHead();
   const controls = h("div", { class: "filters", "data-testid": "sweep-controls" });
   const chips = h("div", { class: "filter-chips", "data-testid": "sweep-filters" });
   const summaryLine = h("p", { class: "muted", "data-testid": "sweep-summary" });
@@ -160,7 +176,7 @@ async function sweepPage(root, { base, loadHead, params, signal }) {
 
   if (live) {
     poll(async () => {
-      head.replaceChildren(await loadHead());
+      await renderHead();
       await refresh(current, { quiet: true });
       await table.reload();
       return live;
@@ -181,7 +197,8 @@ function runHeader(run) {
     h("nav", { class: "crumbs" }, link("#/", "Flow runs"), " / ",
       link(href("/", { flow: run.flow_name }), run.flow_name ?? "?"), " / ",
       link(href(`/flow-runs/${id(run.id)}`), run.name ?? run.id), " / sweep"),
-    h("div", { class: "page-head" }, h("h1", null, `Sweep: ${run.name ?? run.id}`), stateBadge(run.state, run.state_name)));
+    h("div", { class: "page-head" }, h("h1", null, `Sweep: ${run.name ?? run.id}`), stateBadge(run.state, run.state_name),
+      isFinal(run) ? null : cancelButton(run)));
 }
 
 function storedHeader(sweep) {
@@ -191,7 +208,16 @@ function storedHeader(sweep) {
     h("p", { class: "muted", "data-testid": "sweep-runs" }, "Flow runs: ",
       sweep.runs.map((r, k) => [k ? ", " : "",
         link(href(`/flow-runs/${id(r.id)}`), r.attempt ? `resume ${r.attempt}` : "first run"), " ",
-        r.state ? stateBadge(r.state, r.state_name) : h("span", { class: "muted" }, "not stored yet")])));
+        r.state ? stateBadge(r.state, r.state_name) : h("span", { class: "muted" }, "not stored yet")])),
+    unfinished(sweep) ? resumeCommand(sweep) : null);
+}
+
+/** Whether a sweep has trials that did not complete (failed, crashed, cancelled, never run). */
+function unfinished(sweep) {
+  const done = new Set(["Completed", "Cached", "Pruned"]);
+  const last = sweep.runs.at(-1);
+  if (!last) return false;
+  return last.state_name !== "Completed" || Object.entries(last.task_runs ?? {}).some(([name, n]) => n > 0 && !done.has(name));
 }
 
 /** Every stored sweep, newest first: a search's name, when it began, its flow runs. */
