@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -300,47 +298,3 @@ def test_cli_says_in_one_line_what_is_not_there() -> None:
     assert missing.output.strip() == "Error: no artifact with key or id 'nope'"
     no_flow = runner.invoke(cli, ["artifacts", "ls", "--flow-run", "0000aaaa"])
     assert no_flow.exit_code == 1 and "no flow run with id '0000aaaa'" in no_flow.output
-
-
-# -- the tracking server ---------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_artifacts_travel_to_the_server_with_the_events_and_are_served(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from tests.server._live import running_server
-
-    (tmp_path / "server").mkdir()
-    with running_server(tmp_path / "server") as url:
-        monkeypatch.setenv("PREFECT_LIKE_API_URL", url + "api")
-
-        @task
-        def trial(x: int) -> int:
-            create_table_artifact([{"x": x, "score": x * x}], key="trial-score")
-            return x
-
-        @flow(task_runner="thread")
-        def sweep() -> uuid.UUID:
-            trial.map(range(20)).wait()
-            return create_progress_artifact(100, key="done")
-
-        state = sweep(return_state=True)
-        progress_id = state.result()
-        api = url + "api"
-        page = httpx.get(f"{api}/flow-runs/{state.run_id}/artifacts", params={"limit": 5}).json()
-        assert page["total"] == 21 and len(page["items"]) == 5
-        keyed = httpx.get(f"{api}/artifacts", params={"key": "trial-score", "limit": 100}).json()
-        assert sorted(a["data"][0]["score"] for a in keyed["items"]) == [x * x for x in range(20)]
-        one = keyed["items"][0]
-        of_task = httpx.get(f"{api}/task-runs/{one['task_run_id']}/artifacts").json()
-        assert [a["id"] for a in of_task["items"]] == [one["id"]]
-        assert httpx.get(f"{api}/artifacts/done").json()["id"] == progress_id.hex
-        missing = httpx.get(f"{api}/artifacts/nope")
-        assert missing.status_code == 404 and "no artifact" in missing.json()["detail"]
-        # The CLI reads them through the server as it reads the embedded store.
-        listing = CliRunner().invoke(cli, ["artifacts", "ls", "--key", "done", "--json"])
-        assert [a["data"] for a in json.loads(listing.output)] == [100.0]
-        bad = httpx.post(f"{api}/events", json=[["artifact", "x" * 32, 0, None, math.pi, None, "table", None,
-                                                  {"task_run_id": 7}]])
-        assert bad.status_code == 422  # a task run id that is not an id is refused, nothing stored

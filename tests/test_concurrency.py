@@ -341,35 +341,3 @@ def test_cli_creates_inspects_resets_and_deletes_limits() -> None:
     assert negative.exit_code == 2  # click refuses it before anything is written
     with Store(settings.database_path()) as store:
         assert [x["name"] for x in limits.list_limits(store)] == ["api"]
-
-
-# -- through the tracking server ----------------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_limits_are_shared_through_the_tracking_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.server._live import running_server
-
-    (tmp_path / "server").mkdir()
-    with running_server(tmp_path / "server") as url:
-        api = url + "api"
-        monkeypatch.setenv("PREFECT_LIKE_API_URL", api)
-        runner = CliRunner()
-        assert runner.invoke(cli, ["concurrency-limit", "create", "gpu", "1"]).exit_code == 0
-        script = tmp_path / "worker.py"
-        script.write_text(WORKER)
-        log = tmp_path / "spans.jsonl"
-        procs = [subprocess.Popen([sys.executable, str(script), str(log), "8"], env=env(PREFECT_LIKE_API_URL=api))
-                 for _ in range(2)]
-        for proc in procs:
-            assert proc.wait(timeout=120) == 0
-        spans = intervals(log)
-        assert len(spans) == 16
-        assert_no_overlap(spans)
-        shown = json.loads(runner.invoke(cli, ["concurrency-limit", "inspect", "gpu", "--json"]).output)
-        assert shown["holders"] == []
-        with pytest.raises(LookupError, match="no active concurrency limit named 'absent'"), \
-                concurrency("absent", strict=True):
-            pass
-        missing = runner.invoke(cli, ["concurrency-limit", "delete", "absent"])
-        assert missing.exit_code == 1 and "no concurrency limit named 'absent'" in missing.output

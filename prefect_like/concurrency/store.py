@@ -231,9 +231,10 @@ def try_acquire(
                 f"no active concurrency limit named {', '.join(map(repr, missing))}; create it with "
                 f"`prefect-like concurrency-limit create NAME N` (strict=True refuses to run unlimited)"
             )
-        held = dict(conn.execute(
+        # int(): PostgreSQL's SUM of integers is a decimal
+        held = {name: int(total) for name, total in conn.execute(
             f"SELECT name, SUM(occupy) FROM concurrency_slots WHERE name IN ({marks}) GROUP BY name", names
-        ).fetchall())
+        ).fetchall()}
         wait = 0.0
         for name, (_, slots, decay, _, decaying, decayed_at, _) in limits.items():
             if mode == "rate_limit" and decay is None:

@@ -1,6 +1,6 @@
-"""The dashboard's artifacts and tag filter end to end: a real server process, real headless
-Chromium, a real flow run that publishes every kind of artifact (hostile text included) and
-tags some of its task runs.
+"""The dashboard's artifacts and tag filter end to end: a real server process (on SQLite and on
+PostgreSQL), real headless Chromium, a real flow run sent to it over HTTP that publishes every
+kind of artifact (hostile text included) and tags some of its task runs.
 
 Without chromium these tests skip, except on CI (CI=true), where they fail.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from prefect_like import flow, task
@@ -22,7 +22,6 @@ from prefect_like.artifacts import (
     create_table_artifact,
     update_progress_artifact,
 )
-from prefect_like.tracking.store import Store
 
 from ._live import chromium, chromium_path, running_server
 
@@ -67,32 +66,35 @@ def sweep() -> None:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The server, and the flow run sent to it over HTTP (so it is stored in the server's
+    database, SQLite or PostgreSQL)."""
     home = tmp_path_factory.mktemp("artifacts-dashboard")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PREFECT_LIKE_HOME", str(home))
-        mp.delenv("PREFECT_LIKE_API_URL", raising=False)
+    with running_server(home) as url, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PREFECT_LIKE_HOME", str(home / "client"))
+        mp.setenv("PREFECT_LIKE_API_URL", url + "api")
         sweep()
-    yield home
+        yield url
 
 
 @pytest.fixture(scope="module")
-def run(home: Path) -> dict[str, Any]:
-    with Store(home / "prefect_like.db") as store:
-        (run,) = store.list_flow_runs(flow_name="e2e-artifacts")
-        run["tagged"] = [t["id"] for t in store.list_task_runs(run["id"], tags=["gpu"])]
+def run(server: str) -> dict[str, Any]:
+    api = server + "api"
+    (run,) = httpx.get(f"{api}/flow-runs", params={"flow_name": "e2e-artifacts"}).json()["items"]
+    tagged = httpx.get(f"{api}/flow-runs/{run['id']}/task-runs", params={"tags": "gpu"}).json()["items"]
+    run["tagged"] = [t["id"] for t in tagged]
     return run
 
 
 @pytest.fixture(scope="module")
-def page(home: Path) -> Iterator[Any]:
+def page(server: str) -> Iterator[Any]:
     if chromium_path() is None:
         reason = "chromium is not installed (apt-get install chromium)"
         if os.environ.get("CI") == "true":
             pytest.fail(f"{reason}; browser tests must run on CI")
         pytest.skip(reason)
-    with running_server(home) as url, chromium() as browser:
-        context = browser.new_context(base_url=url, viewport={"width": 1400, "height": 900})
+    with chromium() as browser:
+        context = browser.new_context(base_url=server, viewport={"width": 1400, "height": 900})
         context.set_default_timeout(10_000)
         page = context.new_page()
         dialogs: list[str] = []
