@@ -45,13 +45,16 @@ NameParam = Annotated[str, PathParam(min_length=1, max_length=200)]
 
 
 def control_of(app: Any) -> Control:
-    """The app's ``Control``, opened on first use over the tracker's SQLite file."""
+    """The app's ``Control``, opened on first use over the tracker's store (SQLite or PostgreSQL)."""
     control = getattr(app.state, "control", None)
     if control is None:
-        path = getattr(app.state.tracker, "path", None)
-        if path is None:
-            raise Problem(501, "deployments need the server's SQLite store (PREFECT_LIKE_DATABASE_URL unset)")
-        control = app.state.control = Control(path)
+        tracker = app.state.tracker
+        if getattr(tracker, "postgres", False):
+            from prefect_like.tracking import postgres
+
+            control = app.state.control = postgres.control(tracker.url)
+        else:
+            control = app.state.control = Control(tracker.path)
     return control
 
 

@@ -365,3 +365,53 @@ def upgrade(conn: Connection, where: str) -> tuple[int, int]:
             conn.execute("ROLLBACK")
         raise
     return before, max(before, schema.SCHEMA_VERSION)
+
+
+class Row(tuple):  # type: ignore[type-arg]
+    """A row read by name or by position, as ``sqlite3.Row`` is (``Control`` reads both ways)."""
+
+    _names: dict[str, int]
+
+    def __new__(cls, values: Sequence[Any], names: dict[str, int]) -> Row:
+        row = super().__new__(cls, values)
+        row._names = names
+        return row
+
+    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._names[key])
+        return tuple.__getitem__(self, key)
+
+    def keys(self) -> list[str]:
+        return list(self._names)
+
+
+def _named_rows(cursor: Any) -> Callable[[Sequence[Any]], Row]:
+    names = {column.name: i for i, column in enumerate(cursor.description or ())}
+    return lambda values: Row(values, names)
+
+
+def control(url: str) -> Any:
+    """The server's ``Control`` (deployments, claims, cancellations) on the PostgreSQL store at
+    ``url``: the same code as on SQLite, its ``BEGIN IMMEDIATE`` the store's write lock here
+    too, so a run is claimed once and a schedule's runs made once across every server process."""
+    from prefect_like.tracking.control import Control
+
+    class PgControl(Control):
+        def __init__(self, url: str, *, retry_for: float = 60.0) -> None:
+            store = PgStore(url, retry_for=retry_for)  # its schema checked, its retry loop
+            store.pg._pg.row_factory = _named_rows
+            self._store = store
+            self.path = store.where  # type: ignore[assignment]
+            self.retry_for = retry_for
+            self._lock = store._lock
+            self._conn = store.pg  # type: ignore[assignment]
+            self.cancelling = {}
+
+        def _retry(self, fn: Callable[[], T]) -> T:
+            return self._store._retry(fn)
+
+        def close(self) -> None:
+            self._store.close()
+
+    return PgControl(url)

@@ -8,6 +8,7 @@ Needs PostgreSQL (Debian's ``postgresql`` package): skipped without it, failed u
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -213,3 +214,37 @@ def test_migration_steps_are_translated_to_postgresql_types() -> None:
     assert "x DOUBLE PRECISION" in table and 'y TEXT COLLATE "C" NOT NULL' in table
     assert table.endswith("rowid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE\n)")
     assert "rowid" not in dialect.ddl("CREATE TABLE h (a INTEGER, PRIMARY KEY (a)) WITHOUT ROWID")
+
+
+def test_workers_racing_over_three_connections_claim_each_deployment_run_once(cluster: pg.Cluster) -> None:
+    # tests/tracking/test_control.py's race, each Control on its own PostgreSQL connection as a
+    # server process has: the claim's transaction holds the store's write lock.
+    from prefect_like.tracking.postgres import control
+
+    url = cluster.fresh()
+    setup = control(url)
+    setup.put_deployment({"name": "nightly", "flow_name": "train", "entrypoint": "/src/train.py:train",
+                          "work_pool": "gpu", "parameters": {"n": 1},
+                          "parameter_schema": {"properties": {"n": {"type": "integer"}}, "required": ["n"]}})
+    made = {setup.create_run("nightly", {"n": i})["id"] for i in range(60)}
+    got: dict[str, list[str]] = {"a": [], "b": [], "c": []}
+    start = threading.Barrier(len(got))
+
+    def work(name: str) -> None:
+        mine = control(url)
+        start.wait()
+        try:
+            while runs := mine.claim("gpu", name, 1):
+                got[name].extend(r["id"] for r in runs)
+        finally:
+            mine.close()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in got]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    setup.close()
+    assert sorted(got["a"] + got["b"] + got["c"]) == sorted(made)  # every run claimed, none twice
+    with PgStore(url) as store:  # and each is a flow run the store lists, Scheduled
+        assert store.count_flow_runs() == 60
