@@ -367,7 +367,7 @@ def upgrade(conn: Connection, where: str) -> tuple[int, int]:
     return before, max(before, schema.SCHEMA_VERSION)
 
 
-class Row(tuple):  # type: ignore[type-arg]
+class Row(tuple[Any, ...]):
     """A row read by name or by position, as ``sqlite3.Row`` is (``Control`` reads both ways)."""
 
     _names: dict[str, int]
@@ -377,7 +377,7 @@ class Row(tuple):  # type: ignore[type-arg]
         row._names = names
         return row
 
-    def __getitem__(self, key: Any) -> Any:  # type: ignore[override]
+    def __getitem__(self, key: Any) -> Any:
         if isinstance(key, str):
             return tuple.__getitem__(self, self._names[key])
         return tuple.__getitem__(self, key)
