@@ -57,6 +57,11 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,199}$")
 SCHEDULE_KINDS = ("cron", "interval", "once")
 
 
+# Runs made in one tick at most: a tick is one transaction, which holds the store's write lock
+# (events wait meanwhile), so a thousand new schedules are made over a few ticks, not in one.
+MAX_MADE_PER_TICK = 1000
+
+
 def horizon() -> float:
     """How far ahead (seconds) the scheduler makes runs, and how far back it fills a gap."""
     return settings.float_setting("SCHEDULER_HORIZON", 3600.0)
@@ -394,7 +399,7 @@ class Control:
                 self._withdraw_future(conn, row["id"], now)
             else:
                 # Made again from now: the times paused over are skipped, not caught up.
-                conn.execute("UPDATE schedules SET scheduled_until = ? WHERE deployment_id = ?", (now, row["id"]))
+                conn.execute("UPDATE schedules SET scheduled_until = ?, next_due = NULL WHERE deployment_id = ?", (now, row["id"]))
             return str(row["id"])
 
         return self.get_deployment(self._tx(write))
@@ -409,7 +414,7 @@ class Control:
             conn.execute("DELETE FROM deployment_runs WHERE flow_run_id = ?", (flow_run_id,))
             conn.execute("DELETE FROM state_history WHERE run_id = ?", (flow_run_id,))
             conn.execute("DELETE FROM flow_runs WHERE id = ? AND seq < 0", (flow_run_id,))
-        conn.execute("UPDATE schedules SET scheduled_until = ? WHERE deployment_id = ?", (now, deployment_id))
+        conn.execute("UPDATE schedules SET scheduled_until = ?, next_due = NULL WHERE deployment_id = ?", (now, deployment_id))
 
     # -- flow runs of deployments --------------------------------------------------------
 
@@ -770,45 +775,58 @@ class Control:
         return due
 
     def _make_scheduled(self, conn: sqlite3.Connection, now: float) -> int:
+        """Make the runs each schedule has due within the horizon. A schedule remembers the
+        first time it has not made a run for (``next_due``), so one with nothing new within the
+        horizon costs nothing here: of a thousand schedules a minute, a tick sees a few."""
         made = 0
         ahead, most = horizon(), max_runs_ahead()
         schedules = conn.execute(
-            "SELECT s.*, d.id AS d_id FROM schedules s JOIN deployments d ON d.id = s.deployment_id "
-            "WHERE s.active = 1 AND d.paused = 0").fetchall()
+            "SELECT s.* FROM schedules s JOIN deployments d ON d.id = s.deployment_id "
+            "WHERE s.active = 1 AND d.paused = 0 AND (s.next_due IS NULL OR s.next_due <= ?)", (now + ahead,)).fetchall()
+        deployments: dict[str, sqlite3.Row] = {}
         for s in schedules:
-            deployment = conn.execute("SELECT * FROM deployments WHERE id = ?", (s["deployment_id"],)).fetchone()
+            if made >= MAX_MADE_PER_TICK:  # the write lock is held meanwhile: the rest next tick
+                break
+            deployment = deployments.get(s["deployment_id"])
+            if deployment is None:
+                deployment = deployments[s["deployment_id"]] = conn.execute(
+                    "SELECT * FROM deployments WHERE id = ?", (s["deployment_id"],)).fetchone()
             (pending,) = conn.execute(
                 "SELECT COUNT(*) FROM deployment_runs WHERE schedule_id = ? AND status = 'scheduled' AND scheduled > ?",
                 (s["id"], now)).fetchone()
             room = most - pending
-            if room <= 0:
-                continue
             start = s["scheduled_until"] if s["scheduled_until"] is not None else min(now, s["created"])
             start = max(start, now - ahead)  # a gap longer than the horizon is not filled
             spec = {"kind": s["kind"], "cron": s["cron"], "timezone": s["timezone"],
                     "interval": s["every"], "anchor": s["anchor"]}
             # Times missed (the server was down) first, then the future ones; a long gap is
             # filled over several ticks.
-            times = next_times(spec, start, now + ahead, room + 500)
-            chosen = [t for t in times if t <= now] + [t for t in times if t > now][:room]
+            times = next_times(spec, start, now + ahead, max(0, room) + 500)
+            chosen = [t for t in times if t <= now] + [t for t in times if t > now][:max(0, room)]
             parameters = _loads(deployment["parameters"]) or {}
             for t in chosen:
                 flow_run_id = uuid.uuid5(_NAMESPACE, f"{s['id']}:{t!r}").hex
                 if self._insert_run(conn, deployment, flow_run_id, t, parameters, s["id"], 1, None, now):
                     made += 1
-            if chosen:
-                conn.execute("UPDATE schedules SET scheduled_until = MAX(COALESCE(scheduled_until, 0), ?) WHERE id = ?",
-                             (chosen[-1], s["id"]))
-            elif s["scheduled_until"] is None:
-                conn.execute("UPDATE schedules SET scheduled_until = ? WHERE id = ?", (start, s["id"]))
+            until = chosen[-1] if chosen else start
+            following = next_times(spec, until, math.inf, 1)
+            conn.execute(
+                "UPDATE schedules SET scheduled_until = MAX(COALESCE(scheduled_until, 0), ?), next_due = ? WHERE id = ?",
+                (until, following[0] if following else math.inf, s["id"]))
         return made
 
     @staticmethod
-    def _name_late(conn: sqlite3.Connection, now: float) -> None:
-        conn.execute(
-            "UPDATE flow_runs SET state_name = 'Late', message = 'Late: its scheduled time passed and no worker of its pool "
-            "claimed it' WHERE seq < 0 AND state_name = 'Scheduled' AND id IN (SELECT flow_run_id FROM deployment_runs "
-            "WHERE status = 'scheduled' AND scheduled < ?)", (now - late_after(),))
+    def _name_late(conn: sqlite3.Connection, now: float) -> list[str]:
+        """Name Late the runs still unclaimed ``late_after`` seconds past their time."""
+        late = [r[0] for r in conn.execute(
+            "SELECT flow_run_id FROM deployment_runs WHERE status = 'scheduled' AND scheduled < ? AND late = 0",
+            (now - late_after(),))]
+        for flow_run_id in late:
+            conn.execute("UPDATE deployment_runs SET late = 1 WHERE flow_run_id = ?", (flow_run_id,))
+            conn.execute(
+                "UPDATE flow_runs SET state_name = 'Late', message = 'Late: its scheduled time passed and no worker "
+                "of its pool claimed it' WHERE id = ? AND seq < 0 AND state_name = 'Scheduled'", (flow_run_id,))
+        return late
 
     def _finish_claims(self, conn: sqlite3.Connection, now: float) -> None:
         """Claimed runs that ended are done; a crashed one runs again while its deployment's
@@ -829,16 +847,18 @@ class Control:
 
     @staticmethod
     def _requeue_orphans(conn: sqlite3.Connection, now: float) -> None:
-        conn.execute(
-            "UPDATE deployment_runs SET status = 'scheduled', worker = NULL, claimed = NULL "
-            "WHERE status = 'claimed' AND flow_run_id IN (SELECT id FROM flow_runs WHERE seq < 0) "
-            "AND NOT EXISTS (SELECT 1 FROM workers w WHERE w.work_pool = deployment_runs.work_pool "
-            "AND w.name = deployment_runs.worker AND w.last_seen > ?)", (now - worker_timeout(),))
-        conn.execute(
-            "UPDATE flow_runs SET state_type = 'SCHEDULED', state_name = 'Scheduled', "
-            "message = 'Scheduled again: the worker that claimed it went away before it started' "
-            "WHERE seq < 0 AND state_type = 'PENDING' AND id IN "
-            "(SELECT flow_run_id FROM deployment_runs WHERE status = 'scheduled')")
+        """Hand out again the runs claimed by a worker gone silent before they began."""
+        orphans = [r[0] for r in conn.execute(
+            "SELECT r.flow_run_id FROM deployment_runs r JOIN flow_runs f ON f.id = r.flow_run_id "
+            "WHERE r.status = 'claimed' AND f.seq < 0 AND NOT EXISTS (SELECT 1 FROM workers w "
+            "WHERE w.work_pool = r.work_pool AND w.name = r.worker AND w.last_seen > ?)", (now - worker_timeout(),))]
+        for flow_run_id in orphans:
+            conn.execute("UPDATE deployment_runs SET status = 'scheduled', worker = NULL, claimed = NULL "
+                         "WHERE flow_run_id = ?", (flow_run_id,))
+            conn.execute(
+                "UPDATE flow_runs SET state_type = 'SCHEDULED', state_name = 'Scheduled', "
+                "message = 'Scheduled again: the worker that claimed it went away before it started' "
+                "WHERE id = ? AND seq < 0", (flow_run_id,))
 
 
 __all__ = ["Control", "check_parameters", "check_schedule", "next_times"]

@@ -240,6 +240,7 @@ CREATE TABLE schedules (
     anchor REAL,
     active INTEGER NOT NULL DEFAULT 1,
     scheduled_until REAL,
+    next_due REAL,
     created REAL
 );
 CREATE INDEX schedules_deployment ON schedules (deployment_id);
@@ -254,6 +255,7 @@ CREATE TABLE deployment_runs (
     attempt INTEGER NOT NULL DEFAULT 1,
     retry_of TEXT,
     status TEXT NOT NULL,
+    late INTEGER NOT NULL DEFAULT 0,
     worker TEXT,
     claimed REAL,
     created REAL
@@ -263,6 +265,8 @@ CREATE UNIQUE INDEX deployment_runs_slot ON deployment_runs (deployment_id, sche
 CREATE UNIQUE INDEX deployment_runs_retry ON deployment_runs (retry_of) WHERE retry_of IS NOT NULL;
 CREATE INDEX deployment_runs_queue ON deployment_runs (work_pool, status, scheduled);
 CREATE INDEX deployment_runs_deployment ON deployment_runs (deployment_id, scheduled);
+CREATE INDEX deployment_runs_schedule ON deployment_runs (schedule_id, status, scheduled);
+CREATE INDEX deployment_runs_status ON deployment_runs (status, scheduled);
 
 CREATE TABLE work_pools (
     name TEXT PRIMARY KEY,
