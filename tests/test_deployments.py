@@ -453,3 +453,43 @@ def test_a_worker_submits_its_run_to_a_dask_cluster(
     with sqlite3.connect(server.database) as db:  # the runner the flow run recorded
         assert db.execute("SELECT runner FROM flow_runs WHERE id = ?", (run_id,)).fetchone() == ("DaskTaskRunner",)
     assert f"on the dask runner at {dask_cluster}" in worker.output()
+
+
+@pytest.fixture
+def page(server: ServerProcess) -> Iterator[Any]:
+    from tests.server._live import chromium, chromium_path
+
+    if chromium_path() is None:
+        reason = "chromium is not installed (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; browser tests must run on CI")
+        pytest.skip(reason)
+    errors: list[str] = []
+    with chromium() as browser:
+        context = browser.new_context(base_url=server.url.removesuffix("api"), viewport={"width": 1400, "height": 900})
+        context.set_default_timeout(20_000)
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        yield page
+        context.close()
+    assert errors == [], f"the page raised: {errors}"
+
+
+def test_the_deployments_page_shows_schedules_upcoming_runs_and_workers_and_runs_one(
+    server: ServerProcess, workers: Any, flows_file: Path, tmp_path: Path, page: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    _deploy(server, tmp_path / "cli-home", f"{flows_file}:sweep", "--name", "shown", "--pool", "page",
+            "--interval", "3600")
+    workers(server, "--pool", "page", "--name", "page-worker")
+    page.goto("/#/deployments")
+    row = page.locator("[data-testid=deployments] tbody tr", has_text="shown")
+    expect(row).to_contain_text("every 3600 s")
+    expect(page.locator("[data-testid=upcoming-runs] tbody tr", has_text="shown").first).to_contain_text("Scheduled")
+    expect(page.locator("[data-testid=workers] tbody tr", has_text="page-worker")).to_contain_text("online")
+    row.get_by_role("button", name="Run now").click()
+    expect(page.get_by_test_id("deployment-status")).to_contain_text("Made flow run")
+    made = page.get_by_test_id("deployment-status").locator("a").inner_text()
+    done = page.locator("[data-testid=recent-runs] tbody tr", has_text=made)
+    expect(done).to_contain_text("Completed", timeout=60_000)

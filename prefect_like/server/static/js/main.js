@@ -6,6 +6,7 @@
 // view refreshes its table without reloading the rest of the page.
 
 import { get } from "./api.js";
+import { deploymentsView } from "./deployments.js";
 import { errorBox, h, useStates } from "./dom.js";
 import { flowRunView } from "./flow-run.js";
 import { flowRunsView } from "./flow-runs.js";
@@ -20,6 +21,7 @@ const ROUTES = [
   [/^\/sweeps\/?$/, sweepsView],
   [/^\/sweeps\/([^/]+)$/, storedSweepView],
   [/^\/task-runs\/([^/]+)$/, taskRunView],
+  [/^\/deployments\/?$/, deploymentsView],
 ];
 
 let current = null; // {path, controller, view}
