@@ -262,11 +262,15 @@ def optimize(
     name: str | None = None,
     seed: int | None = None,
     resume: bool = False,
+    callbacks: Sequence[Callable[[Trial], Any]] = (),
     **constants: Any,
 ) -> Search:
     """Search ``space`` for the parameters of ``objective`` (a function or a ``@task``) that
     minimise or maximise ``metric``; one flow run, each trial a task run. ``constants`` go whole
-    to every trial. See the module docstring for what happens, and ``docs/guide/sweeps.md``."""
+    to every trial. ``callbacks`` are called with each ``Trial`` as it ends (its state and value
+    set), on the flow's thread, as Optuna's ``study.optimize(callbacks=...)`` are: to log trials
+    elsewhere (MLflow, TensorBoard), or to stop the search by raising. See the module docstring
+    for what happens, and ``docs/guide/sweeps.md``."""
     from prefect_like.sweep import _check_names
     from prefect_like.tasks import Task, task
 
@@ -293,6 +297,7 @@ def optimize(
     previous = _stored(name) if resume else None
     run = _SearchRun(objective, made, scheduler, metrics, modes, n_trials, timeout, max_concurrent, constants,
                      name, spec, previous, list(swept))
+    run.callbacks = list(callbacks)
     return run.run(task_runner)
 
 
@@ -407,6 +412,7 @@ class _SearchRun:
         self._next_name = [""]
         self.trial_task = self._trial_task(objective)
         self.flow_run_id = ""
+        self.callbacks: list[Callable[[Trial], Any]] = []
 
     def _trial_task(self, objective: Any) -> Any:
         from prefect_like.tasks import Task
@@ -530,6 +536,8 @@ class _SearchRun:
         if self.board is not None:
             first = trial.value[0] if isinstance(trial.value, list) else trial.value
             self.board.complete(trial.task_run_id or "", first, state.name == "Pruned")
+        for callback in self.callbacks:
+            callback(trial)
 
     def _value(self, result: Any, state: str | None) -> Any:
         """The trial's metric(s) from its result; for a pruned trial its last report."""

@@ -318,3 +318,18 @@ def test_nsga2_searches_two_objectives_for_a_pareto_front() -> None:
     front = search.best_trials
     assert front and all(0 <= t.params["x"] <= 1 for t in front)  # outside [0, 1] both objectives get worse
     assert {t.number for t in front} == {t.number for t in search.study.best_trials}
+
+
+def test_callbacks_see_each_trial_as_it_ends_and_can_stop_the_search() -> None:
+    # Optuna's study.optimize(callbacks=[...]): called after each trial, an exception stops it.
+    seen: list[tuple[int, str | None]] = []
+
+    def log(trial: sweep.Trial) -> None:
+        seen.append((trial.number, trial.state))
+        if len(seen) == 3:
+            raise RuntimeError("enough")
+
+    with pytest.raises(RuntimeError, match="enough"):
+        sweep.optimize(curve, sweep.Space(lr=sweep.uniform(0.1, 1)), n_trials=10, max_concurrent=1,
+                       name="callbacks", callbacks=[log], epochs=1)
+    assert seen == [(0, "Completed"), (1, "Completed"), (2, "Completed")]
