@@ -422,9 +422,8 @@ class _SearchRun:
         return Task(trial_function(objective.fn, self.board), options)
 
     def run(self, task_runner: Any) -> Search:
-        from prefect_like.flows import flow
-
         from prefect_like.engine import signals
+        from prefect_like.flows import flow
 
         body = flow(name=f"sweep-{self.name}", task_runner=task_runner, validate_parameters=False)(self.body)
         try:
