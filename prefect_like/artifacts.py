@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import random
 import re
 import threading
 import time
@@ -40,6 +42,15 @@ TYPES = ("table", "markdown", "link", "progress", "image")
 
 _update_lock = threading.Lock()
 _last_update = 0
+# Artifact ids from a generator of our own, seeded from the OS once per process (and again in a
+# forked child): ``uuid4()`` asks the OS for every id, which costs more than a short task run,
+# and the module-level ``random`` is the user's to seed for a reproducible sweep.
+_ids = random.Random()
+os.register_at_fork(after_in_child=_ids.seed)
+
+
+def _new_id() -> uuid.UUID:
+    return uuid.UUID(int=_ids.getrandbits(128), version=4)
 
 
 def validate_key(key: str | None) -> str | None:
@@ -81,7 +92,7 @@ def _deliver_outside_runs() -> None:
 def _publish(type_: str, payload: Any, key: str | None, description: str | None) -> uuid.UUID:
     key = validate_key(key)
     description = _description(description)
-    artifact_id = uuid.uuid4()
+    artifact_id = _new_id()
     task_run_id, flow_run_id = _run_ids()
     data: dict[str, Any] = {"data": payload}
     if key is not None:
