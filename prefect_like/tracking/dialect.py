@@ -39,11 +39,12 @@ import functools
 import re
 
 # SQLite functions PostgreSQL lacks, as PostgreSQL functions in the store's own schema.
-# json_valid needs an exception block (PostgreSQL 15 has no IS JSON); the others are plain SQL,
-# which the planner inlines.
+# json_valid needs an exception block (PostgreSQL 15 has no IS JSON), which a parallel plan may
+# not run (a subtransaction): those are not PARALLEL SAFE. The others are plain SQL, which the
+# planner inlines.
 FUNCTIONS = (
     """CREATE OR REPLACE FUNCTION json_valid(doc text) RETURNS boolean
-    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+    LANGUAGE plpgsql IMMUTABLE AS $$
     BEGIN
         IF doc IS NULL THEN
             RETURN NULL;
@@ -62,7 +63,7 @@ FUNCTIONS = (
     # json_valid and json_extract of one value, parsing it once: what a sort by a result key
     # runs for every row of a flow run.
     """CREATE OR REPLACE FUNCTION sqlite_json_at(doc text, path text) RETURNS jsonb
-    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+    LANGUAGE plpgsql IMMUTABLE AS $$
     BEGIN
         RETURN doc::jsonb #> CASE WHEN path = '$' THEN '{}'::text[]
                                  ELSE string_to_array(substr(path, 3), '.') END;

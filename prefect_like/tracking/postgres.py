@@ -34,6 +34,7 @@ transaction under the same lock; the version is the one row of ``prefect_like_sc
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 import time
@@ -331,15 +332,24 @@ def inspect(conn: Connection, where: str) -> int:
     return version
 
 
+def _functions() -> list[tuple[str, str]]:
+    """(name, the digest of its definition) of each of ``dialect.FUNCTIONS``."""
+    return [
+        (re.search(r"FUNCTION\s+(\w+)", f).group(1), hashlib.sha1(f.encode()).hexdigest()[:16])  # type: ignore[union-attr]
+        for f in dialect.FUNCTIONS
+    ]
+
+
 def _functions_missing(conn: Connection) -> bool:
-    """Whether the schema lacks one of ``dialect.FUNCTIONS`` (a store made by an earlier version
-    of this module): ``upgrade`` makes them, whatever the schema version."""
-    names = [re.search(r"FUNCTION\s+(\w+)", f).group(1) for f in dialect.FUNCTIONS]  # type: ignore[union-attr]
+    """Whether the schema lacks one of ``dialect.FUNCTIONS`` as this version defines it (a store
+    made by an earlier version of this module): ``upgrade`` makes them, whatever the schema
+    version. Each function's comment holds the digest of its definition."""
+    wanted = [f"{name} {digest}" for name, digest in _functions()]
     row = conn.execute(
-        "SELECT count(DISTINCT proname) FROM pg_proc WHERE proname = ANY(?) "
-        "AND pronamespace = current_schema()::regnamespace", (names,),
+        "SELECT count(*) FROM pg_proc WHERE pronamespace = current_schema()::regnamespace "
+        "AND proname || ' ' || coalesce(obj_description(oid, 'pg_proc'), '') = ANY(?)", (wanted,),
     ).fetchone()
-    return row is None or int(row[0]) < len(names)
+    return row is None or int(row[0]) < len(wanted)
 
 
 def upgrade(conn: Connection, where: str) -> tuple[int, int]:
@@ -349,8 +359,10 @@ def upgrade(conn: Connection, where: str) -> tuple[int, int]:
     try:
         before = inspect(conn, where)
         if before < schema.SCHEMA_VERSION or _functions_missing(conn):
-            for function in dialect.FUNCTIONS:  # CREATE OR REPLACE: a newer version's bodies
+            for function, (name, digest) in zip(dialect.FUNCTIONS, _functions(), strict=True):
+                conn._pg.execute(f"DROP FUNCTION IF EXISTS {name}")  # its PARALLEL label too
                 conn._pg.execute(function)
+                conn._pg.execute(f"COMMENT ON FUNCTION {name} IS '{digest}'")
         if before < schema.SCHEMA_VERSION:
             for step in range(before + 1, schema.SCHEMA_VERSION + 1):
                 for statement in schema.STEPS[step].split(";"):

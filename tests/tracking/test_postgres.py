@@ -248,3 +248,17 @@ def test_workers_racing_over_three_connections_claim_each_deployment_run_once(cl
     assert sorted(got["a"] + got["b"] + got["c"]) == sorted(made)  # every run claimed, none twice
     with PgStore(url) as store:  # and each is a flow run the store lists, Scheduled
         assert store.count_flow_runs() == 60
+
+
+def test_a_store_whose_sql_functions_an_earlier_version_made_gets_this_versions(cluster: pg.Cluster) -> None:
+    # An earlier version made json_valid PARALLEL SAFE, which a parallel plan cannot run.
+    url = cluster.fresh()
+    PgStore(url).close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER FUNCTION json_valid PARALLEL SAFE")
+        conn.execute("COMMENT ON FUNCTION json_valid IS 'an earlier one'")
+    PgStore(url).close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        (parallel,) = conn.execute("SELECT proparallel FROM pg_proc WHERE proname = 'json_valid' "
+                                   "AND pronamespace = current_schema()::regnamespace").fetchone()
+    assert parallel == "u"
