@@ -234,9 +234,16 @@ def test_occupy_takes_that_many_slots_of_every_named_limit() -> None:
         assert all(limit["active_slots"] == 0 for limit in limits.list_limits(store))
 
 
-def test_a_name_without_a_limit_does_not_limit_unless_strict() -> None:
-    with concurrency("nobody-made-this"):
-        pass
+def test_a_name_without_a_limit_does_not_limit_unless_strict(caplog: pytest.LogCaptureFixture) -> None:
+    # Prefect docs: "if the provided names of the concurrency limits don't already exist, then no
+    # limiting is enforced and a warning will be logged"; strict=True raises instead.
+    with caplog.at_level("WARNING", logger="prefect_like.concurrency"):
+        with concurrency("nobody-made-this"):
+            pass
+        with concurrency("nobody-made-this"):
+            pass
+    said = [r.getMessage() for r in caplog.records if "nobody-made-this" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("no active concurrency limit named 'nobody-made-this'")
     with concurrency([]):  # no names: nothing to take (Prefect)
         pass
     with pytest.raises(LookupError, match="no active concurrency limit named 'nobody-made-this'"), \
@@ -337,6 +344,11 @@ def test_cli_creates_inspects_resets_and_deletes_limits() -> None:
     assert missing.exit_code == 1 and missing.output.strip() == "Error: no concurrency limit named 'gpu'"
     bad = run("concurrency-limit", "create", " spaced", "1")
     assert bad.exit_code == 1 and "no blanks around it" in bad.output
+    slashed = run("gcl", "create", "a/b", "--limit", "1")  # Prefect refuses / % & > < in names too
+    assert slashed.exit_code == 1 and "none of them / % & > <" in slashed.output
+    updated = run("gcl", "update", "api", "--limit", "7", "--enable")
+    assert updated.output.strip() == "concurrency limit 'api': 7 slot(s)"
+    assert json.loads(run("gcl", "inspect", "api", "--json").output)["slot_decay_per_second"] == 1.5
     negative = run("concurrency-limit", "create", "x", "-1")
     assert negative.exit_code == 2  # click refuses it before anything is written
     with Store(settings.database_path()) as store:

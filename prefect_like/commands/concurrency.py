@@ -9,7 +9,8 @@
 One namespace: the limit "gpu" holds the task runs tagged "gpu" (Prefect's tag-based
 concurrency limits) and the blocks in ``concurrency("gpu")`` (its global concurrency limits).
 Prefect's spelling of the latter, ``gcl create NAME --limit N [--slot-decay-per-second R]``,
-``gcl ls``, ``gcl inspect``, ``gcl delete``, ``gcl enable``/``disable``, works too.
+``gcl ls``, ``gcl inspect``, ``gcl update NAME [--limit N] [--enable/--disable]``, ``gcl delete``,
+``gcl enable``/``disable``, works too.
 
 Limits live where runs are tracked: on the tracking server when PREFECT_LIKE_API_URL is set,
 else in the embedded store.
@@ -171,6 +172,26 @@ def gcl_create(name: str, limit: int, decay: float | None, disable: bool) -> Non
         if disable:
             made = limits.set_active(name, False)
     click.echo(f"concurrency limit {made['name']!r}: {made['limit']} slot(s)")
+
+
+@gcl.command("update")
+@click.argument("name")
+@click.option("--limit", "-l", "limit", type=click.IntRange(min=0), help="The new number of slots.")
+@_DECAY
+@click.option("--enable/--disable", "active", default=None, help="Make it limit again, or stop it limiting.")
+@_friendly_errors
+def gcl_update(name: str, limit: int | None, decay: float | None, active: bool | None) -> None:
+    """Change a limit's slots, decay or state."""
+    with _Limits() as limits:
+        current = limits.get(name)
+        if limit is not None or decay is not None:
+            limits.create(name, current["limit"] if limit is None else limit,
+                          current["slot_decay_per_second"] if decay is None else decay)
+        if active is not None:
+            limits.set_active(name, active)
+        made = limits.get(name)
+    click.echo(f"concurrency limit {made['name']!r}: {made['limit']} slot(s)"
+               + ("" if made["active"] else ", disabled"))
 
 
 gcl.add_command(ls, "ls")

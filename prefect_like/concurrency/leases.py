@@ -115,6 +115,7 @@ class HttpSlots:
         return frozenset(limit["name"] for limit in self.client._get("/concurrency/limits") if limit["active"])
 
 
+_warned: set[str] = set()  # names said once to have no limit
 _backends: dict[str, Slots] = {}
 _backends_lock = threading.Lock()
 
@@ -222,6 +223,12 @@ def _attempt(names: list[str], occupy: int, mode: str, seconds: float, strict: b
              backend: Slots) -> tuple[Lease | None, float]:
     answer = backend.try_acquire(names, occupy, mode, holder_name(), seconds, strict)
     if answer["acquired"]:
+        unlimited = set(names) - set(answer.get("limits", names)) - _warned
+        if unlimited:  # as Prefect does: the block runs, unlimited, and says so once
+            _warned.update(unlimited)
+            log.warning("no active concurrency limit named %s: not limiting it (create one with "
+                        "`prefect-like concurrency-limit create NAME N`, or pass strict=True to refuse)",
+                        ", ".join(map(repr, sorted(unlimited))))
         lease = Lease(backend, answer["lease_ids"], answer.get("limits", names), seconds)
         if lease.lease_ids:
             RENEWER.hold(lease)

@@ -38,15 +38,16 @@ from prefect_like.tracking.queries import iso
 if TYPE_CHECKING:
     from prefect_like.tracking.store import Store
 
-NAME = re.compile(r"^[^\s\x00-\x1f][^\x00-\x1f]{0,199}$")
+# Prefect's rule, and ours: no control characters, and none of / % & > < (names go in URLs).
+NAME = re.compile(r"^[^\s\x00-\x1f/%&><][^\x00-\x1f/%&><]{0,199}$")
 MODES = ("concurrency", "rate_limit")
 
 
 def validate_name(name: Any) -> str:
     if not isinstance(name, str) or not NAME.match(name) or name != name.strip():
         raise ValueError(
-            f"a concurrency limit name is 1 to 200 characters with no control characters and no "
-            f"blanks around it, got {name!r}"
+            f"a concurrency limit name is 1 to 200 characters, none of them / % & > < or a control "
+            f"character, with no blanks around it; got {name!r}"
         )
     return name
 
@@ -92,14 +93,15 @@ def _level(decaying: float, decayed_at: float | None, decay: float | None, now: 
 
 def create_limit(store: Store, name: str, limit: int, slot_decay_per_second: float | None = None,
                  active: bool = True) -> dict[str, Any]:
-    """Create the limit, or set its number of slots (and decay) if it exists; its leases stay."""
+    """Create the limit, or set its number of slots (and decay) if it exists; its leases, and
+    whether it is active, stay."""
     name, limit, decay = validate_name(name), _slots(limit), _decay(slot_decay_per_second)
 
     def write(conn: sqlite3.Connection) -> None:
         conn.execute(
             "INSERT INTO concurrency_limits (name, slots, slot_decay_per_second, active, created) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET slots = excluded.slots, "
-            "slot_decay_per_second = excluded.slot_decay_per_second, active = excluded.active",
+            "slot_decay_per_second = excluded.slot_decay_per_second",
             (name, limit, decay, int(active), time.time()),
         )
 
