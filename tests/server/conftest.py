@@ -6,6 +6,9 @@ throwaway cluster (``tests.pg``) for the module's own fixtures, and another for 
 server process or app made then (``ServerProcess``, ``running_server``, ``create_app``) uses
 it; ``ServerProcess.store()`` opens the store a server uses, whichever it is.
 
+A module-scoped fixture that makes a server or its data must take ``database`` as an argument,
+so each backend gets its own (pytest otherwise keeps the first one for both).
+
 A test marked ``@pytest.mark.backends("sqlite")`` runs on SQLite only; its marker says why
 (it is about the SQLite file itself, or about flows writing the embedded store while a server
 reads the same file).

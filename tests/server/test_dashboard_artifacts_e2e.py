@@ -66,7 +66,7 @@ def sweep() -> None:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[str]:
     """The server, and the flow run sent to it over HTTP (so it is stored in the server's
     database, SQLite or PostgreSQL)."""
     home = tmp_path_factory.mktemp("artifacts-dashboard")

@@ -69,7 +69,7 @@ def live_search(gate_file: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def home(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[Path]:
     home = tmp_path_factory.mktemp("sweep-e2e")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PREFECT_LIKE_HOME", str(home))
