@@ -168,14 +168,18 @@ class OptunaSampler:
             if state not in ("Completed", "Cached", "Pruned") or any(name not in params for name in self.distributions):
                 continue  # the trials to run again are asked for again as they run
             kept = {name: params[name] for name in self.distributions}
-            if state == "Pruned":
-                trial = optuna.trial.create_trial(params=kept, distributions=self.distributions, state=TrialState.PRUNED)
-            elif value is None:
+            if state != "Pruned" and value is None:
                 continue
-            else:
-                values = list(value) if isinstance(value, (list, tuple)) else [value]
-                trial = optuna.trial.create_trial(params=kept, distributions=self.distributions, values=values)
-            self.study.add_trial(trial)
+            try:
+                if state == "Pruned":
+                    trial = optuna.trial.create_trial(params=kept, distributions=self.distributions,
+                                                      state=TrialState.PRUNED)
+                else:
+                    values = list(value) if isinstance(value, (list, tuple)) else [value]
+                    trial = optuna.trial.create_trial(params=kept, distributions=self.distributions, values=values)
+                self.study.add_trial(trial)
+            except ValueError:  # a stored point outside this run's space (the space changed): not told
+                continue
 
 
 def make_sampler(sampler: Any, space: Space | Grid, directions: Sequence[str], seed: int | None) -> Any:

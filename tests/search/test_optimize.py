@@ -333,3 +333,13 @@ def test_callbacks_see_each_trial_as_it_ends_and_can_stop_the_search() -> None:
         sweep.optimize(curve, sweep.Space(lr=sweep.uniform(0.1, 1)), n_trials=10, max_concurrent=1,
                        name="callbacks", callbacks=[log], epochs=1)
     assert seen == [(0, "Completed"), (1, "Completed"), (2, "Completed")]
+
+
+def test_resuming_with_a_narrower_space_tells_the_study_only_the_points_inside_it() -> None:
+    pytest.importorskip("optuna", reason="the optuna extra is not installed (pip install 'prefect-like[optuna]')")
+    sweep.optimize(curve, sweep.grid(lr=[0.2, 0.4, 3.0]), sampler="grid", name="narrowed", epochs=1)
+    again = sweep.optimize(curve, sweep.Space(lr=sweep.uniform(0.1, 1.0)), sampler="tpe", n_trials=5, seed=0,
+                           name="narrowed", resume=True, epochs=1)
+    told = sorted(t.params["lr"] for t in again.study.trials[:2])
+    assert told == [0.2, 0.4]  # 3.0 lies outside the new space
+    assert len(again.trials) == 5 and len(again.study.trials) == 4
