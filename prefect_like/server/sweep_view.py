@@ -46,6 +46,11 @@ import orjson
 from prefect_like.states import is_final
 
 MAX_POINTS = 20_000
+# Seconds: trial times come from the clocks of the machines that ran them. A trial a skewed
+# clock put further back is caught by the full read every FULL_READ_EVERY seconds of a live
+# sweep, and by the one when it ends.
+CLOCK_MARGIN = 1.0
+FULL_READ_EVERY = 60.0
 MAX_BINS = 200
 MAX_FILTERS = 64
 IMPORTANCE_BINS = 10
@@ -62,7 +67,8 @@ class Column:
 
     name: str
     kind: str  # "param" or "result"
-    values: list[Any]
+    raw: list[Any]  # the values as stored (numbers, text, lists, ...), None where missing
+    values: list[Any] = field(default_factory=list)  # raw if numeric, else each value's text
     numeric: bool = True
     log: bool = False
     lo: float | None = None
@@ -92,14 +98,15 @@ def _text(value: Any) -> str:
 
 
 def _finish(column: Column) -> Column:
-    present = [v for v in column.values if v is not None]
+    present = [v for v in column.raw if v is not None]
     if present and {type(v) for v in present} <= {int, float} and all(map(math.isfinite, present)):
         column.numeric = True
+        column.values = column.raw
         column.lo, column.hi = min(present), max(present)
         column.log = column.lo > 0 and column.hi / column.lo >= 100
     else:
         column.numeric = False
-        texts = [None if v is None else _text(v) for v in column.values]
+        texts = [None if v is None else _text(v) for v in column.raw]
         column.values = texts
         column.categories = sorted({t for t in texts if t is not None}, key=_category_order)
     return column
@@ -132,21 +139,45 @@ def _loads(text: Any) -> Any:
 
 
 class Trials:
-    """One task's runs in a flow run, as columns. Built from ``Reads.trial_rows``.
+    """One task's runs (in one flow run, or in each flow run of a sweep), as columns.
 
-    The loop below runs once per trial (200,000 times for a big sweep): trials of one task
-    nearly always have the same parameter names and result keys, so the columns a row's keys
-    map to are looked up once per distinct key set, not once per value."""
+    Built from ``Reads.trial_rows``; ``updated(rows)`` gives the trials with the rows that
+    changed since (a live sweep: new trials, and trials that started or ended) applied, as a new
+    object, so a request reading the old one is never disturbed. The loop below runs once per
+    trial (200,000 times for a big sweep): trials of one task nearly always have the same
+    parameter names and result keys, so the columns a row's keys map to are looked up once per
+    distinct key set, not once per value."""
 
     def __init__(self, rows: Iterable[Sequence[Any]]) -> None:
         self.ids: list[str] = []
+        self.index: dict[str, int] = {}
         self.state_types: list[str | None] = []
         self.state_names: list[str | None] = []
         self.durations: list[float | None] = []
-        raw: dict[str, list[Any]] = {}
+        self.raw: dict[str, list[Any]] = {}
+        self.size = 0
+        # The latest times seen: where the next ``updated`` reads from.
+        self.created = self.touched = -math.inf
+        self._apply(rows)
+
+    def updated(self, rows: Iterable[Sequence[Any]]) -> Trials:
+        """These trials with ``rows`` (new or changed trials) applied, as a new object."""
+        new = object.__new__(Trials)
+        new.ids = self.ids.copy()
+        new.index = self.index.copy()
+        new.state_types = self.state_types.copy()
+        new.state_names = self.state_names.copy()
+        new.durations = self.durations.copy()
+        new.raw = {name: values.copy() for name, values in self.raw.items()}
+        new.size, new.created, new.touched = self.size, self.created, self.touched
+        new._apply(rows)
+        return new
+
+    def _apply(self, rows: Iterable[Sequence[Any]]) -> None:
+        raw = self.raw
         by_keys: dict[tuple[str, tuple[str, ...]], list[list[Any]]] = {}
 
-        def add(prefix: str, mapping: dict[str, Any], n: int) -> None:
+        def put(prefix: str, mapping: dict[str, Any], i: int) -> None:
             keys = tuple(mapping)
             columns = by_keys.get((prefix, keys))
             if columns is None:
@@ -154,20 +185,40 @@ class Trials:
                     raw.setdefault(prefix + key, []) for key in keys
                 ]
             for column, value in zip(columns, mapping.values(), strict=True):
-                if len(column) < n:
-                    column.extend([None] * (n - len(column)))
-                column.append(value)
+                size = len(column)
+                if size == i:
+                    column.append(value)
+                elif size < i:
+                    column.extend([None] * (i - size))
+                    column.append(value)
+                else:
+                    column[i] = value
 
-        n = 0
-        for run_id, stype, sname, duration, params, result in rows:
-            self.ids.append(run_id)
-            self.state_types.append(stype)
-            self.state_names.append(sname)
-            self.durations.append(duration if type(duration) is float else None)
+        ids, index = self.ids, self.index
+        created_max, touched_max = self.created, self.touched
+        for run_id, stype, sname, duration, params, result, created, start, end in rows:
+            i = index.get(run_id)
+            if i is None:
+                i = index[run_id] = len(ids)
+                ids.append(run_id)
+                self.state_types.append(stype)
+                self.state_names.append(sname)
+                self.durations.append(duration if type(duration) is float else None)
+            else:  # a trial seen before, changed since: its values are replaced
+                self.state_types[i], self.state_names[i] = stype, sname
+                self.durations[i] = duration if type(duration) is float else None
+                for column in raw.values():
+                    if i < len(column):
+                        column[i] = None
+            if type(created) is float and created > created_max:
+                created_max = created
+            for ts in (start, end):
+                if type(ts) is float and ts > touched_max:
+                    touched_max = ts
             if params is not None:
                 parameters = _loads(params)
                 if type(parameters) is dict:
-                    add("param.", parameters, n)
+                    put("param.", parameters, i)
             if result is not None:
                 value = _loads(result)
                 if type(value) is dict:
@@ -175,13 +226,13 @@ class Trials:
                         if any(type(v) is dict for v in value.values()):
                             flat: dict[str, Any] = {}
                             _flatten("", value, flat)
-                            add("result", flat, n)
+                            put("result", flat, i)
                         else:
-                            add("result.", value, n)
+                            put("result.", value, i)
                 elif value is not None:
-                    add("", {"result": value}, n)
-            n += 1
-        self.size = n
+                    put("", {"result": value}, i)
+        self.created, self.touched = created_max, touched_max
+        n = self.size = len(ids)
         for column in raw.values():
             if len(column) < n:
                 column.extend([None] * (n - len(column)))
@@ -463,17 +514,18 @@ def page(
 
 
 class TrialsCache:
-    """Built ``Trials`` per (flow runs, task), rebuilt only when one of the flow runs has changed.
+    """Built ``Trials`` per (flow runs, task), brought up to date only when a flow run changed.
 
     A flow run's summary (its state, its counts by state, its last sign of life) changes with
     every batch the store takes for it; unchanged, the columns are served as built. While a
-    sweep is live its columns are rebuilt at most every few times the last build took (and at
-    least a second apart), so a 200,000-trial sweep that is still running does not keep the
-    server busy rebuilding."""
+    sweep is live, each change reads only the trials made, started or ended since the last
+    read (an incremental query: a few hundred rows, not 200,000), and every trial once a
+    minute; once it has ended, every trial is read once more, and that picture is served
+    until it changes again."""
 
     def __init__(self, size: int = 8) -> None:
         self.size = size
-        self._entries: dict[tuple[tuple[str, ...], str | None], tuple[str, float, float, Trials]] = {}
+        self._entries: dict[tuple[tuple[str, ...], str | None], tuple[str, bool, float, Trials]] = {}
         self._lock = threading.Lock()
 
     def get(self, reader: Any, flow_runs: list[dict[str, Any]], task_name: str | None) -> Trials:
@@ -482,26 +534,41 @@ class TrialsCache:
         key = (tuple(run["id"] for run in flow_runs), task_name)
         token = orjson.dumps([[run.get("state_name"), run.get("task_runs"), run.get("heartbeat"),
                                run.get("end_time")] for run in flow_runs]).decode()
+        live = any(not is_final(run.get("state"), run.get("state_name")) for run in flow_runs)
         now = time.monotonic()
         with self._lock:
             entry = self._entries.get(key)
         if entry is not None:
-            old_token, built_at, took, trials = entry
+            old_token, was_live, read_at, trials = entry
             if old_token == token:
                 return trials
-            live = any(not is_final(run.get("state"), run.get("state_name")) for run in flow_runs)
-            if live and now - built_at < max(1.0, 4 * took):
+            if live and was_live and now - read_at < FULL_READ_EVERY:
+                # Only what changed since: trials made, started or ended after the latest
+                # times seen (less a margin for the clocks of several machines).
+                trials = trials.updated(itertools.chain.from_iterable(
+                    reader.trial_rows(run["id"], task_name,
+                                      since=(trials.created - CLOCK_MARGIN, trials.touched - CLOCK_MARGIN))
+                    for run in flow_runs
+                ))
+                self._put(key, (token, live, read_at, trials))
                 return trials
-        started = time.monotonic()
+        # First sight, the sweep has ended, or a minute has passed: read every trial, so the
+        # picture is exact (a verdict of the store, a crash or a cancellation, changes rows
+        # without new times).
         trials = Trials(itertools.chain.from_iterable(
             reader.trial_rows(run["id"], task_name) for run in flow_runs
         ))
-        took = time.monotonic() - started
+        self._put(key, (token, live, now, trials))
+        return trials
+
+    def _put(
+        self, key: tuple[tuple[str, ...], str | None], entry: tuple[str, bool, float, Trials]
+    ) -> None:
         with self._lock:
-            self._entries[key] = (token, time.monotonic(), took, trials)
+            self._entries.pop(key, None)
+            self._entries[key] = entry
             while len(self._entries) > self.size:
                 self._entries.pop(next(iter(self._entries)))
-        return trials
 
 
 # -- learning curves --------------------------------------------------------------------------

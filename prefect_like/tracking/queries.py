@@ -593,10 +593,15 @@ class Reads:
                 return
             after = (rows[-1][13], rows[-1][-1])
 
-    def trial_rows(self, flow_run_id: str, task_name: str | None = None) -> Iterator[tuple[Any, ...]]:
+    def trial_rows(
+        self, flow_run_id: str, task_name: str | None = None,
+        since: tuple[float, float] | None = None,
+    ) -> Iterator[tuple[Any, ...]]:
         """A flow run's task runs as lean tuples for the sweep view, in submission order:
-        ``(id, state_type, state_name, duration, parameters, result)``, the duration in
-        seconds (None until the run ends), parameters and result as stored JSON text.
+        ``(id, state_type, state_name, duration, parameters, result, created, start_time,
+        end_time)``, the duration in seconds (None until the run ends), parameters and result
+        as stored JSON text, times as epoch seconds. With ``since=(created, touched)``, only
+        the runs made after ``created`` or started or ended at ``touched`` or later.
 
         One pass over the flow run's rows with no per-row formatting: the sweep view turns
         200,000 of them into columns, and ``task_dict`` would cost it most of a second."""
@@ -606,21 +611,25 @@ class Reads:
         if task_name is not None:
             where += " AND t.task_name = ?"
             params.append(task_name)
+        if since is not None:
+            created, touched = (float(v) if math.isfinite(v) else -1e300 for v in since)
+            where += " AND (t.created > ? OR t.start_time >= ? OR t.end_time >= ?)"
+            params.extend((created, touched, touched))
         after: tuple[float, int] = (float("-inf"), -1)
         while True:
             rows = self._all(
                 "SELECT t.id, t.state_type, t.state_name, "
                 "CAST(coalesce(t.end_time - t.start_time, t.duration) AS REAL), "
-                "t.parameters, t.result, t.created, t.rowid FROM task_runs AS t "
-                f"WHERE {where} AND (t.created, t.rowid) > (?, ?) "
+                "t.parameters, t.result, t.created, t.start_time, t.end_time, t.rowid "
+                f"FROM task_runs AS t WHERE {where} AND (t.created, t.rowid) > (?, ?) "
                 "ORDER BY t.created, t.rowid LIMIT 20000",
                 (*params, *after),
             )
             for row in rows:
-                yield row[:6]
+                yield row[:9]
             if len(rows) < 20000:
                 return
-            after = (rows[-1][6], rows[-1][7])
+            after = (rows[-1][6], rows[-1][9])
 
     def task_run_ids(
         self, flow_run_id: str, task_name: str | None = None, where_text: str | None = None

@@ -213,11 +213,30 @@ def test_an_unknown_flow_run_is_a_404(client: TestClient) -> None:
 # -- the pieces, on their own --------------------------------------------------------------------
 
 
-def rows(values: list[tuple[dict[str, Any], Any]]) -> list[tuple[Any, ...]]:
+def rows(values: list[tuple[dict[str, Any], Any]], first: int = 0) -> list[tuple[Any, ...]]:
     return [
-        (f"id{i}", "COMPLETED", "Completed", 1.0, orjson.dumps(p).decode(), orjson.dumps(r).decode())
-        for i, (p, r) in enumerate(values)
+        (f"id{i}", "COMPLETED", "Completed", 1.0, orjson.dumps(p).decode(), orjson.dumps(r).decode(),
+         float(i), float(i), float(i) + 1)
+        for i, (p, r) in enumerate(values, start=first)
     ]
+
+
+def test_a_live_sweep_is_updated_from_the_rows_that_changed_only() -> None:
+    before = sweep_view.Trials(rows([({"x": 1}, {"loss": 0.5}), ({"x": 2}, None)]))
+    running = before.ids[1]
+    changed = [
+        (running, "COMPLETED", "Completed", 2.0, '{"x": 2}', '{"loss": 0.25, "note": "late"}', 1.0, 1.0, 3.0),
+        *rows([({"x": 3, "y": "new"}, {"loss": 0.75})], first=2),
+    ]
+    after = before.updated(changed)
+    assert after.ids == ["id0", "id1", "id2"] and after.state_names[1] == "Completed"
+    assert after.columns["result.loss"].values == [0.5, 0.25, 0.75]
+    assert after.columns["result.note"].values == [None, "late", None]
+    assert after.columns["param.y"].values == [None, None, "new"]
+    assert (after.created, after.touched) == (2.0, 3.0)
+    # The trials a request was reading are left as they were.
+    assert before.ids == ["id0", "id1"] and before.columns["result.loss"].values == [0.5, None]
+    assert "result.note" not in before.columns
 
 
 def test_a_growing_sweep_keeps_its_sampled_trials() -> None:
@@ -355,3 +374,45 @@ def test_a_stored_sweep_shows_the_trials_of_every_flow_run(tmp_path: Path, monke
     assert body["best"][-1]["value"] == pytest.approx(resumed.best.value)
     assert page["rows"][0]["id"] == resumed.best.task_run_id
     assert missing.status_code == 404 and "no sweep with id or name 'no-such-search'" in missing.text
+
+
+class CountingReader:
+    """A real store, counting the rows the sweep view reads from it."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.read = 0
+
+    def trial_rows(self, *args: Any, **kwargs: Any) -> Iterator[tuple[Any, ...]]:
+        for row in self.store.trial_rows(*args, **kwargs):
+            self.read += 1
+            yield row
+
+
+def test_a_live_flow_runs_columns_are_brought_up_to_date_by_an_incremental_query(tmp_path: Path) -> None:
+    from tests.server._procs import sweep_events
+
+    flow_id, events = sweep_events(200)
+    final = events.pop()  # the flow run's COMPLETED: until it comes, the run is live
+    tasks = [e for e in events if e[0] == "task"]
+    # One trial a second (as a slow sweep makes them), each made, started and ended.
+    tasks = [e._replace(timestamp=e.timestamp + j // 3) for j, e in enumerate(tasks)]
+    cache = sweep_view.TrialsCache()
+    with Store(tmp_path / "prefect_like.db") as store:
+        store.write([e for e in events if e[0] != "task"] + tasks[: 3 * 150])
+        reader = CountingReader(store)
+        first = cache.get(reader, [store.get_flow_run(flow_id)], "train")
+        assert (first.size, reader.read) == (150, 150)
+        store.write(tasks[3 * 150:])  # 50 more trials, each made, started and ended
+        reader.read = 0
+        second = cache.get(reader, [store.get_flow_run(flow_id)], "train")
+        assert second.size == 200 and reader.read < 60  # the new ones, not all 200 again
+        assert second.columns["result.loss"].values == [
+            e[8]["result"]["loss"] if "result" in e[8] else None for e in tasks if e[5] in ("COMPLETED", "FAILED")
+        ]
+        store.write([final])
+        reader.read = 0
+        third = cache.get(reader, [store.get_flow_run(flow_id)], "train")
+        assert reader.read == 200 and third.size == 200  # ended: read whole once, to be exact
+        reader.read = 0
+        assert cache.get(reader, [store.get_flow_run(flow_id)], "train") is third and reader.read == 0
