@@ -3,8 +3,8 @@
 Importing the package does no I/O and starts no threads; engines load when a flow uses them.
 """
 
-from prefect_like import sweep
 from prefect_like import missing as _missing
+from prefect_like import sweep
 from prefect_like.calls import allow_failure, quote, unmapped
 from prefect_like.context import tags
 from prefect_like.flows import Flow, flow
