@@ -8,7 +8,9 @@ Without chromium these tests skip, except on CI (CI=true), where they fail.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -168,3 +170,47 @@ def test_the_tag_filter_shows_only_the_tagged_task_runs(page: Any, run: dict[str
     assert "tag=gpu" in page.url
     page.get_by_label("Tag", exact=True).select_option("")
     expect(rows).to_have_count(7)
+
+
+def _wait_for(gate: Path) -> None:
+    for _ in range(1200):  # polling a file with a deadline, released by the test
+        if gate.exists():
+            return
+        threading.Event().wait(0.05)
+    raise TimeoutError(f"the test never made {gate}")
+
+
+@flow(name="e2e-live-progress")
+def live_progress(folder: str) -> None:
+    progress = create_progress_artifact(10, key="live-progress")
+    _wait_for(Path(folder) / "one")
+    update_progress_artifact(progress, 90)
+    _wait_for(Path(folder) / "two")
+
+
+def test_a_live_flow_runs_progress_bar_moves_on_the_page(page: Any, server: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    done: list[Any] = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PREFECT_LIKE_HOME", str(tmp_path / "client"))
+        mp.setenv("PREFECT_LIKE_API_URL", server + "api")
+        worker = threading.Thread(target=lambda: done.append(live_progress(str(tmp_path))), daemon=True)
+        worker.start()
+        try:
+            api = server + "api"
+            for _ in range(600):  # until the server has the flow run
+                found = httpx.get(f"{api}/flow-runs", params={"flow_name": "e2e-live-progress"}).json()["items"]
+                if found:
+                    break
+                threading.Event().wait(0.05)
+            page.goto(f"/#/flow-runs/{found[0]['id']}")
+            bar = artifact(page, "live-progress").get_by_role("progressbar")
+            expect(bar).to_have_attribute("aria-valuenow", "10", timeout=20_000)
+            (tmp_path / "one").write_text("go")
+            expect(bar).to_have_attribute("aria-valuenow", "90", timeout=20_000)  # the page polls
+        finally:
+            (tmp_path / "one").write_text("go")
+            (tmp_path / "two").write_text("go")
+            worker.join(60)
+    assert done == [None]

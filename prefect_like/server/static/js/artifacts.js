@@ -29,10 +29,13 @@ function linkTo(url, text) {
   return target ? h("a", { href: target, rel: "noopener noreferrer nofollow", target: "_blank" }, text) : text;
 }
 
-/** The card listing a run's artifacts ("flow-runs/ID" or "task-runs/ID"); empty if it has none. */
+/**
+ * The card listing a run's artifacts ("flow-runs/ID" or "task-runs/ID"); empty if it has none.
+ * `slot.refresh()` reads them again (a live run's progress bars move).
+ */
 export function artifactsCard(path, signal, { showRun = false } = {}) {
   const slot = h("div", { "data-testid": "artifacts" });
-  get(`${path}/artifacts`, { limit: LIMIT }, signal).then((page) => {
+  const load = () => get(`${path}/artifacts`, { limit: LIMIT }, signal).then((page) => {
     if (!page.items.length) return;
     slot.replaceChildren(card(`Artifacts (${page.total})`,
       page.items.map((artifact) => artifactView(artifact, showRun)),
@@ -40,6 +43,8 @@ export function artifactsCard(path, signal, { showRun = false } = {}) {
         ? h("p", { class: "muted small" }, `the ${LIMIT} newest of ${page.total}; prefect-like artifacts ls shows them all`)
         : null));
   }, (error) => { if (!signal.aborted) slot.replaceChildren(errorBox(error)); });
+  slot.refresh = load;
+  load();
   return slot;
 }
 

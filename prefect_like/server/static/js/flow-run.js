@@ -31,6 +31,7 @@ export async function flowRunView(root, { id: runId, params, signal }) {
   const chartSlot = h("div", null, h("p", { class: "muted" }, "Loading…"));
   const subflowSlot = h("div");
   const table = taskTable(path, facets, signal);
+  const artifacts = artifactsCard(path, signal, { showRun: true });
   root.replaceChildren(
     head,
     h("div", { class: "grid" },
@@ -38,7 +39,7 @@ export async function flowRunView(root, { id: runId, params, signal }) {
       card("Task runs", countsSlot)),
     card("Throughput (task runs finished per second)", chartSlot),
     subflowSlot,
-    artifactsCard(path, signal, { showRun: true }),
+    artifacts,
     table.element,
   );
 
@@ -69,7 +70,7 @@ export async function flowRunView(root, { id: runId, params, signal }) {
       ]);
       renderRun(fresh);
       renderChart(freshSeries);
-      await table.reload();
+      await Promise.all([table.reload(), artifacts.refresh()]);
       return !isFinal(fresh);
     }, LIVE_MS, signal);
   }
