@@ -14,12 +14,12 @@ while a flow runs applies within those seconds.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from prefect_like import settings
 from prefect_like.concurrency.leases import Lease, acquire, acquire_async, slots
 
 if TYPE_CHECKING:
@@ -38,7 +38,8 @@ def limited_names() -> frozenset[str]:
     global _cache
     expires, target, names = _cache
     now = time.monotonic()
-    current = settings.api_url() or str(settings.database_path())
+    # The raw settings name the tracker: cheaper than resolving its path for every tagged run.
+    current = f"{os.environ.get('PREFECT_LIKE_API_URL', '')}|{os.environ.get('PREFECT_LIKE_HOME', '')}"
     if now < expires and target == current:
         return names
     with _lock:
