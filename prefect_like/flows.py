@@ -62,8 +62,10 @@ class FlowOptions:
             object.__setattr__(self, "retry_delay_seconds", 0)
         if self.retries < 0:
             raise ValueError(f"retries must be 0 or more, got {self.retries}")
-        if self.timeout_seconds is not None and self.timeout_seconds <= 0:
-            raise ValueError(f"timeout_seconds must be positive, got {self.timeout_seconds}")
+        if self.timeout_seconds == 0:  # Prefect's way to unset a timeout (``with_options(timeout_seconds=0)``)
+            object.__setattr__(self, "timeout_seconds", None)
+        if self.timeout_seconds is not None and self.timeout_seconds < 0:
+            raise ValueError(f"timeout_seconds must be positive (or 0 for none), got {self.timeout_seconds}")
         if self.flow_run_name is not None and not isinstance(self.flow_run_name, str) and not callable(self.flow_run_name):
             raise TypeError(
                 f"Expected string or callable for 'flow_run_name'; got {type(self.flow_run_name).__name__} instead."

@@ -121,8 +121,10 @@ class TaskOptions:
             raise TypeError(f"retries must be an integer, got {self.retries!r}")
         if self.retries < 0:
             raise ValueError(f"retries must be 0 or more, got {self.retries}")
-        if self.timeout_seconds is not None and self.timeout_seconds <= 0:
-            raise ValueError(f"timeout_seconds must be positive, got {self.timeout_seconds}")
+        if self.timeout_seconds == 0:  # Prefect's way to unset a timeout (``with_options(timeout_seconds=0)``)
+            object.__setattr__(self, "timeout_seconds", None)
+        if self.timeout_seconds is not None and self.timeout_seconds < 0:
+            raise ValueError(f"timeout_seconds must be positive (or 0 for none), got {self.timeout_seconds}")
         if self.retry_condition_fn is not None and not callable(self.retry_condition_fn):
             raise TypeError(
                 f"Expected `retry_condition_fn` to be callable, got {type(self.retry_condition_fn).__name__} instead."

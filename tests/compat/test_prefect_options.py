@@ -210,3 +210,16 @@ def test_validate_parameters():
         my_flow.validate_parameters({"x": 1, "z": 2})
     assert my_flow.should_validate_parameters is True
     assert my_flow.with_options(validate_parameters=False).validate_parameters({"x": "three"}) == {"x": "three"}
+
+
+@pytest.mark.parametrize("decorator", [task, flow])
+def test_with_options_can_unset_timeout_seconds_with_zero(decorator):
+    # Prefect: tests/test_tasks.py::TestTaskWithOptions::test_with_options_can_unset_timeout_seconds_with_zero,
+    # tests/test_flows.py::TestFlowWithOptions::test_with_options_can_unset_timeout_seconds_with_zero
+    @decorator(timeout_seconds=1)
+    def fn():
+        return 1
+
+    assert fn.with_options(timeout_seconds=0).timeout_seconds is None
+    with pytest.raises(ValueError, match="timeout_seconds must be positive"):
+        fn.with_options(timeout_seconds=-1)
