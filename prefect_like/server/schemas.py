@@ -80,6 +80,7 @@ class Data(TypedDict):
     created: NotRequired[Timestamp | None]
     started: NotRequired[Timestamp | None]
     step: NotRequired[Seconds | None]
+    metrics: NotRequired[dict[Annotated[str, Strict()], Seconds | None] | None]  # a report's numbers
     flow_name: NotRequired[Name | None]
     runner: NotRequired[Name | None]
     parent_task_run_id: NotRequired[Id | None]

@@ -387,7 +387,7 @@ def _reports(reports: list[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], lis
             if step is not None and (step.__class__ is bool or not isinstance(step, (int, float))):
                 raise ValueError(f"the step of a report of task run {run_id!r} is not a number: {step!r}")
             if not isinstance(values, dict):
-                raise ValueError(f"a report of task run {run_id!r} holds no metrics")
+                values = {}  # a report that says nothing is kept as such, never fails its batch
             metrics.append((run_id, seq, flow_run_id, step, ts, dumps(values)))
         else:
             sweeps.append((run_id, data.get("name"), ts, dumps(data.get("spec"))))

@@ -3,6 +3,7 @@ on the SQLite store and on PostgreSQL (the server tests' two backends)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,3 +73,16 @@ def test_reports_sweeps_and_where_reach_the_server_batched(server: ServerProcess
     assert hostile.status_code == 422 and "unexpected character ';'" in hostile.json()["detail"]
     assert httpx.get(f"{base}/sweeps/nope").status_code == 404
     assert httpx.get(f"{base}/flow-runs/{search.flow_run_id}/metrics", params={"limit": 5}).json()["items"][4]["step"] == 0
+
+
+def test_malformed_reports_are_refused_with_a_4xx_and_store_nothing(server: ServerProcess) -> None:
+    event = ["metric", "some-task-run", 0, "some-flow-run", 1.0, None, None, None]
+    for data in ({"step": 1, "metrics": "high"}, {"step": 1, "metrics": {"loss": "low"}}, {"step": True, "metrics": {}},
+                 {"step": 1, "metrics": {"loss": float("nan")}}):
+        body = httpx.post(f"{server.url}/events", content=json.dumps([[*event, data]]),
+                          headers={"content-type": "application/json"})
+        assert body.status_code in (400, 422), (data, body.text)
+    from prefect_like.errors import RunNotFoundError
+
+    with Client(server.url) as client, pytest.raises(RunNotFoundError, match="no task run"):
+        client.metrics(task_run_id="some-task-run")
