@@ -487,7 +487,7 @@ def test_the_deployments_page_shows_schedules_upcoming_runs_and_workers_and_runs
     row = page.locator("[data-testid=deployments] tbody tr", has_text="shown")
     expect(row).to_contain_text("every 3600 s")
     expect(page.locator("[data-testid=upcoming-runs] tbody tr", has_text="shown").first).to_contain_text("Scheduled")
-    expect(page.locator("[data-testid=workers] tbody tr", has_text="page-worker")).to_contain_text("online")
+    expect(page.locator("[data-testid=workers] tbody tr", has_text="page-worker")).to_contain_text("online", timeout=60_000)
     row.get_by_role("button", name="Run now").click()
     expect(page.get_by_test_id("deployment-status")).to_contain_text("Made flow run")
     made = page.get_by_test_id("deployment-status").locator("a").inner_text()

@@ -499,7 +499,7 @@ class Control:
         if upcoming:
             where.append("r.status = 'scheduled'")
         else:  # what has happened: runs due or begun, not those made ahead of time
-            where.append("(r.status <> 'scheduled' OR r.scheduled <= ?)")
+            where.append("(r.scheduled <= ? OR r.claimed IS NOT NULL)")
             params.append(time.time())
         sql = self._RUN_SELECT + (" WHERE " + " AND ".join(where) if where else "")
         sql += " ORDER BY r.scheduled " + ("ASC" if upcoming else "DESC") + " LIMIT ?"
