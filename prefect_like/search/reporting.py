@@ -40,6 +40,9 @@ if TYPE_CHECKING:
     from prefect_like.search.board import Board
 
 
+MAX_METRICS = 200  # per report: a learning curve, not a table (artifacts hold tables)
+
+
 class TrialContext:
     """What a search trial knows while it runs: its board, its last report and the verdict."""
 
@@ -76,6 +79,8 @@ def report(*, step: float, **metrics: Any) -> None:
         raise TypeError(f"report(): step must be a finite number (the epoch, iteration or budget), got {step!r}")
     if not metrics:
         raise TypeError("report() needs at least one metric, e.g. report(step=3, loss=0.25)")
+    if len(metrics) > MAX_METRICS:
+        raise ValueError(f"report() takes at most {MAX_METRICS} metrics at a step, got {len(metrics)}")
     values = {name: _number(name, value) for name, value in metrics.items()}
     emit(metric_event(context.task_run_id, next(context.log_seq), context.flow_run_id, time.time(), step, values))
     trial = _trial.get()
