@@ -93,18 +93,21 @@ def test_report_needs_a_task_run_a_step_and_numbers() -> None:
             sweep.report(step=1, loss="low")
         elif kind == "step":
             sweep.report(step="one", loss=0.1)  # type: ignore[arg-type]
+        elif kind == "many":
+            sweep.report(step=1, **{f"m{i}": 1.0 for i in range(201)})
         else:
             sweep.report(step=1)
 
     @flow
     def reports() -> list[Any]:
-        return [bad.submit(k, return_state=True) for k in ("text", "step", "none")]
+        return [bad.submit(k, return_state=True) for k in ("text", "step", "none", "many")]
 
     states = reports(return_state=True).result(raise_on_failure=False)
     messages = [s.message for s in states]
     assert "report(): metric 'loss' must be a number, got str 'low'" in messages[0]
     assert "step must be a finite number" in messages[1]
     assert "needs at least one metric" in messages[2]
+    assert "at most 200 metrics at a step, got 201" in messages[3]
     assert not sweep.should_prune()  # outside a search: never
 
 
