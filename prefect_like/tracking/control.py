@@ -733,7 +733,7 @@ class Control:
                 "r.deployment_id, d.name AS deployment, d.tags, r.scheduled FROM flow_runs f "
                 "LEFT JOIN deployment_runs r ON r.flow_run_id = f.id LEFT JOIN deployments d ON d.id = r.deployment_id "
                 "WHERE f.state_name IN (SELECT value FROM json_each(:names)) AND f.parent_flow_run_id IS NULL "
-                "AND COALESCE(f.end_time, r.scheduled, f.created) >= :since "
+                "AND COALESCE(f.end_time, NULLIF(r.late, 0), f.created) >= :since "
                 "AND (:flow IS NULL OR f.flow_name = :flow) AND (:dep IS NULL OR r.deployment_id = :dep) "
                 "AND NOT EXISTS (SELECT 1 FROM notifications_sent s WHERE s.notification_id = :id "
                 "AND s.flow_run_id = f.id AND s.state_name = f.state_name)",
@@ -822,7 +822,7 @@ class Control:
             "SELECT flow_run_id FROM deployment_runs WHERE status = 'scheduled' AND scheduled < ? AND late = 0",
             (now - late_after(),))]
         for flow_run_id in late:
-            conn.execute("UPDATE deployment_runs SET late = 1 WHERE flow_run_id = ?", (flow_run_id,))
+            conn.execute("UPDATE deployment_runs SET late = ? WHERE flow_run_id = ?", (now, flow_run_id))
             conn.execute(
                 "UPDATE flow_runs SET state_name = 'Late', message = 'Late: its scheduled time passed and no worker "
                 "of its pool claimed it' WHERE id = ? AND seq < 0 AND state_name = 'Scheduled'", (flow_run_id,))

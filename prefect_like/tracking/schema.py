@@ -255,7 +255,7 @@ CREATE TABLE deployment_runs (
     attempt INTEGER NOT NULL DEFAULT 1,
     retry_of TEXT,
     status TEXT NOT NULL,
-    late INTEGER NOT NULL DEFAULT 0,
+    late REAL NOT NULL DEFAULT 0,
     worker TEXT,
     claimed REAL,
     created REAL

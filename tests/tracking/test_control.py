@@ -230,3 +230,48 @@ def test_cancelling_a_run_not_started_ends_it_at_once(control: Control, db: Path
     assert control.claim("gpu", "w1", 5) == []
     with Store(db) as store:
         assert store.get_flow_run(run["id"])["message"] == "Cancelled before it started: not needed"
+
+
+def test_a_late_run_is_notified_once_and_only_to_the_notifications_it_matches(control: Control) -> None:
+    _deployment(control, tags=["nightly"])
+    _deployment(control, name="other", pool="cpu")
+    run = control.create_run("nightly", {"n": 1}, scheduled=time.time() - 60)
+    control.create_run("other", {"n": 1}, scheduled=time.time() - 60)
+    hook = "https://hooks.example.com/services/T0KEN?key=s3cret"
+    made = control.create_notification({"states": ["late"], "webhook": hook, "tag": "nightly"})
+    assert made["webhook"] == "https://hooks.example.com/***"  # its secrets are never shown
+    control.create_notification({"states": ["failed"], "webhook": "http://127.0.0.1:9/x"})
+    due = control.tick()
+    assert [(url, body["flow_run_id"], body["state_name"]) for url, body in due] == [(hook, run["id"], "Late")]
+    assert due[0][1]["deployment"] == "nightly" and due[0][1]["tags"] == ["nightly"]
+    assert control.tick() == []  # once
+
+
+@pytest.mark.parametrize("spec, says", [
+    ({"states": ["exploded"], "webhook": "https://x.example"}, "--on takes one or more of"),
+    ({"states": ["failed"], "webhook": "ftp://x.example"}, "http:// or https://"),
+    ({"states": ["failed"], "webhook": "https://x.example", "deployment": "nope"}, "no deployment named"),
+])
+def test_a_bad_notification_is_refused_saying_why(control: Control, spec: dict[str, Any], says: str) -> None:
+    with pytest.raises((ValueError, RunNotFoundError), match=says):
+        control.create_notification(spec)
+    assert control.list_notifications() == []
+
+
+def test_a_deployment_with_parameters_its_flow_does_not_take_is_refused_before_the_server_is_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prefect_like import flow
+    from prefect_like.errors import TrackingError
+
+    @flow
+    def train(n: int, lr: float = 0.1) -> None:
+        pass
+
+    globals()["train"] = train  # a top-level flow, as a worker finds one
+    with pytest.raises(TypeError, match="n: Input should be a valid integer"):
+        train.deploy("nightly", work_pool="gpu", parameters={"n": "many"})
+    with pytest.raises(TypeError, match="unexpected parameters: epochs"):
+        train.deploy("nightly", work_pool="gpu", parameters={"epochs": 3})
+    with pytest.raises(TrackingError, match="deployments need a tracking server"):
+        train.deploy("nightly", work_pool="gpu", parameters={"n": 3}, cron="0 3 * * *")
