@@ -223,7 +223,7 @@ class TaskRun(TaskRunContext):
             result = walk(result, _state_of, (TaskFuture,))
             if isinstance(result, State) or is_state_collection(result):
                 return self.end_as(state_from_return(result))
-        if self.call.task.persists and self.cache_key is not NOT_PERSISTED:
+        if self.call.task.persists and self.cache_key != NOT_PERSISTED:
             key = self.cache_key or self.call.task_run_id
             expiration = self.options.cache_expiration
             expires_at = time.time() + expiration.total_seconds() if expiration is not None else None
