@@ -16,6 +16,7 @@ import functools
 import hashlib
 import inspect
 import itertools
+import logging
 import os
 import secrets
 import time
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+_logger = logging.getLogger("prefect_like")
 
 RetryDelay = float | list[float] | Callable[[int], Any] | None
 
@@ -321,6 +323,11 @@ class Task(Definition, Generic[P, R], options=TaskOptions):
         self._tags = sorted(options.tags)
         self._pending_tags = self._tags or None  # what a PendingCall holds
         # Read on every run: worked out once here rather than per task run.
+        if options.cache_key_fn is not None and options.cache_policy is not None:
+            _logger.warning("Both `cache_policy` and `cache_key_fn` are set on task %r. `cache_key_fn` will be used.",
+                            options.name)
+        if options.persist_result is False and options.cache_policy not in (None, caching.NO_CACHE):
+            _logger.warning("Task %r: ignoring `cache_policy` because `persist_result` is False", options.name)
         self.cache_policy = policy = options.effective_cache_policy
         self.persists = options.persists
         # Where results are read and written: the policy's key_storage, else result_storage.

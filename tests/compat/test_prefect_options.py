@@ -223,3 +223,19 @@ def test_with_options_can_unset_timeout_seconds_with_zero(decorator):
     assert fn.with_options(timeout_seconds=0).timeout_seconds is None
     with pytest.raises(ValueError, match="timeout_seconds must be positive"):
         fn.with_options(timeout_seconds=-1)
+
+
+def test_conflicting_cache_options_are_warned_about(caplog):
+    # Prefect: src/prefect/tasks.py ("Both `cache_policy` and `cache_key_fn` are set ... `cache_key_fn` will be used",
+    # "Ignoring `cache_policy` because `persist_result` is False")
+    @task(cache_policy=INPUTS, cache_key_fn=lambda context, parameters: "fixed")
+    def both(x):
+        return x
+
+    @task(cache_policy=INPUTS, persist_result=False)
+    def unpersisted(x):
+        return x
+
+    assert "`cache_key_fn` will be used" in caplog.text
+    assert "ignoring `cache_policy` because `persist_result` is False" in caplog.text
+    assert unpersisted.cache_policy is None and both.cache_policy is not None
