@@ -142,6 +142,33 @@ def test_a_tag_limit_of_2_holds_a_thread_pool_of_6_to_2_at_once(tmp_path: Path) 
     assert most_at_once(intervals(log)) <= 2
 
 
+def test_a_tag_limit_of_0_refuses_its_runs_and_the_flow_goes_on() -> None:
+    # Prefect docs (tag-based limits): with a limit of 0, a task run with that tag is aborted
+    # instead of delayed.
+    make_limit("forbidden", 0)
+
+    @task(tags=["forbidden"])
+    def refused(i: int) -> int:
+        return i
+
+    @task
+    def allowed(i: int) -> int:
+        return i
+
+    @flow(task_runner="thread")
+    def mixed() -> int:
+        states = refused.map(range(3), return_state=True)
+        assert all(s.is_failed() for s in states)
+        return sum(allowed.map(range(3)).result())
+
+    state = mixed(return_state=True)
+    assert state.result() == 3
+    with Store(settings.database_path()) as store:
+        failed = store.list_task_runs(state.run_id, state="failed")
+    assert len(failed) == 3
+    assert all("the concurrency limit 'forbidden' has 0 slots" in r["error"]["message"] for r in failed)
+
+
 def test_a_tag_without_a_limit_asks_the_store_once_per_cache_period(monkeypatch: pytest.MonkeyPatch) -> None:
     make_limit("other", 1)
     asked: list[int] = []

@@ -244,6 +244,11 @@ def try_acquire(
                     f"rate_limit needs a limit with a slot decay; {name!r} has none: create it with "
                     f"--slot-decay-per-second"
                 )
+            if slots == 0:
+                raise ValueError(
+                    f"the concurrency limit {name!r} has 0 slots: what it limits is refused, not "
+                    "delayed (give it slots with `prefect-like concurrency-limit create NAME N`)"
+                )
             if occupy > slots:
                 raise ValueError(
                     f"cannot take {occupy} slot(s) of the concurrency limit {name!r}: it has {slots}"

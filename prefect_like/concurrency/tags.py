@@ -75,9 +75,20 @@ def wanted(call: TaskCall) -> bool:
     return any(tag in limited for tag in call.task._tags)
 
 
+def _refused(call: TaskCall, exc: Exception) -> State:
+    """The run's end when its slots cannot be had (a limit of 0 slots refuses the tag's runs, as
+    in Prefect; the tracker holding the limits cannot be reached): Failed, saying why."""
+    from prefect_like.engine.task_engine import TaskRun
+
+    return TaskRun(call).fail(exc)
+
+
 def run_held(call: TaskCall, run: Callable[[TaskCall], State]) -> State:
     """Run ``call`` with ``run`` holding a slot of each limit its tags name."""
-    lease = hold(call.task._tags)
+    try:
+        lease = hold(call.task._tags)
+    except Exception as exc:
+        return _refused(call, exc)
     _holding.add(call.task_run_id)
     try:
         return run(call)
@@ -90,9 +101,12 @@ def run_held(call: TaskCall, run: Callable[[TaskCall], State]) -> State:
 async def run_held_async(call: TaskCall, run: Callable[[TaskCall], Awaitable[State]]) -> State:
     import asyncio
 
-    limited = limited_names()
-    names = [tag for tag in call.task._tags if tag in limited]
-    lease: Any = await acquire_async(names, 1, "concurrency") if names else None
+    try:
+        limited = await asyncio.to_thread(limited_names)
+        names = [tag for tag in call.task._tags if tag in limited]
+        lease: Any = await acquire_async(names, 1, "concurrency") if names else None
+    except Exception as exc:
+        return _refused(call, exc)
     _holding.add(call.task_run_id)
     try:
         return await run(call)
