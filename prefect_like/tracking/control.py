@@ -42,11 +42,17 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from prefect_like import settings
 from prefect_like.errors import RunNotFoundError, TrackingError
 from prefect_like.states import FINAL_TYPES
+from prefect_like.tracking.schedules import (
+    MAX_MADE_PER_TICK,
+    check_schedule,
+    horizon,
+    max_runs_ahead,
+    next_times,
+)
 
 T = TypeVar("T")
 
@@ -54,22 +60,6 @@ _NAMESPACE = uuid.UUID("6f1c1d2e-8a57-4c36-9d1b-2b5e6c0f7a11")
 _FINAL = ", ".join(f"'{t}'" for t in sorted(FINAL_TYPES))
 _OVERRIDE_SEQ = 1 << 40  # events.OVERRIDE_SEQ: a decision from outside the run
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,199}$")
-SCHEDULE_KINDS = ("cron", "interval", "once")
-
-
-# Runs made in one tick at most: a tick is one transaction, which holds the store's write lock
-# (events wait meanwhile), so a thousand new schedules are made over a few ticks, not in one.
-MAX_MADE_PER_TICK = 1000
-
-
-def horizon() -> float:
-    """How far ahead (seconds) the scheduler makes runs, and how far back it fills a gap."""
-    return settings.float_setting("SCHEDULER_HORIZON", 3600.0)
-
-
-def max_runs_ahead() -> int:
-    """At most this many future runs per schedule (Prefect's scheduler keeps 100)."""
-    return max(1, settings.int_setting("SCHEDULER_MAX_RUNS", 100))
 
 
 def late_after() -> float:
@@ -84,6 +74,13 @@ def worker_timeout() -> float:
 
 def _loads(text: str | None) -> Any:
     return json.loads(text) if text else None
+
+
+def _prefix(text: str) -> str:
+    """A LIKE pattern for the ids starting with ``text``; ids are hex, so LIKE's wildcards in
+    what is given are dropped rather than matched. A parameter, not SQL text: PostgreSQL's
+    driver takes a ``%`` in the statement for a placeholder."""
+    return text.replace("%", "").replace("_", "") + "%"
 
 
 def _iso(ts: float | None) -> str | None:
@@ -101,51 +98,6 @@ def check_name(value: Any, what: str) -> str:
             f"{what} must be 1-200 letters, digits or _.:/@+- (starting with a letter or digit), got {value!r}"
         )
     return value
-
-
-def check_schedule(spec: dict[str, Any]) -> dict[str, Any]:
-    """A schedule as stored: ``{"cron": "*/5 * * * *", "timezone": "Europe/Paris"}``,
-    ``{"interval": 60, "anchor": ts}`` or ``{"at": ts}``; ValueError says what is wrong."""
-    if not isinstance(spec, dict):
-        raise ValueError(f"a schedule is an object with cron, interval or at, got {spec!r}")
-    given = [k for k in ("cron", "interval", "at") if spec.get(k) is not None]
-    if len(given) != 1:
-        raise ValueError("a schedule has exactly one of cron, interval or at")
-    timezone = spec.get("timezone") or "UTC"
-    try:
-        ZoneInfo(str(timezone))
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {timezone!r} (an IANA name, e.g. Europe/Paris)") from None
-    active = bool(spec.get("active", True))
-    if given[0] == "cron":
-        from croniter import croniter
-
-        expr = str(spec["cron"]).strip()
-        if not croniter.is_valid(expr):
-            raise ValueError(f"not a cron expression: {expr!r} (five fields, e.g. '*/5 * * * *')")
-        return {"kind": "cron", "cron": expr, "timezone": str(timezone), "active": active}
-    if given[0] == "interval":
-        interval = spec["interval"]
-        if isinstance(interval, bool) or not isinstance(interval, int | float) or not 0 < interval < math.inf:
-            raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
-        anchor = _timestamp(spec.get("anchor"), "anchor") if spec.get("anchor") is not None else None
-        return {"kind": "interval", "interval": float(interval), "anchor": anchor, "timezone": str(timezone), "active": active}
-    return {"kind": "once", "anchor": _timestamp(spec["at"], "at"), "timezone": str(timezone), "active": active}
-
-
-def _timestamp(value: Any, what: str) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 32_503_680_000:
-        return float(value)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            if parsed.tzinfo is None:
-                parsed = parsed.astimezone()
-            return parsed.timestamp()
-    raise ValueError(f"{what} must be seconds since the epoch or an ISO 8601 time, got {value!r}")
 
 
 def check_parameters(schema: dict[str, Any] | None, parameters: dict[str, Any], flow_name: str) -> None:
@@ -180,38 +132,6 @@ def check_parameters(schema: dict[str, Any] | None, parameters: dict[str, Any], 
                 problems.append(f"{name}: {error.message}")
     if problems:
         raise ValueError(f"flow {flow_name!r} got invalid parameters: " + "; ".join(problems))
-
-
-# -- schedules -----------------------------------------------------------------------------
-
-
-def next_times(schedule: dict[str, Any], after: float, until: float, limit: int) -> list[float]:
-    """The schedule's times in ``(after, until]``, at most ``limit``, in order."""
-    kind = schedule["kind"]
-    times: list[float] = []
-    if kind == "once":
-        at = schedule["anchor"]
-        return [at] if after < at <= until else []
-    if kind == "interval":
-        interval, anchor = schedule["interval"], schedule["anchor"]
-        k = math.floor((after - anchor) / interval) + 1
-        t = anchor + k * interval
-        while t <= until and len(times) < limit:
-            if t > after:
-                times.append(round(t, 6))
-            k += 1
-            t = anchor + k * interval
-        return times
-    from croniter import croniter
-
-    zone = ZoneInfo(schedule["timezone"] or "UTC")
-    it = croniter(schedule["cron"], datetime.fromtimestamp(after, zone))
-    while len(times) < limit:
-        t = it.get_next(datetime).timestamp()
-        if t > until:
-            break
-        times.append(t)
-    return times
 
 
 class Control:
@@ -633,8 +553,8 @@ class Control:
         def write(conn: sqlite3.Connection) -> dict[str, Any]:
             row = conn.execute("SELECT id, seq, state_type, state_name FROM flow_runs WHERE id = ?", (flow_run_id,)).fetchone()
             if row is None:
-                rows = conn.execute("SELECT id, seq, state_type, state_name FROM flow_runs WHERE id LIKE ? || '%' LIMIT 2",
-                                    (flow_run_id,)).fetchall()
+                rows = conn.execute("SELECT id, seq, state_type, state_name FROM flow_runs WHERE id LIKE ? LIMIT 2",
+                                    (_prefix(flow_run_id),)).fetchall()
                 if len(rows) != 1:
                     raise RunNotFoundError(f"no flow run with id {flow_run_id!r}")
                 row = rows[0]
@@ -705,8 +625,8 @@ class Control:
                 "active": bool(row["active"]), "created": _iso(row["created"])}
 
     def get_notification(self, notification_id: str) -> dict[str, Any]:
-        rows = self._all("SELECT * FROM notifications WHERE id = ? OR id LIKE ? || '%' LIMIT 2",
-                         (notification_id, notification_id))
+        rows = self._all("SELECT * FROM notifications WHERE id = ? OR id LIKE ? LIMIT 2",
+                         (notification_id, _prefix(notification_id)))
         if len(rows) != 1:
             raise RunNotFoundError(f"no notification {notification_id!r}")
         return self._notification(rows[0])
@@ -728,17 +648,22 @@ class Control:
             names = {"failed": ("Failed", "TimedOut"), "timedout": ("TimedOut",), "crashed": ("Crashed",),
                      "late": ("Late",), "cancelled": ("Cancelled",), "completed": ("Completed", "Cached")}
             wanted = sorted({name for s in states for name in names.get(s, ())})
+            scope, params = "", [json.dumps(wanted), n["created"], n["id"]]
+            if n["flow_name"] is not None:
+                scope += " AND f.flow_name = ?"
+                params.append(n["flow_name"])
+            if n["deployment_id"] is not None:
+                scope += " AND r.deployment_id = ?"
+                params.append(n["deployment_id"])
             rows = conn.execute(
                 "SELECT f.id, f.name, f.flow_name, f.state_type, f.state_name, f.message, f.end_time, "
                 "r.deployment_id, d.name AS deployment, d.tags, r.scheduled FROM flow_runs f "
                 "LEFT JOIN deployment_runs r ON r.flow_run_id = f.id LEFT JOIN deployments d ON d.id = r.deployment_id "
-                "WHERE f.state_name IN (SELECT value FROM json_each(:names)) AND f.parent_flow_run_id IS NULL "
-                "AND COALESCE(f.end_time, NULLIF(r.late, 0), f.created) >= :since "
-                "AND (:flow IS NULL OR f.flow_name = :flow) AND (:dep IS NULL OR r.deployment_id = :dep) "
-                "AND NOT EXISTS (SELECT 1 FROM notifications_sent s WHERE s.notification_id = :id "
-                "AND s.flow_run_id = f.id AND s.state_name = f.state_name)",
-                {"names": json.dumps(wanted), "since": n["created"], "flow": n["flow_name"],
-                 "dep": n["deployment_id"], "id": n["id"]},
+                "WHERE f.state_name IN (SELECT value FROM json_each(?)) AND f.parent_flow_run_id IS NULL "
+                "AND COALESCE(f.end_time, NULLIF(r.late, 0), f.created) >= ? "
+                "AND NOT EXISTS (SELECT 1 FROM notifications_sent s WHERE s.notification_id = ? "
+                "AND s.flow_run_id = f.id AND s.state_name = f.state_name)" + scope,
+                params,
             ).fetchall()
             for r in rows:
                 tags = _loads(r["tags"]) or []

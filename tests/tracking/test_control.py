@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from prefect_like.errors import RunNotFoundError
-from prefect_like.tracking.control import Control, check_parameters, check_schedule, next_times
+from prefect_like.tracking.control import Control, check_parameters
+from prefect_like.tracking.schedules import check_schedule, next_times
 from prefect_like.tracking.store import Store
 
 NY = ZoneInfo("America/New_York")
@@ -275,3 +276,38 @@ def test_a_deployment_with_parameters_its_flow_does_not_take_is_refused_before_t
         train.deploy("nightly", work_pool="gpu", parameters={"epochs": 3})
     with pytest.raises(TrackingError, match="deployments need a tracking server"):
         train.deploy("nightly", work_pool="gpu", parameters={"n": 3}, cron="0 3 * * *")
+
+
+def test_the_same_deployment_life_on_a_postgresql_store() -> None:
+    """Trigger, Late, notification, claim, crash and retry, cancel, pause and delete on the
+    PostgreSQL store a server with PREFECT_LIKE_DATABASE_URL uses: the same code, the same
+    answers."""
+    from prefect_like.tracking import databases, postgres
+    from tests import pg
+
+    ours = pg._cluster is None  # started here: stopped here, not another module's
+    url = pg.cluster().fresh()
+    databases.open_store(url, migrate=True).close()
+    control = postgres.control(url)
+    try:
+        _deployment(control, tags=["nightly"], retries=1, schedules=[{"interval": 60}])
+        control.tick()
+        assert len(control.list_runs("nightly", upcoming=True, limit=500)) == 60
+        late = control.create_run("nightly", {"n": 2}, scheduled=time.time() - 60)
+        control.create_notification({"states": ["late", "crashed"], "webhook": "https://h.example/x",
+                                     "tag": "nightly", "flow_name": "train"})
+        assert [b["state_name"] for _, b in control.tick()] == ["Late"]
+        (claimed,) = control.claim("gpu", "w1", 5)
+        assert claimed["id"] == late["id"]
+        assert control.report_crash(late["id"], "Crashed: killed")
+        assert [b["state_name"] for _, b in control.tick()] == ["Crashed"]
+        assert [r["attempt"] for r in control.claim("gpu", "w1", 5)] == [2]
+        queued = control.create_run("nightly", {"n": 3})
+        assert control.request_cancel(queued["id"][:8])["state"] == "CANCELLED"
+        assert control.set_paused("nightly", True)["paused"]
+        assert control.list_runs("nightly", upcoming=True) == []
+        assert control.delete_deployment("nightly")["name"] == "nightly"
+    finally:
+        control.close()
+        if ours:
+            pg.stop()
