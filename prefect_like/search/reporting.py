@@ -75,20 +75,30 @@ def report(*, step: float, **metrics: Any) -> None:
     context = task_run_context.get()
     if context is None:
         raise RuntimeError("report() is called from inside a task run: a trial of sweep.optimize, or any @task")
-    if isinstance(step, bool) or not isinstance(step, numbers.Real) or not math.isfinite(step):
+    if step.__class__ is not int and (
+        isinstance(step, bool) or not isinstance(step, numbers.Real) or not math.isfinite(step)
+    ):
         raise TypeError(f"report(): step must be a finite number (the epoch, iteration or budget), got {step!r}")
-    if not metrics:
-        raise TypeError("report() needs at least one metric, e.g. report(step=3, loss=0.25)")
-    if len(metrics) > MAX_METRICS:
+    if not metrics or len(metrics) > MAX_METRICS:
+        if not metrics:
+            raise TypeError("report() needs at least one metric, e.g. report(step=3, loss=0.25)")
         raise ValueError(f"report() takes at most {MAX_METRICS} metrics at a step, got {len(metrics)}")
-    values = {name: _number(name, value) for name, value in metrics.items()}
-    emit(metric_event(context.task_run_id, next(context.log_seq), context.flow_run_id, time.time(), step, values))
+    # ``metrics`` is this call's own dict: checked in place, and only what is not a plain
+    # finite float or int is converted (it is on every step of every trial).
+    for name, value in metrics.items():
+        kind = value.__class__
+        if kind is float:
+            if value - value != 0.0:  # NaN or an infinity: JSON has neither
+                metrics[name] = None
+        elif kind is not int:
+            metrics[name] = _number(name, value)
+    emit(metric_event(context.task_run_id, next(context.log_seq), context.flow_run_id, time.time(), step, metrics))
     trial = _trial.get()
     if trial is None:
         return
-    trial.step, trial.metrics = step, values
+    trial.step, trial.metrics = step, metrics
     if trial.board is not None:
-        trial.prune = trial.board.report(context.task_run_id, step, values)
+        trial.prune = trial.board.report(context.task_run_id, step, metrics)
 
 
 def should_prune() -> bool:
