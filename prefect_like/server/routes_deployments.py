@@ -14,7 +14,7 @@ cancellation and notifications; and the server's scheduler loop (this router's l
   that the run's process ended without a final state).
 - ``POST|GET /api/notifications``, ``DELETE /api/notifications/{id}``.
 
-Everything goes through one ``Control`` (``tracking.control``) over the server's SQLite file,
+Everything goes through one ``Control`` (``tracking.control``) over the server's store,
 kept on ``app.state.control``. The scheduler loop calls ``Control.tick`` every
 ``PREFECT_LIKE_SCHEDULER_SECONDS`` (1 s) on a thread, and sends the notifications it returns on
 another, so a slow webhook never delays a schedule.
@@ -96,8 +96,6 @@ async def _schedule_forever(app: FastAPI) -> None:
                 control = control_of(app)
                 due = await loop.run_in_executor(ticks, control.tick)
                 failing = False
-            except Problem:
-                return  # not over SQLite: no scheduler
             except Exception as exc:
                 if not failing:
                     log.warning("the scheduler could not run (%s: %s); trying again", type(exc).__name__, exc)

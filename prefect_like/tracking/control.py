@@ -1,14 +1,15 @@
 """What the tracking server hands out: deployments, their scheduled flow runs, workers' claims,
 cancellation requests and notifications. The server's side of ``prefect_like.deployments``.
 
-The tables are schema step 5 (``schema``), in the same SQLite file as the runs. A flow run a
+The tables are schema step 5 (``schema``), in the same store as the runs. A flow run a
 deployment makes is two rows made in one transaction: its ``deployment_runs`` row (when it is
 due, its parameters, who claimed it) and its ``flow_runs`` row, state SCHEDULED at seq -1, so the
 run's own first event (seq 0, RUNNING, from the worker's process) takes its place as any newer
 event does, and ``runs ls`` shows it from the moment it is made.
 
 Every change is one ``BEGIN IMMEDIATE`` transaction on this object's own connection: SQLite
-has one writer at a time across every connection and process, so these are the guarantees:
+has one writer at a time across every connection and process (on PostgreSQL, ``postgres.control``
+runs the same code under the store's write lock), so these are the guarantees:
 
 - **A claim is made once.** ``claim`` picks due runs of a pool and marks them claimed in the
   same transaction; two workers (or two servers over one file) never get the same run.
@@ -135,7 +136,8 @@ def check_parameters(schema: dict[str, Any] | None, parameters: dict[str, Any], 
 
 
 class Control:
-    """Deployments, schedules, claims, cancellations and notifications over one SQLite file.
+    """Deployments, schedules, claims, cancellations and notifications over one SQLite file
+    (``postgres.control`` gives the same over a PostgreSQL store).
 
     Thread-safe: one connection, one lock. Open it after a ``Store`` made (or migrated) the file.
     """
