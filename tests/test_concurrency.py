@@ -223,6 +223,41 @@ def test_a_killed_holders_slot_comes_back_once_its_lease_expires(tmp_path: Path)
         holder.wait(timeout=30)
 
 
+@pytest.mark.slow
+def test_a_flow_interrupted_while_its_run_holds_a_slot_gives_it_back_as_it_exits(tmp_path: Path) -> None:
+    make_limit("gpu", 1)
+    held = tmp_path / "held"
+    script = tmp_path / "hold.py"
+    script.write_text(textwrap.dedent(f"""
+        import pathlib, threading
+        from prefect_like import flow, task
+
+        @task(tags=["gpu"])
+        def hold(i):
+            pathlib.Path({str(held)!r}).write_text("yes")
+            threading.Event().wait(600)
+
+        @flow(task_runner="thread")
+        def f():
+            return hold.map(range(3)).result()
+
+        f()
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], env=env())  # the default 60 s lease
+    try:
+        deadline = time.monotonic() + 60
+        while not held.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) in (130, -signal.SIGINT)  # ended by the interrupt
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    with Store(settings.database_path()) as store:
+        assert limits.get_limit(store, "gpu")["holders"] == []  # given back, not left to lapse
+
+
 # -- concurrency() and rate_limit() --------------------------------------------------------------------
 
 

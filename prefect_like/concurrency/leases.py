@@ -12,13 +12,15 @@ backoff from 20 ms to 0.5 s, jittered, so waiters do not take the lock in step) 
 every slot or ``timeout_seconds`` pass (``TimeoutError``, as Prefect raises). A held lease is
 renewed by ``RENEWER``, one daemon thread per process, every third of its duration: a process
 that dies stops renewing, so its slots come back one lease duration later
-(``PREFECT_LIKE_CONCURRENCY_LEASE_SECONDS``, 60 s by default). A lease found gone at renewal
+(``PREFECT_LIKE_CONCURRENCY_LEASE_SECONDS``, 60 s by default); a process that exits normally,
+a Ctrl-C included, gives back what it still holds at once. A lease found gone at renewal
 (someone ran ``concurrency-limit reset``) is logged once; the holder carries on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
 import random
@@ -174,9 +176,19 @@ class Renewer:
         with self._lock:
             self._held.add(lease)
             if self._thread is None or not self._thread.is_alive():
+                if self._thread is None:
+                    atexit.register(self.release_all)
                 self._thread = threading.Thread(target=self._run, name="prefect-like-leases", daemon=True)
                 self._thread.start()
         self._wake.set()
+
+    def release_all(self) -> None:
+        """Give back what this process still holds as it exits (a run cut short by Ctrl-C whose
+        thread never reached its release), so the next flow need not wait for the leases to lapse."""
+        with self._lock:
+            held = list(self._held)
+        for lease in held:
+            lease.release()
 
     def forget(self, lease: Lease) -> None:
         with self._lock:
