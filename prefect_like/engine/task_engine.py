@@ -310,29 +310,36 @@ class HookedTaskRun(TaskRun):
 
     __slots__ = ("lock",)
 
+    def __init__(self, call: TaskCall) -> None:
+        super().__init__(call)
+        self.lock: KeyLock | None = None
+
     def enter(self) -> State | None:
-        self.lock: Any = None
         state = super().enter()
         if state is None and self.options.on_running:
             self._hooks(Running())
         return state
 
-    def _cached(self, policy: CachePolicy) -> State | None:
-        if policy.isolation_level != "SERIALIZABLE":
-            return super()._cached(policy)
-        task = self.call.task
+    def take_lock(self) -> None:
+        """SERIALIZABLE: wait for the lock of this run's cache key, so runs of one key take
+        turns: the first computes, the others then find its result. Blocking work (``steps``
+        runs it in a thread under an event loop); a key that cannot be made takes no lock."""
+        call, task = self.call, self.call.task
+        parameters = self.parameters
+        if call.upstream:
+            parameters, blocker = resolve_inputs(call)
+            if blocker is not None:
+                return
         try:
-            key = run_key(policy, task, self.parameters, self)
+            key = run_key(task.cache_policy, task, parameters, self)
         except Exception:
-            return super()._cached(policy)  # logs why, and runs uncached
+            return  # enter() says why, and runs uncached
         if key is not None:
-            # Runs with the same key take turns: the first computes, the others find its result.
             self.lock = KeyLock(resolve_storage(task.storage).path, key)
-        return super()._cached(policy)
 
     def _finish(self, state: State, data: dict[str, Any]) -> State:
         state = super()._finish(state, data)
-        lock, self.lock = getattr(self, "lock", None), None
+        lock, self.lock = self.lock, None
         if lock is not None:
             lock.release()
         if task_hooks(self.options, state):
@@ -366,6 +373,8 @@ def steps(call: TaskCall) -> Steps[State]:
     """The one body of a task run; ``run_task`` and ``run_task_async`` drive it."""
     run = HookedTaskRun(call) if call.task.hooked or call.task.serializable else TaskRun(call)
     try:
+        if call.task.serializable and isinstance(run, HookedTaskRun):
+            yield Blocking(run.take_lock)
         state = run.enter()
         if state is not None:
             return state

@@ -394,3 +394,28 @@ def test_serializable_isolation_computes_a_key_once(tmp_path):
     assert my_flow() == [10] * 6
     assert calls == [1]
     assert any("expensive" in p.name for p in tmp_path.iterdir())  # the result is in the policy's key_storage
+
+
+def test_serializable_isolation_on_the_event_loop(tmp_path):
+    # Prefect: docs/v3/advanced/transactions.mdx (SERIALIZABLE), for async tasks on one event loop: a run waiting
+    # for the key's lock must not stop the loop the run holding it needs
+    import asyncio
+
+    calls = []
+
+    @task(cache_policy=INPUTS.configure(isolation_level="SERIALIZABLE", key_storage=str(tmp_path / "keys")))
+    async def expensive(x):
+        calls.append(x)
+        await asyncio.sleep(0.2)
+        return x * 10
+
+    @flow(task_runner="asyncio")
+    async def my_flow():
+        return expensive.map([1] * 4).result()
+
+    outcome = []
+    worker = threading.Thread(target=lambda: outcome.append(asyncio.run(my_flow())), daemon=True)
+    worker.start()
+    worker.join(60)
+    assert outcome == [[10] * 4], "the flow did not end: a run waiting for the lock blocked the event loop"
+    assert calls == [1]
