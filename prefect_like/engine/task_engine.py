@@ -325,13 +325,15 @@ class HookedTaskRun(TaskRun):
         turns: the first computes, the others then find its result. Blocking work (``steps``
         runs it in a thread under an event loop); a key that cannot be made takes no lock."""
         call, task = self.call, self.call.task
-        parameters = self.parameters
+        policy, parameters = task.cache_policy, self.parameters
+        if policy is None:
+            return
         if call.upstream:
             parameters, blocker = resolve_inputs(call)
             if blocker is not None:
                 return
         try:
-            key = run_key(task.cache_policy, task, parameters, self)
+            key = run_key(policy, task, parameters, self)
         except Exception:
             return  # enter() says why, and runs uncached
         if key is not None:
