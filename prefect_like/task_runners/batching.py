@@ -11,7 +11,12 @@ outcome to ``_batch_done``. What happens to a submitted call, in order:
    to the engine task as arguments, which the engine resolves on the cluster.
 2. Batches are sized by measured duration: the first call of a task goes alone as a probe and
    the rest wait (at most ``batch_seconds``) for its time; then a batch holds about
-   ``batch_seconds`` of work (1 call for slow tasks, up to ``max_batch_size`` for trivial ones).
+   ``batch_seconds`` of work (1 call for slow tasks, up to ``max_batch_size`` for trivial ones),
+   and at most ``batch_bytes`` of arguments and of results (both measured, per call). The time
+   per call keeps learning from every batch and follows a slowdown at once (a batch slower than
+   the estimate replaces it; a faster one moves it by a fraction), and a batch never holds more
+   than its share of the runs in flight (unfinished runs / (2 x worker slots)), so a sweep whose
+   first runs are fast and the rest slow still keeps every worker busy.
    A batch goes when full, when submission pauses for a tick, after ``max_linger`` seconds, or
    at once when someone waits on one of its futures.
 3. ``worker.run_batch`` runs it (see there); its result carries the final states and the events
@@ -37,11 +42,13 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import gc
 import os
 import pickle
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -62,6 +69,7 @@ from prefect_like.task_runners.base import (
 from prefect_like.task_runners.worker import (
     SEQ_STRIDE,
     Channel,
+    RemoteResult,
     Upstream,
     replace_upstream,
     settings_for_workers,
@@ -113,16 +121,60 @@ class DistFuture(TaskFuture[Any]):
 class Batch:
     """Task calls of one task that go to the engine as one engine task."""
 
-    __slots__ = ("task", "futures", "created", "seen", "ref", "uses", "single")
+    __slots__ = ("task", "futures", "created", "seen", "ref", "home", "uses", "single", "payload_bytes")
 
     def __init__(self, task: Any, single: bool = False) -> None:
         self.task = task
         self.futures: list[DistFuture] = []
         self.created = time.monotonic()
         self.seen = 0  # its size at the flusher's last tick
-        self.ref: Any = None  # the engine's future once sent
+        self.ref: Any = None  # the engine's future once sent: its value stays on the cluster
+        self.home: Any = None  # the engine future of what the flow process fetches (worker.home_part)
         self.uses: list[tuple[DistFuture, Any]] = []  # upstream futures and the refs it was given
         self.single = single
+        self.payload_bytes = 0  # what its calls' arguments weighed, pickled
+
+
+class RemoteState(State):
+    """A completed run's state whose result is still on the cluster: ``result()`` fetches it
+    (once), from the engine object that holds it (``ref``, at ``slot``)."""
+
+    __slots__ = ("_runner", "_remote_ref", "_slot", "_remote", "__weakref__")
+
+    def __init__(self, state: State, runner: BatchingTaskRunner, ref: Any, slot: int) -> None:
+        super().__init__(state.type, state.name, state.message, None, state.timestamp, state.run_id)
+        self._runner = runner
+        self._remote_ref = ref
+        self._slot = slot
+        self._remote: RemoteResult | None = state.result()
+
+    @property
+    def fetched(self) -> bool:
+        return self._remote is None
+
+    def result(self, raise_on_failure: bool = True) -> Any:
+        if self._remote is not None:
+            self._runner._fetch([self])
+        return super().result(raise_on_failure)
+
+    def _set_fetched(self, value: Any) -> None:
+        self._data = value
+        self._remote = None
+        self._remote_ref = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        value = self.result()  # sent elsewhere by value: the value goes, not the engine handle
+        return (State, (self.type, self.name, self.message, value, self.timestamp, self.run_id))
+
+    def __repr__(self) -> str:
+        if self._remote is None:
+            return super().__repr__()
+        what = f"{self._remote.type_name} of {self._remote.nbytes:,} bytes on the cluster"
+        return f"{self.name}(type={self.type.value}, result={what})"
+
+
+class ResultFetchError(RuntimeError):
+    """A result that stayed on the cluster could not be fetched (the cluster is gone, say)."""
 
 
 class BatchingTaskRunner(TaskRunner):
@@ -135,14 +187,16 @@ class BatchingTaskRunner(TaskRunner):
         *,
         batch_seconds: float = 0.05,
         max_batch_size: int = 1000,
+        batch_bytes: int = 32 * 1024 * 1024,
         event_interval: float = 0.25,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
         super().__init__(max_in_flight)
-        if batch_seconds < 0 or max_batch_size < 1:
-            raise ValueError("batch_seconds must be >= 0 and max_batch_size >= 1")
+        if batch_seconds < 0 or max_batch_size < 1 or batch_bytes < 1:
+            raise ValueError("batch_seconds must be >= 0, max_batch_size and batch_bytes >= 1")
         self.batch_seconds = batch_seconds
         self.max_batch_size = max_batch_size
+        self.batch_bytes = batch_bytes
         self.event_interval = event_interval
         self._lock = threading.RLock()
 
@@ -161,8 +215,14 @@ class BatchingTaskRunner(TaskRunner):
     @abc.abstractmethod
     def _engine_submit(
         self, payload: bytes, args: list[Any], options: dict[str, Any], name: str
-    ) -> Any:
-        """Start ``run_batch(payload, channel, interval, *args)``; return the engine's future."""
+    ) -> tuple[Any, Any]:
+        """Start ``run_batch(payload, channel, interval, *args)``; return the engine's futures of
+        the part the flow process fetches (``home_part`` of the value) and of the whole value."""
+
+    @abc.abstractmethod
+    def _engine_fetch(self, wanted: list[tuple[Any, int]]) -> list[Any]:
+        """The results ``pick_result(value of ref, slot)`` for each ``(ref, slot)``, computed
+        beside the batch that holds them, so only those results travel here."""
 
     @abc.abstractmethod
     def _engine_slots(self) -> int:
@@ -189,11 +249,13 @@ class BatchingTaskRunner(TaskRunner):
         self._pending: dict[Any, Batch] = {}
         self._inflight: set[Batch] = set()
         self._seconds_per_call: dict[Any, float] = {}
+        self._bytes_per_call: dict[Any, float] = {}  # task function -> argument + result bytes
         self._probing: dict[Any, int] = {}  # task function -> its single runs out while unmeasured
         self._env = settings_for_workers()
         self._key = uuid.uuid4().hex
         self._stopping = False
         self._broken: str | None = None  # why the collector died: every later batch ends Crashed
+        self._remote_states: weakref.WeakSet[RemoteState] = weakref.WeakSet()
         self._wake = threading.Event()
         self._engine_start()
         self._slots = max(1, self._engine_slots())
@@ -208,11 +270,40 @@ class BatchingTaskRunner(TaskRunner):
         try:
             if not cancelled:
                 self._engine_collect_events()
+                self._fetch_kept()
         finally:
             self._stopping = True
             self._wake.set()
             self._flusher.join()
             self._engine_stop()
+
+    def _fetch_kept(self) -> None:
+        """Fetch the results still referenced (the flow's return value, futures the caller
+        kept): the cluster they live on is about to be left."""
+        gc.collect()  # states in reference cycles that are garbage need no fetching
+        kept = [state for state in list(self._remote_states) if not state.fetched]
+        if kept:
+            try:
+                self._fetch(kept)
+            except ResultFetchError:
+                logger.exception("prefect-like could not fetch results from %s", self.name)
+
+    def _fetch(self, states: list[RemoteState]) -> None:
+        """Fetch the results of ``states`` from the cluster, in one round trip."""
+        wanted = [state for state in states if not state.fetched]
+        if not wanted:
+            return
+        try:
+            values = self._engine_fetch([(state._remote_ref, state._slot) for state in wanted])
+        except Exception as exc:
+            left = "" if self._started else " (the flow run has ended and left the cluster)"
+            raise ResultFetchError(
+                f"the result of {len(wanted)} task run(s) stayed on the {self.name} cluster and "
+                f"could not be fetched{left}: {type(exc).__name__}: {exc}; call .result() in the "
+                "flow, or return the futures from it"
+            ) from exc
+        for state, value in zip(wanted, values, strict=True):
+            state._set_fetched(value)
 
     def start_collector(self, collect: Callable[[], None], name: str) -> threading.Thread:
         """Start the engine's collector thread, watched: if it dies, every run it would have
@@ -298,7 +389,10 @@ class BatchingTaskRunner(TaskRunner):
         per_call = self._seconds_per_call.get(fn)
         if per_call is None:
             return 1 if self._probing.get(fn, 0) < self._slots else None
-        return max(1, min(self.max_batch_size, int(self.batch_seconds / max(per_call, 1e-7))))
+        size = min(self.max_batch_size, int(self.batch_seconds / max(per_call, 1e-7)))
+        size = min(size, int(self.batch_bytes / max(self._bytes_per_call.get(fn, 0.0), 1.0)))
+        # Never more than a share of what is in flight: every worker slot gets batches.
+        return max(1, min(size, len(self._unfinished) // (2 * self._slots)))
 
     def _flush_loop(self) -> None:
         tick = 0.005
@@ -409,6 +503,7 @@ class BatchingTaskRunner(TaskRunner):
         batch.uses = uses
         try:
             payload = cloudpickle.dumps((calls, self._env, offsets))
+            batch.payload_bytes = len(payload)
         except Exception as exc:
             from prefect_like.errors import SerializationError
 
@@ -420,7 +515,7 @@ class BatchingTaskRunner(TaskRunner):
         try:
             if self._broken is not None:
                 raise RuntimeError(self._broken)
-            batch.ref = self._engine_submit(payload, args, options, task.name)
+            batch.home, batch.ref = self._engine_submit(payload, args, options, task.name)
         except Exception as exc:  # the engine refused the batch: its runs end, never a hang
             hint = f" (the task's engine_options: {options!r})" if options else ""
             message = f"Crashed: the {self.name} engine refused to run it: {type(exc).__name__}: {exc}{hint}"
@@ -450,9 +545,10 @@ class BatchingTaskRunner(TaskRunner):
 
     def _handle_outcome(self, batch: Batch, ok: bool, value: Any, serialization: bool) -> None:
         if ok:
-            states_blob, info_blob = value
-            states: list[State] = pickle.loads(states_blob)
-            elapsed, events = pickle.loads(info_blob)
+            small_blob, away, elapsed, events, nbytes = pickle.loads(value)
+            states: list[State] = pickle.loads(small_blob)
+            for slot, state in away.items():
+                states[slot] = state
             if events:
                 _events.BUFFER.extend(events)
             fn = batch.futures[0]._call.task.fn  # type: ignore[union-attr]
@@ -461,12 +557,21 @@ class BatchingTaskRunner(TaskRunner):
                 per_call = elapsed / len(states)
                 known = self._seconds_per_call.get(fn)
                 self._seconds_per_call[fn] = (
-                    per_call if known is None else 0.7 * known + 0.3 * per_call
+                    per_call if known is None or per_call > known else 0.7 * known + 0.3 * per_call
+                )
+                sent = batch.payload_bytes / len(states) + nbytes / len(states)
+                known_bytes = self._bytes_per_call.get(fn)
+                self._bytes_per_call[fn] = (
+                    sent if known_bytes is None or sent > known_bytes else 0.7 * known_bytes + 0.3 * sent
                 )
                 if batch.single:
                     self._probing.pop(fn, None)
+            batch.uses = []  # what a failure needs; kept, they would keep the upstream results
             for slot, (future, state) in enumerate(zip(batch.futures, states, strict=True)):
                 future._ref, future._slot = batch.ref, slot
+                if state.is_completed() and isinstance(state.result(), RemoteResult):
+                    state = RemoteState(state, self, batch.ref, slot)
+                    self._remote_states.add(state)
                 self._resolve(future, state)
             return
         with self._lock:
@@ -566,6 +671,7 @@ class BatchingTaskRunner(TaskRunner):
         work = future._work
         future._batch = None
         future._call = None
+        future._work = None  # its call holds the arguments: upstream futures and their results
         if work is not None:
             work.finish(state)
 
@@ -578,7 +684,7 @@ class BatchingTaskRunner(TaskRunner):
             self._pending.clear()
             inflight = list(self._inflight)
             self._stopping = True
-            self._engine_cancel([batch.ref for batch in inflight])
+            self._engine_cancel([ref for batch in inflight for ref in (batch.home, batch.ref)])
             for batch in inflight:
                 for future in batch.futures:
                     if (

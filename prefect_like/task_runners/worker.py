@@ -18,8 +18,13 @@ process pool); nothing here imports an engine. What happens on a worker, in orde
    its return value. A batch returns only after every event of its runs has been handed to the
    channel or packed into its result, so when the flow process sees the result it has (or is
    sure to get before the next result) every event of those runs: nothing is lost.
-4. The return value is ``(states_blob, info_blob)``: the final states, pickled with cloudpickle
-   (downstream batches unpickle only this), and the events plus the measured compute time.
+4. The return value is ``(home_blob, kept)``. ``kept`` is the final states, results and all,
+   pickled with cloudpickle (each state whose result is past ``HOME_RESULT_BYTES`` on its own):
+   it stays in the engine's object store, where downstream batches on any worker take it as an
+   argument (worker to worker), unpickling only the states they use. ``home_blob`` is what the
+   flow process fetches: the events, the measured compute time, the bytes of the results, and
+   the final states, each big result left out (a ``RemoteResult`` stands for it until someone
+   asks the runner for it: ``pick_result`` runs beside the batch and sends that one result).
 """
 
 from __future__ import annotations
@@ -47,6 +52,36 @@ from prefect_like.tracking.events import TASK, task_event
 # the flow process records the end of an attempt at the top of that attempt's range.
 SEQ_STRIDE = 1_000_000
 ENV_PREFIX = "PREFECT_LIKE_"
+# A result up to this size goes home with its state (cheaper than asking for it later); a bigger
+# one stays on the cluster until someone asks for it.
+HOME_RESULT_BYTES = 64 * 1024
+_SMALL_TYPES = (int, float, bool, complex, type(None))
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteResult:
+    """Stands for a result left on the cluster, in the state the flow process gets."""
+
+    nbytes: int
+    type_name: str
+
+
+def result_bytes(value: Any) -> int:
+    """About how many bytes ``value`` takes to ship: exact for buffers, by pickling otherwise."""
+    if type(value) in _SMALL_TYPES:
+        return 16
+    if type(value) in (str, bytes, bytearray):
+        return len(value)
+    nbytes = getattr(value, "nbytes", None)  # numpy arrays, pandas Series, torch tensors...
+    if type(nbytes) is int:
+        return nbytes
+    try:
+        return len(pickle.dumps(value, protocol=5))
+    except Exception:
+        try:
+            return len(cloudpickle.dumps(value))
+        except Exception:
+            return 0  # it cannot travel: _split_states fails its run
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,12 +238,27 @@ def take_events() -> list[Any]:
 
 
 def _resolve_arg(value: Any) -> Any:
+    """An upstream batch's final states from what the engine gives us (else ``value``: a State)."""
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], bytes):
-        return pickle.loads(value[0])  # an upstream batch's result: its list of final states
+        if isinstance(value[1], tuple):  # a whole batch's value (Dask): (home_blob, kept)
+            value = value[1]
+        return BatchStates(value)  # kept alone (Ray's second return value): (small_blob, big)
     return value
 
 
-def run_batch(payload: bytes, channel: Channel, interval: float, *upstream: Any) -> tuple[bytes, bytes]:
+def home_part(value: tuple[bytes, Any]) -> bytes:
+    """The part of a batch's value the flow process fetches (runs where the batch ran)."""
+    return value[0]
+
+
+def pick_result(value: Any, slot: int) -> Any:
+    """The result of run ``slot`` of an upstream batch (runs on the cluster, beside the batch)."""
+    return _resolve_arg(value)[slot].result(raise_on_failure=False)
+
+
+def run_batch(
+    payload: bytes, channel: Channel, interval: float, *upstream: Any
+) -> tuple[bytes, tuple[bytes, dict[int, bytes]]]:
     """Run a batch of task calls on this worker; see the module docstring for the steps."""
     calls, env, offsets = pickle.loads(payload)
     apply_settings(env)
@@ -240,7 +290,7 @@ def run_batch(payload: bytes, channel: Channel, interval: float, *upstream: Any)
             install_print_capture()
         states.append(call.run())
     elapsed = time.perf_counter() - started
-    states_blob = _dump_states(states, calls, offsets)
+    small_blob, away, big, nbytes = _split_states(states, calls, offsets)
     events: list[Any] = []
     if shipping:
         events = OUTBOX.take(channel)
@@ -248,25 +298,79 @@ def run_batch(payload: bytes, channel: Channel, interval: float, *upstream: Any)
             with OUTBOX.lock:
                 for index in offsets:
                     OUTBOX.rewrites.pop(calls[index].task_run_id, None)
-    return states_blob, cloudpickle.dumps((elapsed, events))
+    return cloudpickle.dumps((small_blob, away, elapsed, events, nbytes)), (small_blob, big)
 
 
-def _dump_states(states: list[State], calls: list[TaskCall], offsets: dict[int, tuple[int, int]]) -> bytes:
-    try:
-        return cloudpickle.dumps(states)
-    except Exception:
-        pass
-    # Some result cannot travel: that run ends FAILED (recorded above what it stored), the rest stand.
-    for index, state in enumerate(states):
+def _split_states(
+    states: list[State], calls: list[TaskCall], offsets: dict[int, tuple[int, int]]
+) -> tuple[bytes, dict[int, State], dict[int, bytes], int]:
+    """What a batch's states become: ``small_blob``, every state but those with a big result
+    (a None in their place), pickled once; for each big one, its state without the result (for
+    the flow process) and the state pickled on its own (kept on the cluster, so fetching or
+    passing on one result unpickles only that one); and the bytes of all the results."""
+    small: list[State | None] = list(states)
+    away: dict[int, State] = {}
+    big: dict[int, bytes] = {}
+    total = 0
+    for slot, state in enumerate(states):
+        if not state.is_completed():
+            continue
+        value = state.result()
+        size = result_bytes(value)
+        total += size
+        if size <= HOME_RESULT_BYTES:
+            continue
         try:
-            cloudpickle.dumps(state)
+            big[slot] = cloudpickle.dumps(state)
         except Exception as exc:
-            call = calls[index]
-            error = SerializationError(f"the result of task run {call.name!r} cannot be sent home: {exc}")
-            failed = Failed(error)
-            failed.run_id = call.task_run_id
-            seq = offsets.get(index, (0, 0))[0] + SEQ_STRIDE - 2
-            data = {"run_count": 1, "error": {"type": "SerializationError", "message": str(error), "traceback": ""}}
-            _events.emit(task_event(call.task_run_id, call.flow_run_id, seq, failed, data))
-            states[index] = failed
-    return cloudpickle.dumps(states)
+            small[slot] = _cannot_travel(calls, offsets, slot, exc)
+            continue
+        remote = RemoteResult(size, type(value).__name__)
+        away[slot] = State(state.type, state.name, state.message, remote, state.timestamp, state.run_id)
+        small[slot] = None
+    try:
+        small_blob = cloudpickle.dumps(small)
+    except Exception:
+        for slot, kept in enumerate(small):
+            if kept is None:
+                continue
+            try:
+                cloudpickle.dumps(kept)
+            except Exception as exc:
+                small[slot] = _cannot_travel(calls, offsets, slot, exc)
+        small_blob = cloudpickle.dumps(small)
+    return small_blob, away, big, total
+
+
+class BatchStates:
+    """The final states of an upstream batch, from the value it left on the cluster."""
+
+    def __init__(self, kept: tuple[bytes, dict[int, bytes]]) -> None:
+        self._small_blob, self._big = kept
+        self._small: list[State | None] | None = None
+
+    def __getitem__(self, slot: int) -> State:
+        blob = self._big.get(slot)
+        if blob is not None:
+            state: State = pickle.loads(blob)
+            return state
+        if self._small is None:
+            self._small = pickle.loads(self._small_blob)
+        found = self._small[slot]
+        assert found is not None
+        return found
+
+
+def _cannot_travel(
+    calls: list[TaskCall], offsets: dict[int, tuple[int, int]], slot: int, exc: Exception
+) -> State:
+    """A result that cannot travel: its run ends FAILED, saying why, recorded above what the
+    run stored; the rest of the batch stands."""
+    call = calls[slot]
+    error = SerializationError(f"the result of task run {call.name!r} cannot be sent home: {exc}")
+    failed = Failed(error)
+    failed.run_id = call.task_run_id
+    seq = offsets.get(slot, (0, 0))[0] + SEQ_STRIDE - 2
+    data = {"run_count": 1, "error": {"type": "SerializationError", "message": str(error), "traceback": ""}}
+    _events.emit(task_event(call.task_run_id, call.flow_run_id, seq, failed, data))
+    return failed

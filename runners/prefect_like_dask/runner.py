@@ -37,7 +37,7 @@ from typing import Any
 
 from prefect_like.errors import MissingEngineError
 from prefect_like.task_runners.batching import Batch, BatchingTaskRunner, pythonpath_for_workers
-from prefect_like.task_runners.worker import Channel, run_batch
+from prefect_like.task_runners.worker import Channel, home_part, pick_result, run_batch
 from prefect_like.tracking import events as _events
 
 
@@ -172,18 +172,36 @@ class DaskTaskRunner(BatchingTaskRunner):
                 f"Dask's Client.submit takes no option {', '.join(map(repr, unknown))}; the ones it "
                 f"takes are {', '.join(sorted(_submit_options()))} (GPUs, say, are resources={{'GPU': 1}})"
             )
-        key = f"{name}-batch-{uuid.uuid4().hex}"
+        # Dask's dashboard groups keys by their words up to the first that is not all letters:
+        # the task's name stays whole as one word (``evaluate-v2`` would show as ``evaluate``).
+        key = uuid.uuid4().hex
+        name = dashboard_name(name)
         future = self.client.submit(
             run_batch,
             payload,
             self._channel,
             self.event_interval,
             *args,
-            key=key,
+            key=f"{name}-batch-{key}",
             pure=False,
             **options,
         )
-        return future
+        # The scheduler runs this where the batch's value is: only its small part travels.
+        home = self.client.submit(home_part, future, key=f"{name}-home-{key}", pure=False)
+        return home, future
+
+    def _engine_fetch(self, wanted: list[tuple[Any, int]]) -> list[Any]:
+        picks = [
+            self.client.submit(
+                pick_result,
+                ref,
+                slot,
+                key=f"{ref.key.split('-batch-')[0]}-result-{uuid.uuid4().hex}-{slot}",
+                pure=False,
+            )
+            for ref, slot in wanted
+        ]
+        return list(self.client.gather(picks))
 
     def _engine_slots(self) -> int:
         return sum(self.client.nthreads().values())
@@ -218,8 +236,8 @@ class DaskTaskRunner(BatchingTaskRunner):
 
     def _dispatch(self, batch: Batch) -> None:
         super()._dispatch(batch)
-        if batch.ref is not None:
-            batch.ref.add_done_callback(lambda _: self._done.put(batch))
+        if batch.home is not None:
+            batch.home.add_done_callback(lambda _: self._done.put(batch))
 
     def _collect(self) -> None:
         """Gather finished batches, many per round trip, and hand them over."""
@@ -242,13 +260,15 @@ class DaskTaskRunner(BatchingTaskRunner):
             except BaseException as exc:  # never let the collector die: the runs would hang
                 for batch in finished:
                     self._batch_done(batch, False, exc)
+            # Held while the next get() blocks, the last batches would keep their runs' results.
+            first = finished = batch = None  # type: ignore[assignment]
 
     def _hand_over(self, finished: list[Batch]) -> None:
-        ok = [b for b in finished if b.ref.status == "finished"]
-        failed = [b for b in finished if b.ref.status != "finished"]
+        ok = [b for b in finished if b.home.status == "finished"]
+        failed = [b for b in finished if b.home.status != "finished"]
         if ok:
             try:
-                results = self.client.gather([b.ref for b in ok], errors="raise")
+                results = self.client.gather([b.home for b in ok], errors="raise")
             except BaseException:  # one was cancelled or lost meanwhile: each on its own below
                 results = None
             if results is None:
@@ -258,14 +278,20 @@ class DaskTaskRunner(BatchingTaskRunner):
                     self._batch_done(batch, True, result)
         for batch in failed:
             try:
-                error = batch.ref.exception()
-                result = batch.ref.result() if error is None else None
+                error = batch.home.exception()
+                result = batch.home.result() if error is None else None
             except BaseException as exc:  # cancelled, or the client lost the scheduler
                 error = exc
             if error is None:  # finished after all (raced with the status read)
                 self._batch_done(batch, True, result)
             else:
                 self._batch_done(batch, False, error)
+
+
+def dashboard_name(task_name: str) -> str:
+    """The task's name as the first word of a Dask key: no ``-``, which splits words there."""
+    name = task_name.replace("-", "_").strip() or "task"
+    return name if name[0].isalpha() else f"task_{name}"
 
 
 def _truncate_topic(dask_scheduler: Any, topic: str) -> None:

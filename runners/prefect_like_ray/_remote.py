@@ -14,7 +14,9 @@ import ray
 from prefect_like.task_runners.worker import Channel, run_batch
 
 # Ray must not re-run a batch by itself: a worker death is reported, and retries are prefect-like's.
-run_batch_remote = ray.remote(max_retries=0)(run_batch)
+# Its two return values are two objects: the flow process gets the first (events, states with small
+# results), the second (every result) stays in the object store for downstream tasks.
+run_batch_remote = ray.remote(max_retries=0, num_returns=2)(run_batch)
 
 
 @ray.remote(num_cpus=0, max_restarts=0)

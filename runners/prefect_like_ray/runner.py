@@ -35,7 +35,7 @@ from typing import Any
 
 from prefect_like.errors import MissingEngineError
 from prefect_like.task_runners.batching import Batch, BatchingTaskRunner, pythonpath_for_workers
-from prefect_like.task_runners.worker import Channel
+from prefect_like.task_runners.worker import BatchStates, Channel
 from prefect_like.tracking import events as _events
 
 _sink_lock = threading.Lock()
@@ -154,13 +154,23 @@ class RayTaskRunner(BatchingTaskRunner):
     def _engine_submit(
         self, payload: bytes, args: list[Any], options: dict[str, Any], name: str
     ) -> Any:
-        remote = self._remote
-        if options:
-            key = repr(sorted(options.items()))
-            remote = self._remotes.get(key)
-            if remote is None:
-                remote = self._remotes[key] = self._remote.options(**options)
-        return remote.remote(payload, self._channel, self.event_interval, *args)
+        # Named after the task on Ray's dashboard and in `ray list tasks`, not all ``run_batch``.
+        options = {"name": f"{name} batch", **options}
+        key = repr(sorted(options.items()))
+        remote = self._remotes.get(key)
+        if remote is None:
+            remote = self._remotes[key] = self._remote.options(**options)
+        home, states = remote.remote(payload, self._channel, self.event_interval, *args)
+        return home, states
+
+    def _engine_fetch(self, wanted: list[tuple[Any, int]]) -> list[Any]:
+        # A batch's kept value comes here whole (batches are bounded in bytes) and only the wanted
+        # states are unpickled: a Ray task per fetch would start a worker process per result.
+        import ray
+
+        refs = list({id(ref): ref for ref, _ in wanted}.values())
+        kept = dict(zip(map(id, refs), map(BatchStates, ray.get(refs)), strict=True))
+        return [kept[id(ref)][slot].result(raise_on_failure=False) for ref, slot in wanted]
 
     def _engine_cancel(self, refs: list[Any]) -> None:
         import ray
@@ -209,7 +219,7 @@ class RayTaskRunner(BatchingTaskRunner):
 
     def _dispatch(self, batch: Batch) -> None:
         super()._dispatch(batch)
-        if batch.ref is not None:
+        if batch.home is not None:
             self._new.put(batch)
 
     def _collect(self) -> None:
@@ -229,7 +239,7 @@ class RayTaskRunner(BatchingTaskRunner):
                 if item is None:
                     closing = True
                 else:
-                    inflight[item.ref] = item
+                    inflight[item.home] = item
             if not inflight:
                 continue
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.05)
@@ -246,8 +256,10 @@ class RayTaskRunner(BatchingTaskRunner):
                     self._batch_done(batch, True, results[position])
                     continue
                 try:
-                    result = ray.get(batch.ref)
+                    result = ray.get(batch.home)
                 except Exception as exc:
                     self._batch_done(batch, False, exc)
                 else:
                     self._batch_done(batch, True, result)
+            # Held while the next wait blocks, the last batches would keep their runs' results.
+            batches = results = ready = batch = None  # type: ignore[assignment]

@@ -7,6 +7,7 @@ and on the third once the client gives up reconnecting (``Client(timeout=...)``)
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,60 @@ def test_losing_the_scheduler_ends_the_runs_crashed_once_the_client_gives_up(tmp
     assert [s.name for s in states] == ["Crashed", "Crashed"]
     assert "this client lost its connection to the scheduler" in states[0].message
     assert store.get_task_run(states[0].run_id)["state"] == "CRASHED"
+
+
+@task(name="evaluate-v2")
+def evaluate_v2(x: int) -> int:
+    return x * 2
+
+
+def test_the_dashboard_groups_tasks_under_their_own_names(cluster):
+    # The issue: on Dask's dashboard `evaluate-v2` collapsed to `evaluate`.
+    running, client = cluster
+
+    @flow(task_runner=DaskTaskRunner(address=running.address))
+    def pipeline() -> list[int]:
+        return evaluate_v2.map(range(10)).result()
+
+    assert pipeline() == [2 * x for x in range(10)]
+    prefixes = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
+    assert "evaluate_v2-batch" in prefixes and "evaluate" not in prefixes
+
+
+@task
+def fast_then_slow(i: int, log: str) -> int:
+    """The first 20 return at once, the other 20 take a while: each says where and when it ran."""
+    import threading
+    import time
+
+    started = time.monotonic()
+    if i >= 20:
+        time.sleep(0.3)  # the work, not a wait for something
+    with open(log, "a") as f:
+        f.write(f"{i} {os.getpid()}-{threading.get_ident()} {started} {time.monotonic()}\n")
+    return i
+
+
+def test_slow_runs_after_fast_ones_keep_every_worker_busy(cluster, tmp_path):
+    # The issue: batches sized from the first (fast) runs put 38 of 40 slow runs on one worker.
+    running, _ = cluster
+    log = str(tmp_path / "runs.log")
+
+    @flow(task_runner=DaskTaskRunner(address=running.address))
+    def pipeline() -> list[int]:
+        return fast_then_slow.map(range(40), log=log).result()
+
+    assert pipeline() == list(range(40))
+    slow = [
+        line.split() for line in Path(log).read_text().splitlines() if int(line.split()[0]) >= 20
+    ]
+    per_slot: dict[str, int] = {}
+    for _, slot, _, _ in slow:
+        per_slot[slot] = per_slot.get(slot, 0) + 1
+    assert len(per_slot) == 2 and min(per_slot.values()) >= 5, per_slot  # both slots ran slow runs
+    # ... at the same time: a slow run on one slot overlapped a slow run on the other
+    assert any(
+        a[1] != b[1] and float(a[2]) < float(b[3]) and float(b[2]) < float(a[3])
+        for a in slow
+        for b in slow
+    )
