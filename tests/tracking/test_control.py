@@ -311,3 +311,11 @@ def test_the_same_deployment_life_on_a_postgresql_store() -> None:
         control.close()
         if ours:
             pg.stop()
+
+
+def test_the_scheduler_benchmark_runs_at_a_tiny_size() -> None:
+    from benchmarks.deployments import scheduler
+
+    result = scheduler(5)
+    assert result["runs_made"] in (5 * 60, 5 * 61)  # an hour of one-minute schedules (a minute may turn)
+    assert result["longest_tick_s"] < 30
