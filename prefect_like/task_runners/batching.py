@@ -59,6 +59,7 @@ from prefect_like.futures import TaskFuture
 from prefect_like.logging import logger
 from prefect_like.results import summarize_call_parameters
 from prefect_like.states import Cancelled, Crashed, Failed, State, StateType
+from prefect_like.task_runners import shipping
 from prefect_like.task_runners.base import (
     DEFAULT_MAX_IN_FLIGHT,
     NOT_STARTED,
@@ -502,7 +503,7 @@ class BatchingTaskRunner(TaskRunner):
             calls.append(call)
         batch.uses = uses
         try:
-            payload = cloudpickle.dumps((calls, self._env, offsets))
+            payload = shipping.dumps((calls, self._env, offsets))
             batch.payload_bytes = len(payload)
         except Exception as exc:
             from prefect_like.errors import SerializationError

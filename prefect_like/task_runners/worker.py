@@ -44,6 +44,7 @@ from prefect_like.errors import SerializationError
 from prefect_like.futures import TaskFuture
 from prefect_like.logging import install_print_capture, setup_logging
 from prefect_like.states import Failed, State
+from prefect_like.task_runners.shipping import loads as shipping_loads
 from prefect_like.tasks import TaskCall
 from prefect_like.tracking import events as _events
 from prefect_like.tracking.events import TASK, task_event
@@ -260,7 +261,7 @@ def run_batch(
     payload: bytes, channel: Channel, interval: float, *upstream: Any
 ) -> tuple[bytes, tuple[bytes, dict[int, bytes]]]:
     """Run a batch of task calls on this worker; see the module docstring for the steps."""
-    calls, env, offsets = pickle.loads(payload)
+    calls, env, offsets = shipping_loads(payload)
     apply_settings(env)
     shipping = not channel.at_home()
     if shipping:

@@ -200,3 +200,55 @@ def test_slow_runs_after_fast_ones_keep_every_worker_busy(cluster, tmp_path):
         for a in slow
         for b in slow
     )
+
+
+MYLIB = """
+from prefect_like import task
+
+TABLE = list(range(1000))
+
+
+@task
+def lookup(i: int) -> int:
+    return TABLE[i]
+
+
+@task
+def fails(i: int) -> int:
+    raise ValueError(f"bad {i}")
+"""
+
+
+def test_a_task_from_a_module_travels_by_reference_and_a_missing_module_says_so(
+    cluster, tmp_path, store, monkeypatch
+):
+    import importlib
+    import uuid
+
+    running, client = cluster
+    name = f"mylib_{uuid.uuid4().hex[:8]}"
+    path = tmp_path / f"{name}.py"
+    path.write_text(MYLIB)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    mylib = importlib.import_module(name)
+
+    @flow(task_runner=DaskTaskRunner(address=running.address))
+    def pipeline():
+        looked = mylib.lookup.map(range(3))
+        failed = mylib.fails.submit(7)
+        futures = [*looked, failed]
+        for future in futures:
+            future.wait()
+        return [f.state for f in futures]
+
+    missing = pipeline(return_state=True).result(raise_on_failure=False)
+    assert {s.name for s in missing} == {"Failed"}
+    message = str(missing[0].result(raise_on_failure=False))
+    assert f"module `{name}` is not importable on worker tcp://" in message
+    assert "install it there or ship it with upload_file/runtime_env" in message
+
+    client.upload_file(str(path))  # now the workers import it: the tasks run by reference
+    looked_up = pipeline(return_state=True).result(raise_on_failure=False)
+    assert [s.result() for s in looked_up[:3]] == [0, 1, 2]
+    error = store.get_task_run(looked_up[3].run_id)["error"]
+    assert error["type"] == "ValueError" and f'{name}.py", line 14' in error["traceback"]
