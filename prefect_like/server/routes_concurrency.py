@@ -11,19 +11,21 @@ slots their runs take.
   "strict"}``: take the slots or say how long to wait (``{"acquired": false, "retry_after"}``);
   the client waits and asks again. ``/renew`` and ``/release`` take ``{"lease_ids"}``.
 
-Every write runs on the tracker's one writer thread, in one SQLite transaction
-(``concurrency.store``), so two requests never both take the last slot. A limit that does not
+Every write is one transaction (``concurrency.store``) on the routes' own connection, one at a
+time, under the store's write lock (SQLite's, or the PostgreSQL store's advisory lock), so two
+requests, or two server processes, never both take the last slot. A limit that does not
 exist is 404, bad input 422.
 """
 
 from __future__ import annotations
 
-import asyncio
+import threading
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Request
 from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -65,11 +67,33 @@ def _json(value: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(value, default=str), status_code=status, media_type="application/json")
 
 
+_opening = threading.Lock()
+_writing = threading.Lock()
+
+
+def _store(app: Any) -> Any:
+    """The routes' own connection to the tracker's store (SQLite or PostgreSQL), opened on first
+    use: slots are taken apart from the event writer, whose queue they would wait behind."""
+    store = getattr(app.state, "concurrency_store", None)
+    if store is None:
+        with _opening:
+            store = getattr(app.state, "concurrency_store", None)
+            if store is None:
+                from prefect_like.tracking import databases
+
+                store = app.state.concurrency_store = databases.open_store(app.state.tracker.url)
+    return store
+
+
 async def _write(request: Request, fn: Any, *args: Any) -> Any:
-    tracker = request.app.state.tracker
-    future = tracker._write_thread.submit(fn, tracker.writer, *args)
+    store = _store(request.app)
+
+    def call() -> Any:
+        with _writing:  # one transaction at a time on this connection
+            return fn(store, *args)
+
     try:
-        return await asyncio.wrap_future(future)
+        return await run_in_threadpool(call)
     except LookupError as exc:
         raise Problem(404, str(exc)) from None
     except ValueError as exc:
