@@ -60,13 +60,14 @@ FUNCTIONS = (
         SELECT doc::jsonb #> CASE WHEN path = '$' THEN '{}'::text[]
                                  ELSE string_to_array(substr(path, 3), '.') END
     $$""",
-    # json_valid and json_extract of one value, parsing it once: what a sort by a result key
-    # runs for every row of a flow run.
+    # json_valid and json_extract of one value, parsing it once (as json, which only checks
+    # the text, and only the value at the path made jsonb, which orders numbers as numbers):
+    # what a sort by a result key runs for every row of a flow run.
     """CREATE OR REPLACE FUNCTION sqlite_json_at(doc text, path text) RETURNS jsonb
     LANGUAGE plpgsql IMMUTABLE AS $$
     BEGIN
-        RETURN doc::jsonb #> CASE WHEN path = '$' THEN '{}'::text[]
-                                 ELSE string_to_array(substr(path, 3), '.') END;
+        RETURN (doc::json #> CASE WHEN path = '$' THEN '{}'::text[]
+                                  ELSE string_to_array(substr(path, 3), '.') END)::jsonb;
     EXCEPTION WHEN others THEN
         RETURN NULL;
     END
