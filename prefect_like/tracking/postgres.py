@@ -97,6 +97,7 @@ class Connection:
     def __init__(self, url: str) -> None:
         self.url = url
         self.scrub = False
+        self.row_factory: Any = None  # psycopg's; kept across reconnections
         self._staged: set[str] = set()
         self._columns: dict[str, list[str]] = {}
         self._pg: psycopg.Connection[Any] = self._connect()
@@ -104,6 +105,8 @@ class Connection:
     def _connect(self) -> psycopg.Connection[Any]:
         psycopg = _psycopg()
         conn = psycopg.connect(conninfo(self.url), autocommit=True, connect_timeout=10)
+        if self.row_factory is not None:
+            conn.row_factory = self.row_factory
         # numeric (a SUM, an AVG) as float, as SQLite gives it, not Decimal
         conn.adapters.register_loader("numeric", psycopg.types.numeric.FloatLoader)
         return conn
@@ -412,7 +415,7 @@ def control(url: str) -> Any:
     class PgControl(Control):
         def __init__(self, url: str, *, retry_for: float = 60.0) -> None:
             store = PgStore(url, retry_for=retry_for)  # its schema checked, its retry loop
-            store.pg._pg.row_factory = _named_rows
+            store.pg.row_factory = store.pg._pg.row_factory = _named_rows
             self._store = store
             self.path = store.where  # type: ignore[assignment]
             self.retry_for = retry_for
