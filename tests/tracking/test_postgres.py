@@ -262,3 +262,19 @@ def test_a_store_whose_sql_functions_an_earlier_version_made_gets_this_versions(
         (parallel,) = conn.execute("SELECT proparallel FROM pg_proc WHERE proname = 'json_valid' "
                                    "AND pronamespace = current_schema()::regnamespace").fetchone()
     assert parallel == "u"
+
+
+def test_deployments_are_read_by_name_after_the_database_connection_is_lost(cluster: pg.Cluster) -> None:
+    # PostgreSQL restarted, or the network dropped the connection: the next call reconnects.
+    from prefect_like.tracking.postgres import control
+
+    url = cluster.fresh()
+    ctl = control(url)
+    try:
+        ctl.set_pool_limit("gpu", 2)
+        with psycopg.connect(cluster.url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                          "AND query NOT ILIKE '%pg_stat_activity%' AND backend_type = 'client backend'")
+        assert ctl.list_pools() == [{"name": "gpu", "concurrency_limit": 2, "queued": 0}]
+    finally:
+        ctl.close()
