@@ -1,13 +1,15 @@
 """A throwaway PostgreSQL cluster for the tests: Debian's binaries, a temporary directory, a free
 port on 127.0.0.1 and a unix socket in that directory; a fresh schema per test.
 
-``cluster()`` starts it once per test session (``stop()`` ends it); as root it runs as the
+``cluster()`` starts it once per test session (``stop()`` ends it, and so does the session's
+end); as root it runs as the
 ``postgres`` system user, since ``initdb`` refuses root. Without PostgreSQL installed, a test
 that needs it skips saying how to install it, and fails under ``CI=true``.
 """
 
 from __future__ import annotations
 
+import atexit
 import glob
 import os
 import pwd
@@ -118,6 +120,7 @@ def cluster() -> Cluster:
         "start",
     )
     _cluster = started
+    atexit.register(stop)  # whichever fixture started it, it ends with the test session
     return started
 
 
