@@ -79,6 +79,7 @@ async def scheduler(app: FastAPI) -> AsyncIterator[None]:
             await task
         control = getattr(app.state, "control", None)
         if control is not None:
+            app.state.control = None  # an app started again opens a new one
             control.close()
 
 
