@@ -714,7 +714,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 from prefect_like.commands import artifacts  # noqa: E402,F401
 from prefect_like.commands import database  # noqa: E402,F401
+from prefect_like.commands import sweeps  # noqa: E402,F401
 from prefect_like.commands import deployments  # noqa: E402,F401
 from prefect_like.commands import workers  # noqa: E402,F401
-from prefect_like.commands import sweeps  # noqa: E402,F401
 from prefect_like.commands import concurrency  # noqa: E402,F401

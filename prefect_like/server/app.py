@@ -64,8 +64,8 @@ from prefect_like.server import host_name
 from prefect_like.server.routes_deployments import cancellations
 from prefect_like.server.schemas import BatchAccepted, EventBatch, Problem, parse_batch
 from prefect_like.states import vocabulary
-from prefect_like.tracking.store import Store
 from prefect_like.tracking import databases
+from prefect_like.tracking.store import Store
 
 log = logging.getLogger("prefect_like.server")
 
@@ -115,8 +115,8 @@ class Tracker:
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="prefect-like-writer")
         self._local = threading.local()
         self._readers: list[Store] = []
-        self._lock = threading.Lock()
         self._turn = itertools.count()
+        self._lock = threading.Lock()
 
     async def write(self, events: list[Any]) -> None:
         await asyncio.wrap_future(self._write_thread.submit(self.writer.write, events))
