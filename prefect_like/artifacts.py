@@ -154,6 +154,14 @@ def _progress(progress: Any) -> float:
 
 
 def _in_async_context() -> bool:
+    # Prefect's rule: in a run, the run's own function decides (a sync flow called where an
+    # event loop runs, as in Jupyter, gets ids, not coroutines); outside runs, a running loop.
+    task_run = task_run_context.get()
+    if task_run is not None:
+        return task_run.task.is_async
+    flow_run = flow_run_context.get()
+    if flow_run is not None:
+        return flow_run.flow.is_async
     try:
         asyncio.get_running_loop()
     except RuntimeError:

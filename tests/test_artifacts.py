@@ -181,6 +181,26 @@ def test_async_code_awaits_the_artifact_functions() -> None:
     assert stored(first)["data"] == "from async"
     assert stored(second)["data"] == [[1]]
 
+def test_a_sync_flow_called_where_an_event_loop_runs_gets_ids_not_coroutines() -> None:
+    # As in a Jupyter cell, where a loop always runs: Prefect's ``is_in_async_context`` asks the
+    # run's own function first (prefect/_internal/compatibility/async_dispatch.py).
+    @task
+    def in_task() -> uuid.UUID:
+        return create_markdown_artifact("from a sync task", key="sync-task-md")
+
+    @flow
+    def sync_flow() -> tuple[uuid.UUID, uuid.UUID]:
+        return create_progress_artifact(50, key="sync-progress"), in_task()
+
+    async def cell() -> tuple[uuid.UUID, uuid.UUID]:
+        return sync_flow()
+
+    progress, markdown = asyncio.run(cell())
+    assert isinstance(progress, uuid.UUID) and isinstance(markdown, uuid.UUID)
+    assert stored(progress)["data"] == 50.0
+    assert stored(markdown)["data"] == "from a sync task"
+
+
 
 def test_artifact_class_creates_and_gets_by_key() -> None:
     @flow

@@ -16,6 +16,7 @@ reads the same file).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,6 +39,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("backends")
     names = marker.args if marker is not None else BACKENDS
     metafunc.parametrize("database", names, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the session's dashboard tests. Without chromium they skip,
+    except on CI (CI=true), where they fail."""
+    from tests.server._live import chromium, chromium_path
+
+    if chromium_path() is None:
+        reason = "chromium is not installed (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; browser tests must run on CI")
+        pytest.skip(reason)
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture(scope="session")

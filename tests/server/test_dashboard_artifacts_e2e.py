@@ -7,7 +7,6 @@ Without chromium these tests skip, except on CI (CI=true), where they fail.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +24,7 @@ from prefect_like.artifacts import (
     update_progress_artifact,
 )
 
-from ._live import chromium, chromium_path, running_server
+from ._live import running_server
 
 pytestmark = pytest.mark.slow
 
@@ -89,24 +88,18 @@ def run(server: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def page(server: str) -> Iterator[Any]:
-    if chromium_path() is None:
-        reason = "chromium is not installed (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; browser tests must run on CI")
-        pytest.skip(reason)
-    with chromium() as browser:
-        context = browser.new_context(base_url=server, viewport={"width": 1400, "height": 900})
-        context.set_default_timeout(10_000)
-        page = context.new_page()
-        dialogs: list[str] = []
-        errors: list[str] = []
-        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        yield page
-        context.close()
-        assert dialogs == [], f"a dialog opened: {dialogs}"
-        assert errors == [], f"the page raised: {errors}"
+def page(browser: Any, server: str) -> Iterator[Any]:
+    context = browser.new_context(base_url=server, viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    dialogs: list[str] = []
+    errors: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    context.close()
+    assert dialogs == [], f"a dialog opened: {dialogs}"
+    assert errors == [], f"the page raised: {errors}"
 
 
 def artifact(page: Any, key: str) -> Any:

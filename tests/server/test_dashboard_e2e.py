@@ -7,7 +7,6 @@ except on CI (CI=true), where they fail.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from prefect_like import flow, get_run_logger, task
 from prefect_like.tracking.recorder import shutdown_recorder
 from prefect_like.tracking.store import Store
 
-from ._live import chromium, chromium_path, running_server
+from ._live import running_server
 
 pytestmark = pytest.mark.slow
 
@@ -101,16 +100,6 @@ def server(home: Path) -> Iterator[str]:
     with running_server(home) as url:
         yield url
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if chromium_path() is None:
-        reason = "chromium is not installed (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; browser tests must run on CI")
-        pytest.skip(reason)
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture

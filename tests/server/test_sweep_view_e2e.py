@@ -25,7 +25,7 @@ import pytest
 from prefect_like import flow, task
 from prefect_like.tracking.store import Store
 
-from ._live import chromium, chromium_path, running_server
+from ._live import running_server
 
 pytestmark = pytest.mark.slow
 
@@ -90,16 +90,6 @@ def server(home: Path) -> Iterator[str]:
     with running_server(home) as url:
         yield url
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if chromium_path() is None:
-        reason = "chromium is not installed (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; browser tests must run on CI")
-        pytest.skip(reason)
-    with chromium() as browser:
-        yield browser
 
 
 @pytest.fixture
