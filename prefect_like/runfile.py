@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+import cloudpickle
 
 from prefect_like.errors import RunNotFoundError, TrackingError
 from prefect_like.flows import Flow
@@ -44,7 +45,9 @@ def load_flow(target: str) -> Flow[..., Any]:
     if spec is None or spec.loader is None:
         raise click.ClickException(f"cannot load {path} as Python")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module  # pickling by reference (Dask, Ray) needs it registered
+    sys.modules[module_name] = module
+    # Workers cannot import a module by this made-up name: what it defines travels by value.
+    cloudpickle.register_pickle_by_value(module)
     sys.path.insert(0, str(path.resolve().parent))
     try:
         spec.loader.exec_module(module)

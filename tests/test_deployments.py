@@ -156,7 +156,11 @@ def _flow_run(server: ServerProcess, flow_run_id: str) -> dict[str, Any]:
 
 
 def _ended(server: ServerProcess, flow_run_id: str, state: str) -> dict[str, Any] | None:
+    """The run once it is in ``state``; a run that ended another way fails the test at once."""
     run = _flow_run(server, flow_run_id)
+    final = {"COMPLETED", "FAILED", "CANCELLED"}
+    if state in final and run.get("state") in final - {state}:
+        raise AssertionError(f"the run ended {run['state']}, not {state}: {run}")
     return run if run.get("state") == state else None
 
 

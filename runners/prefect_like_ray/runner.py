@@ -66,7 +66,7 @@ def _event_sink() -> Any:
             name = f"prefect-like-events-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             # On the driver's node: a node lost with the sink would take the events with it.
             here = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
-                context.get_node_id(), soft=True
+                context.get_node_id(), soft=False
             )
             # EventSink is a @ray.remote actor class: Ray gives it .options(), its type does not.
             _sink = (job, EventSink.options(name=name, scheduling_strategy=here).remote())  # type: ignore[attr-defined]

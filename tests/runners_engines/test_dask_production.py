@@ -252,3 +252,41 @@ def test_a_task_from_a_module_travels_by_reference_and_a_missing_module_says_so(
     assert [s.result() for s in looked_up[:3]] == [0, 1, 2]
     error = store.get_task_run(looked_up[3].run_id)["error"]
     assert error["type"] == "ValueError" and f'{name}.py", line 14' in error["traceback"]
+
+
+FLOW_FILE = """
+from dataclasses import dataclass
+
+from prefect_like import flow, task
+
+
+@dataclass
+class Score:
+    x: int
+    loss: float
+
+
+@task
+def evaluate(x: int) -> Score:
+    return Score(x, (x - 2) ** 2)
+
+
+@flow
+def sweep(n: int) -> list[Score]:
+    return evaluate.map(range(n)).result()
+"""
+
+
+def test_a_flow_loaded_from_a_file_the_workers_cannot_import_runs_on_the_cluster(cluster, tmp_path):
+    # What ``prefect-like run FILE.py:FLOW --runner dask`` and a deployment's worker do: the file
+    # is loaded under a made-up module name no worker can import, so its tasks and classes
+    # travel by value.
+    from prefect_like.runfile import load_flow
+
+    running, _ = cluster
+    path = tmp_path / "sweep_file.py"
+    path.write_text(FLOW_FILE)
+    sweep = load_flow(f"{path}:sweep").with_options(task_runner=DaskTaskRunner(address=running.address))
+    scores = sweep(n=4)
+    assert [(s.x, s.loss) for s in scores] == [(0, 4), (1, 1), (2, 0), (3, 1)]
+    assert type(scores[0]).__module__.startswith("_prefect_like_run_")

@@ -41,10 +41,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("database", names, indirect=True, scope="module")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the session's dashboard tests. Without chromium they skip,
-    except on CI (CI=true), where they fail."""
+    """One headless Chromium for a module's dashboard tests. Without chromium they skip,
+    except on CI (CI=true), where they fail. Not wider: Playwright's sync API keeps an event
+    loop running on the main thread while it is open, and tests elsewhere call asyncio.run."""
     from tests.server._live import chromium, chromium_path
 
     if chromium_path() is None:
