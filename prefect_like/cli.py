@@ -712,9 +712,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     cli.main(args=list(argv) if argv is not None else None, prog_name="prefect-like")
 
 
-from prefect_like.commands import artifacts  # noqa: E402,F401
-from prefect_like.commands import database  # noqa: E402,F401
-from prefect_like.commands import sweeps  # noqa: E402,F401
-from prefect_like.commands import deployments  # noqa: E402,F401
-from prefect_like.commands import workers  # noqa: E402,F401
-from prefect_like.commands import concurrency  # noqa: E402,F401
+# The command groups add themselves to ``cli`` when imported.
+import prefect_like.commands.artifacts  # noqa: E402,F401
+import prefect_like.commands.concurrency  # noqa: E402,F401
+import prefect_like.commands.database  # noqa: E402,F401
+import prefect_like.commands.deployments  # noqa: E402,F401
+import prefect_like.commands.sweeps  # noqa: E402,F401
+import prefect_like.commands.workers  # noqa: E402,F401

@@ -19,7 +19,7 @@ import pydantic
 
 from prefect_like.calls import Definition, decorate_method, reject_reserved, takes_varargs
 from prefect_like.errors import ParameterTypeError
-from prefect_like.tasks import Hooks, check_hooks
+from prefect_like.hooks import Hooks, StateHooks, check_hooks
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -74,7 +74,7 @@ class FlowOptions:
             object.__setattr__(self, name, check_hooks("flow", name, getattr(self, name)))
 
 
-class Flow(Definition, Generic[P, R], options=FlowOptions):
+class Flow(StateHooks, Definition, Generic[P, R], options=FlowOptions):
     """A function whose calls are tracked flow runs of task runs."""
 
     def __init__(self, fn: Callable[P, R], options: FlowOptions) -> None:
@@ -135,14 +135,6 @@ class Flow(Definition, Generic[P, R], options=FlowOptions):
         self.options = dataclasses.replace(self.options, **{name: (*getattr(self.options, name), fn)})
         return fn
 
-    def on_completion(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """Add a hook called as ``fn(flow, flow_run, state)`` when a run completes."""
-        return self._add_hook("on_completion", fn)
-
-    def on_failure(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """Add a hook called as ``fn(flow, flow_run, state)`` when a run fails (after its retries)."""
-        return self._add_hook("on_failure", fn)
-
     def on_cancellation(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """Add a hook called as ``fn(flow, flow_run, state)`` when a run is cancelled (Ctrl-C, SIGTERM)."""
         return self._add_hook("on_cancellation", fn)
@@ -152,18 +144,6 @@ class Flow(Definition, Generic[P, R], options=FlowOptions):
         a signal it can catch."""
         return self._add_hook("on_crashed", fn)
 
-    def on_running(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """Add a hook called as ``fn(flow, flow_run, state)`` when a run (or a retry of it) starts."""
-        return self._add_hook("on_running", fn)
-
-    @property
-    def on_completion_hooks(self) -> list[Callable[..., Any]]:
-        return list(self.options.on_completion)
-
-    @property
-    def on_failure_hooks(self) -> list[Callable[..., Any]]:
-        return list(self.options.on_failure)
-
     @property
     def on_cancellation_hooks(self) -> list[Callable[..., Any]]:
         return list(self.options.on_cancellation)
@@ -171,10 +151,6 @@ class Flow(Definition, Generic[P, R], options=FlowOptions):
     @property
     def on_crashed_hooks(self) -> list[Callable[..., Any]]:
         return list(self.options.on_crashed)
-
-    @property
-    def on_running_hooks(self) -> list[Callable[..., Any]]:
-        return list(self.options.on_running)
 
     # -- deployments (``prefect_like.deployments``: they need a tracking server) ---------------
 

@@ -42,6 +42,7 @@ from prefect_like.calls import (
 from prefect_like.context import FlowRunContext, flow_run_context, task_run_context
 from prefect_like.errors import MappingLengthMismatch, MappingMissingIterable, UpstreamFailedError
 from prefect_like.futures import DeferredFutureList, TaskFuture, when_done
+from prefect_like.hooks import Hooks, StateHooks, check_hooks
 from prefect_like.results import ResultStorage
 from prefect_like.states import State
 from prefect_like.tracking.events import PendingCall, emit
@@ -56,30 +57,8 @@ _logger = logging.getLogger("prefect_like")
 RetryDelay = float | list[float] | Callable[[int], Any] | None
 
 
-Hooks = tuple[Callable[..., Any], ...]
 HOOK_OPTIONS = ("on_completion", "on_failure", "on_running")  # called as hook(task, task_run, state)
 TRANSACTION_HOOK_OPTIONS = ("on_commit", "on_rollback")  # accepted; no transactions here
-
-
-def check_hooks(owner: str, name: str, hooks: Any) -> Hooks:
-    """``hooks`` as a tuple, or Prefect's TypeError for anything but an iterable of callables."""
-    example = f"@{owner}({name}=[hook1, hook2])\ndef my_{owner}():\n\tpass"
-    if hooks is None:
-        return ()
-    try:
-        hooks = tuple(hooks)
-    except TypeError:
-        raise TypeError(
-            f"Expected iterable for {name!r}; got {type(hooks).__name__} instead. Please provide a list of "
-            f"hooks to {name!r}:\n\n{example}"
-        ) from None
-    for hook in hooks:
-        if not callable(hook):
-            raise TypeError(
-                f"Expected callables in {name!r}; got {type(hook).__name__} instead. Please provide a list of "
-                f"hooks to {name!r}:\n\n{example}"
-            )
-    return hooks
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +277,7 @@ def prepare(value: Any, found: list[Any]) -> Any:
 _UPSTREAM_KINDS = (TaskFuture, State)
 
 
-class Task(Definition, Generic[P, R], options=TaskOptions):
+class Task(StateHooks, Definition, Generic[P, R], options=TaskOptions):
     """A function whose calls inside a flow are tracked, retried and cached task runs."""
 
     cache_policy: caching.CachePolicy | None  # the policy in force (``effective_cache_policy``)
@@ -376,18 +355,6 @@ class Task(Definition, Generic[P, R], options=TaskOptions):
         self._tagged.clear()
         return fn
 
-    def on_completion(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """Add a hook called as ``fn(task, task_run, state)`` when a run completes."""
-        return self._add_hook("on_completion", fn)
-
-    def on_failure(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """Add a hook called as ``fn(task, task_run, state)`` when a run fails (after its retries)."""
-        return self._add_hook("on_failure", fn)
-
-    def on_running(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """Add a hook called as ``fn(task, task_run, state)`` when a run starts (and each retry)."""
-        return self._add_hook("on_running", fn)
-
     def on_commit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """Accepted as in Prefect; never called: there are no transactions here."""
         return self._add_hook("on_commit", fn)
@@ -395,18 +362,6 @@ class Task(Definition, Generic[P, R], options=TaskOptions):
     def on_rollback(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """Accepted as in Prefect; never called: there are no transactions here."""
         return self._add_hook("on_rollback", fn)
-
-    @property
-    def on_completion_hooks(self) -> list[Callable[..., Any]]:
-        return list(self.options.on_completion)
-
-    @property
-    def on_failure_hooks(self) -> list[Callable[..., Any]]:
-        return list(self.options.on_failure)
-
-    @property
-    def on_running_hooks(self) -> list[Callable[..., Any]]:
-        return list(self.options.on_running)
 
     @property
     def on_commit_hooks(self) -> list[Callable[..., Any]]:
