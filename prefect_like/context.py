@@ -170,10 +170,9 @@ class TaskRunView:
 
 class FlowRunView:
     """A flow run as Prefect's ``FlowRun`` object describes it: what ``FlowRunContext.flow_run``
-    gives and what a flow's state hooks receive. Fields a deployment would fill are empty."""
+    gives and what a flow's state hooks receive. ``deployment_id`` and ``work_pool_name`` are
+    set for the run a worker started from a deployment; there are no work queues here."""
 
-    deployment_id: ClassVar[None] = None
-    work_pool_name: ClassVar[None] = None
     work_queue_name: ClassVar[None] = None
     idempotency_key: ClassVar[None] = None
 
@@ -190,6 +189,11 @@ class FlowRunView:
         self.labels: dict[str, Any] = {}
         self.job_variables: dict[str, Any] = {}
         self.parent_task_run_id = getattr(record, "parent_task_run_id", None)
+        from prefect_like.runtime.deployment import of_flow_run
+
+        deployment = of_flow_run(self.id) or {}
+        self.deployment_id: str | None = deployment.get("id")
+        self.work_pool_name: str | None = deployment.get("work_pool")
         self.run_count = getattr(record, "run_count", 1)
         started = getattr(record, "started", None)
         self.expected_start_time = self.start_time = _utc(started)

@@ -158,6 +158,7 @@ class Worker:
 
     def _start(self, run: dict[str, Any]) -> None:
         spec = {"id": run["id"], "entrypoint": run["entrypoint"], "parameters": run["parameters"],
+                "deployment": {"id": run["deployment_id"], "name": run["deployment"], "work_pool": run["work_pool"]},
                 "runner": self.runner, "address": self.address}
         self.logs.mkdir(parents=True, exist_ok=True)
         log_path = self.logs / f"{run['id']}.log"
@@ -354,6 +355,10 @@ def execute(spec: dict[str, Any]) -> int:
     except Exception as exc:
         print(f"Error: cannot load the flow {spec['entrypoint']}: {type(exc).__name__}: {exc}", flush=True)
         return 2
+    if spec.get("deployment"):
+        from prefect_like.runtime import deployment
+
+        deployment.started_by(spec["id"], spec["deployment"], spec["parameters"])
     try:
         with run_as(spec["id"]):
             state = flow(**spec["parameters"], return_state=True)

@@ -63,6 +63,19 @@ def once_slow(marker: str) -> str:
 @flow
 def fails() -> None:
     raise ValueError("the data is bad")
+
+
+@flow
+def where(out: str, lr: float = 0.1) -> None:
+    import json
+
+    from prefect_like import runtime
+    from prefect_like.context import FlowRunContext
+
+    d, run = runtime.deployment, FlowRunContext.get().flow_run
+    Path(out).write_text(json.dumps({"id": d.id, "name": d.name, "version": d.version,
+                                     "parameters": d.parameters, "flow_run_id": d.flow_run_id,
+                                     "flow_run": [run.deployment_id, run.work_pool_name]}))
 '''
 
 # Heartbeats every half second: a killed run is judged Crashed within seconds.
@@ -440,6 +453,23 @@ def dask_cluster(tmp_path: Path) -> Iterator[str]:
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def test_a_run_a_worker_started_knows_its_deployment(
+    server: ServerProcess, workers: Any, flows_file: Path, tmp_path: Path
+) -> None:
+    # Prefect's runtime.deployment (src/prefect/runtime/deployment.py): the deployment's id and
+    # name, and the parameters the run was made with; empty for a flow called directly. The
+    # run's FlowRun (what hooks get) carries deployment_id and work_pool_name.
+    out = tmp_path / "where.json"
+    deployment = _deploy(server, tmp_path / "cli-home", f"{flows_file}:where", "--name", "located",
+                         "--pool", "where", "--param", f"out={out}")
+    run_id = _api(server, "POST", "/deployments/located/runs", json={"parameters": {"lr": 0.5}}).json()["id"]
+    workers(server, "--pool", "where")
+    wait_until(lambda: _ended(server, run_id, "COMPLETED"), 60, "the run")
+    assert json.loads(out.read_text()) == {"id": deployment["id"], "name": "located", "version": None,
+                                           "parameters": {"lr": 0.5, "out": str(out)}, "flow_run_id": run_id,
+                                           "flow_run": [deployment["id"], "where"]}
 
 
 @pytest.mark.dask

@@ -7,8 +7,8 @@
 Each attribute is read from the run context when asked for (module ``__getattr__``), so code
 that reads one costs nothing elsewhere. Outside a run every attribute has Prefect's empty
 value: None for ids and names, ``{}`` for parameters, ``[]`` for tags, 0 for run counts, and
-now for ``flow_run.scheduled_start_time``. There are no deployments here, so every
-``deployment`` attribute is empty but ``deployment.flow_run_id``.
+now for ``flow_run.scheduled_start_time``. ``deployment`` is the deployment a worker
+started the run from; for a flow called directly it is empty but ``deployment.flow_run_id``.
 """
 
 from prefect_like.runtime import deployment, flow_run, task_run

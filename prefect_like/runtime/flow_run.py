@@ -14,7 +14,7 @@ import datetime
 from typing import Any
 
 from prefect_like.context import current_flow_run, task_run_context
-from prefect_like.runtime._read import attribute
+from prefect_like.runtime._read import attribute, run_urls
 
 
 def get_id() -> str | None:
@@ -82,17 +82,11 @@ def get_job_variables() -> dict[str, Any] | None:
 
 
 def get_api_url() -> str | None:
-    from prefect_like import settings
-
-    run_id, url = get_id(), settings.api_url()
-    return f"{url.rstrip('/')}/api/flow-runs/{run_id}" if run_id and url else None
+    return run_urls("flow-runs", get_id())[0]
 
 
 def get_ui_url() -> str | None:
-    from prefect_like import settings
-
-    run_id, url = get_id(), settings.api_url()
-    return f"{url.rstrip('/')}/flow-runs/{run_id}" if run_id and url else None
+    return run_urls("flow-runs", get_id())[1]
 
 
 FIELDS = {

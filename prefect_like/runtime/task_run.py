@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect_like.context import task_run_context
-from prefect_like.runtime._read import attribute
+from prefect_like.runtime._read import attribute, run_urls
 
 
 def get_id() -> str | None:
@@ -44,17 +44,11 @@ def get_run_count() -> int:
 
 
 def get_api_url() -> str | None:
-    from prefect_like import settings
-
-    run_id, url = get_id(), settings.api_url()
-    return f"{url.rstrip('/')}/api/task-runs/{run_id}" if run_id and url else None
+    return run_urls("task-runs", get_id())[0]
 
 
 def get_ui_url() -> str | None:
-    from prefect_like import settings
-
-    run_id, url = get_id(), settings.api_url()
-    return f"{url.rstrip('/')}/task-runs/{run_id}" if run_id and url else None
+    return run_urls("task-runs", get_id())[1]
 
 
 FIELDS = {

@@ -154,3 +154,28 @@ def test_the_server_killed_mid_flow_and_restarted_loses_and_duplicates_nothing(
             assert states == ["PENDING", "RUNNING", "COMPLETED"], (task_run_id, states)
     spill = prefect_like_home / "spill"
     assert not spill.is_dir() or not any(spill.iterdir()), "a spill file is delivered, then removed"
+
+
+def test_a_runs_runtime_urls_lead_to_it_on_the_server_and_the_dashboard(server: ServerProcess) -> None:
+    # Prefect's runtime.flow_run.api_url / ui_url (tests/runtime/test_flow_run.py::TestApiUrl,
+    # TestUiUrl): the API URL is PREFECT_API_URL + /flow-runs/ID, the UI URL the run's page.
+    from prefect_like import runtime
+
+    @task
+    def where() -> tuple[str | None, str | None, str | None]:
+        return runtime.task_run.id, runtime.task_run.api_url, runtime.task_run.ui_url
+
+    @flow
+    def linked() -> dict[str, Any]:
+        return {"flow": (runtime.flow_run.id, runtime.flow_run.api_url, runtime.flow_run.ui_url),
+                "task": where()}
+
+    urls = linked()
+    base = server.url.removesuffix("/api")
+    for kind, (run_id, api_url, ui_url) in (("flow-runs", urls["flow"]), ("task-runs", urls["task"])):
+        assert api_url == f"{server.url}/{kind}/{run_id}"
+        assert ui_url == f"{base}/#/{kind}/{run_id}"
+        shutdown_recorder(timeout=10)
+        stored = wait_until(lambda url=api_url: httpx.get(url).status_code == 200 and httpx.get(url).json(), 30, kind)
+        assert stored["id"] == run_id
+        assert "<html" in httpx.get(ui_url.partition("#")[0]).text.lower()
