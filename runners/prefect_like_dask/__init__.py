@@ -6,5 +6,6 @@ here; batching and the worker side are ``prefect_like.task_runners.batching`` an
 """
 
 from .runner import DaskTaskRunner
+from .task_runners import get_async_dask_client, get_dask_client
 
-__all__ = ["DaskTaskRunner"]
+__all__ = ["DaskTaskRunner", "get_async_dask_client", "get_dask_client"]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
+import importlib
 import inspect
 import logging
 import pickle
@@ -82,12 +83,24 @@ def _submit_options() -> frozenset[str]:
     return frozenset(inspect.signature(Client.submit).parameters) - taken
 
 
+def _resolve(qualified_name: str) -> Any:
+    """The class ``package.module.Class`` names; ValueError if there is none."""
+    module_name, _, name = qualified_name.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ValueError(f"cluster_class {qualified_name!r} names no class: {exc}") from None
+
+
 class DaskTaskRunner(BatchingTaskRunner):
     """Runs task runs on a Dask cluster: a local one of its own, or an existing one by address.
 
     ``DaskTaskRunner()`` starts a ``LocalCluster`` (worker processes) for the flow run and closes
     it after; ``DaskTaskRunner(address="tcp://...")`` uses a running scheduler and leaves it be.
-    Batching is tuned by ``batch_seconds`` (work per engine task) and ``max_batch_size``.
+    As in Prefect, ``cluster_class`` may be a class or its qualified name
+    (``"dask_jobqueue.SLURMCluster"``), and ``adapt_kwargs`` makes the cluster it starts
+    adaptive (``cluster.adapt(minimum=..., maximum=...)``). Batching is tuned by
+    ``batch_seconds`` (work per engine task) and ``max_batch_size``.
     """
 
     name = "dask"
@@ -97,15 +110,20 @@ class DaskTaskRunner(BatchingTaskRunner):
         address: str | None = None,
         cluster_class: Any = None,
         cluster_kwargs: dict[str, Any] | None = None,
+        adapt_kwargs: dict[str, Any] | None = None,
         client_kwargs: dict[str, Any] | None = None,
         **settings: Any,
     ) -> None:
         super().__init__(**settings)
-        if address is not None and cluster_class is not None:
-            raise ValueError("give either address or cluster_class, not both")
+        if address is not None and (cluster_class is not None or cluster_kwargs or adapt_kwargs):
+            raise ValueError(
+                "give either address (a running cluster) or cluster_class/cluster_kwargs/adapt_kwargs "
+                "(a cluster the runner starts), not both"
+            )
         self.address = address
-        self.cluster_class = cluster_class
+        self.cluster_class = _resolve(cluster_class) if isinstance(cluster_class, str) else cluster_class
         self.cluster_kwargs = dict(cluster_kwargs or {})
+        self.adapt_kwargs = dict(adapt_kwargs or {})
         self.client_kwargs = dict(client_kwargs or {})
         self.client: Any = None
         self.cluster: Any = None
@@ -136,6 +154,8 @@ class DaskTaskRunner(BatchingTaskRunner):
                     env = {"PYTHONPATH": pythonpath_for_workers(), **kwargs.get("env", {})}
                     kwargs["env"] = env
             self.cluster = cluster_class(**kwargs)
+            if self.adapt_kwargs:
+                self.cluster.adapt(**self.adapt_kwargs)
             target: Any = self.cluster
         else:
             target = self.address

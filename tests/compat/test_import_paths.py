@@ -57,6 +57,8 @@ PRESENT = [
     ("prefect_like.testing.utilities", "prefect_test_harness"),
     ("prefect_like_dask", "DaskTaskRunner"), ("prefect_like_dask.task_runners", "DaskTaskRunner"),
     ("prefect_like_dask.task_runners", "get_dask_client"), ("prefect_like_dask.utils", "get_dask_client"),
+    ("prefect_like_dask", "get_dask_client"), ("prefect_like_dask", "get_async_dask_client"),
+    ("prefect_like_dask.task_runners", "get_async_dask_client"), ("prefect_like_dask.utils", "get_async_dask_client"),
     ("prefect_like_ray", "RayTaskRunner"), ("prefect_like_ray.task_runners", "RayTaskRunner"),
 ]
 

@@ -102,3 +102,50 @@ def test_task_hooks_run_on_ray_workers(call_log):
         ("completed", "half-2", "Completed"), ("failed", "half-3", "Failed"),
     ]
     assert all(int(pid) != os.getpid() for _, pid, *_ in seen)
+
+
+@pytest.mark.dask
+@pytest.mark.slow
+def test_an_adaptive_cluster_grows_for_the_work_and_async_code_gets_an_async_client(store):
+    # prefect-dask: DaskTaskRunner(adapt_kwargs=...) calls cluster.adapt on the cluster it starts
+    # (tests/test_task_runners.py, the "adaptive" cluster fixture), and get_async_dask_client's
+    # docs example: an async task awaits a future of the cluster's through it.
+    pytest.importorskip("distributed")
+    from prefect_like_dask import DaskTaskRunner, get_async_dask_client
+
+    from ._support import flow_in_thread
+
+    @task
+    async def through_async_client(x: int) -> int:
+        async with get_async_dask_client(timeout="60s") as client:
+            return await client.submit(lambda y: y * 2, x)
+
+    # No workers at first: only the adaptive scaler can give the runs somewhere to go.
+    runner = DaskTaskRunner(cluster_class="distributed.LocalCluster",
+                            cluster_kwargs={"n_workers": 0, "threads_per_worker": 2},
+                            adapt_kwargs={"minimum": 1, "maximum": 2})
+
+    @flow(task_runner=runner)
+    async def sweep() -> tuple[list[int], int]:
+        doubled = through_async_client.submit(21).result()
+        async with get_async_dask_client() as client:
+            workers = len(await client.run(os.getpid))  # one answer per worker
+        return [doubled], workers
+
+    import asyncio
+
+    with flow_in_thread(lambda: asyncio.run(sweep()), timeout=120) as outcome:
+        pass
+    assert outcome.error is None, outcome.error
+    doubled, workers = outcome.value
+    assert doubled == [42] and 1 <= workers <= 2
+
+
+def test_a_dask_runner_is_given_a_cluster_to_start_or_an_address_not_both():
+    from prefect_like_dask import DaskTaskRunner
+
+    with pytest.raises(ValueError, match="either address .* or cluster_class/cluster_kwargs/adapt_kwargs"):
+        DaskTaskRunner(address="tcp://127.0.0.1:8786", adapt_kwargs={"maximum": 4})
+    with pytest.raises(ValueError, match="cluster_class 'no_such_module.Cluster' names no class"):
+        DaskTaskRunner(cluster_class="no_such_module.Cluster")
+    assert DaskTaskRunner(adapt_kwargs={"maximum": 4}).duplicate().adapt_kwargs == {"maximum": 4}
