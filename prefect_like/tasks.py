@@ -28,6 +28,7 @@ import cloudpickle
 
 from prefect_like import caching
 from prefect_like import context as _context
+from prefect_like import engine_options as _engine_options
 from prefect_like.calls import LEAVES as _LEAVES
 from prefect_like.calls import (
     Definition,
@@ -92,7 +93,8 @@ class TaskOptions:
     on_commit: Hooks = ()  # accepted, never called: no transactions here
     on_rollback: Hooks = ()
     viz_return_value: Any = None  # accepted: there is no flow.visualize()
-    # Engine-specific hints a runner may read, e.g. {"num_cpus": 2} for Ray, {"resources": ...} for Dask.
+    # Hints for the distributed runners' engines: resources in one spelling ({"num_gpus": 1}),
+    # and each engine's own options (prefect_like.engine_options).
     engine_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -127,6 +129,7 @@ class TaskOptions:
             raise TypeError(f"cache_policy must be a cache policy (INPUTS, TASK_SOURCE...), got {self.cache_policy!r}")
         for name in (*HOOK_OPTIONS, *TRANSACTION_HOOK_OPTIONS):
             object.__setattr__(self, name, check_hooks("task", name, getattr(self, name)))
+        object.__setattr__(self, "engine_options", _engine_options.check(self.engine_options or {}))
 
     @property
     def effective_cache_policy(self) -> caching.CachePolicy | None:
@@ -339,8 +342,6 @@ class Task(StateHooks, Definition, Generic[P, R], options=TaskOptions):
             raise TypeError(f"with_options() got unknown options: {', '.join(sorted(unknown))}")
         if "tags" in changes:
             changes["tags"] = frozenset(changes["tags"] or ())
-        if "engine_options" in changes:
-            changes["engine_options"] = dict(changes["engine_options"] or {})
         task: Task[P, R] = Task(self.fn, dataclasses.replace(self.options, **changes))
         task.method_kind = self.method_kind
         return task
@@ -770,7 +771,6 @@ def task(__fn: Any = None, **options: Any) -> Any:
         values = dict(options)
         values["name"] = values.get("name") or getattr(fn, "__name__", "task")
         values["tags"] = frozenset(values.get("tags") or ())
-        values["engine_options"] = dict(values.get("engine_options") or {})
         return Task(fn, TaskOptions(**values))
 
     return decorate(__fn) if __fn is not None else decorate

@@ -36,6 +36,7 @@ import queue
 import uuid
 from typing import Any
 
+from prefect_like import engine_options
 from prefect_like.errors import MissingEngineError
 from prefect_like.task_runners.batching import Batch, BatchingTaskRunner, pythonpath_for_workers
 from prefect_like.task_runners.worker import Channel, home_part, pick_result, run_batch
@@ -160,6 +161,7 @@ class DaskTaskRunner(BatchingTaskRunner):
         else:
             target = self.address
         self.client = distributed.Client(target, set_as_default=False, **self.client_kwargs)
+        self._resources_met: set[tuple[tuple[str, float], ...]] = set()
         self._topic = f"prefect-like-events-{uuid.uuid4().hex}"
         self.client.subscribe_topic(self._topic, self._on_event)
         self._done: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
@@ -186,12 +188,14 @@ class DaskTaskRunner(BatchingTaskRunner):
     def _engine_submit(
         self, payload: bytes, args: list[Any], options: dict[str, Any], name: str
     ) -> Any:
+        options = engine_options.for_dask(options)
         unknown = sorted(set(options) - _submit_options())
         if unknown:  # Client.submit would pass them on to the function: say so here instead
             raise ValueError(
                 f"Dask's Client.submit takes no option {', '.join(map(repr, unknown))}; the ones it "
                 f"takes are {', '.join(sorted(_submit_options()))} (GPUs, say, are resources={{'GPU': 1}})"
             )
+        self._check_resources(options.get("resources") or {})
         # Dask's dashboard groups keys by their words up to the first that is not all letters:
         # the task's name stays whole as one word (``evaluate-v2`` would show as ``evaluate``).
         key = uuid.uuid4().hex
@@ -209,6 +213,20 @@ class DaskTaskRunner(BatchingTaskRunner):
         # The scheduler runs this where the batch's value is: only its small part travels.
         home = self.client.submit(home_part, future, key=f"{name}-home-{key}", pure=False)
         return home, future
+
+    def _check_resources(self, wanted: dict[str, float]) -> None:
+        """A ValueError if no worker has ``wanted``: Dask would keep the runs waiting for good.
+        Asked once per set of resources; an adaptive cluster may yet start a worker with them."""
+        key = tuple(sorted(wanted.items()))
+        if not wanted or self.adapt_kwargs or key in self._resources_met:
+            return
+        offers = self.client.run_on_scheduler(_worker_resources)
+        how = ('start workers with them (dask worker ... --resources "GPU=1"), or give the cluster the '
+               'runner starts cluster_kwargs={"resources": {"GPU": 1}}')
+        problem = engine_options.unmet(wanted, offers, "Dask", how)
+        if problem is not None:
+            raise ValueError(problem)
+        self._resources_met.add(key)
 
     def _engine_fetch(self, wanted: list[tuple[Any, int]]) -> list[Any]:
         picks = [
@@ -306,6 +324,11 @@ class DaskTaskRunner(BatchingTaskRunner):
                 self._batch_done(batch, True, result)
             else:
                 self._batch_done(batch, False, error)
+
+
+def _worker_resources(dask_scheduler: Any) -> list[dict[str, float]]:
+    """On the scheduler: each worker's resources."""
+    return [dict(worker.resources) for worker in dask_scheduler.workers.values()]
 
 
 def dashboard_name(task_name: str) -> str:

@@ -33,6 +33,7 @@ import threading
 import uuid
 from typing import Any
 
+from prefect_like import engine_options
 from prefect_like.errors import MissingEngineError
 from prefect_like.task_runners.batching import Batch, BatchingTaskRunner, pythonpath_for_workers
 from prefect_like.task_runners.worker import BatchStates, Channel
@@ -115,6 +116,7 @@ class RayTaskRunner(BatchingTaskRunner):
 
         self._remote = run_batch_remote
         self._remotes: dict[Any, Any] = {}
+        self._resources_met: set[tuple[tuple[str, float], ...]] = set()
         self._sink = _event_sink()
         self._channel_obj = RayChannel(uuid.uuid4().hex, self._sink)
         self._new: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
@@ -154,6 +156,8 @@ class RayTaskRunner(BatchingTaskRunner):
     def _engine_submit(
         self, payload: bytes, args: list[Any], options: dict[str, Any], name: str
     ) -> Any:
+        options = engine_options.for_ray(options)
+        self._check_resources(engine_options.requested(options))
         # Named after the task on Ray's dashboard and in `ray list tasks`, not all ``run_batch``.
         options = {"name": f"{name} batch", **options}
         key = repr(sorted(options.items()))
@@ -162,6 +166,24 @@ class RayTaskRunner(BatchingTaskRunner):
             remote = self._remotes[key] = self._remote.options(**options)
         home, states = remote.remote(payload, self._channel, self.event_interval, *args)
         return home, states
+
+    def _check_resources(self, wanted: dict[str, float]) -> None:
+        """A ValueError if no live node has ``wanted``: Ray would keep the runs waiting, as
+        infeasible, for a node that may never come. Asked once per set of resources."""
+        import ray
+
+        key = tuple(sorted(wanted.items()))
+        if not wanted or key in self._resources_met:
+            return
+        offers = [
+            {("MEMORY" if k == "memory" else k): float(v) for k, v in node["Resources"].items()}
+            for node in ray.nodes() if node.get("Alive")
+        ]
+        how = "start a node that has them (ray start --num-gpus 1 --resources '{\"TPU\": 1}')"
+        problem = engine_options.unmet(wanted, offers, "Ray", how)
+        if problem is not None:
+            raise ValueError(problem)
+        self._resources_met.add(key)
 
     def _engine_fetch(self, wanted: list[tuple[Any, int]]) -> list[Any]:
         # A batch's kept value comes here whole (batches are bounded in bytes) and only the wanted

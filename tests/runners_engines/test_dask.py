@@ -352,19 +352,37 @@ def test_what_cannot_travel_to_or_from_the_cluster_fails_that_run_saying_why(sto
 
 
 @pytest.mark.slow
-def test_an_engine_option_dask_does_not_take_ends_the_runs_crashed_saying_so_and_never_hangs(store):
-    # Issue from the field: {"num_gpus": 1} (Ray's spelling) or a typo made every run fail with
-    # "TypeError: run_batch()" on Dask, and an engine that refused a batch hung the flow.
-    bad = inc.with_options(engine_options={"num_gpus": 1})
+def test_a_resource_no_dask_worker_has_ends_the_runs_crashed_saying_so_and_never_hangs(store):
+    # Issue from the field: {"num_gpus": 1} (Ray's spelling) made every run fail with
+    # "TypeError: run_batch()" on Dask; raw Dask, given resources={"GPU": 1} and no worker with
+    # a GPU, keeps the task waiting forever.
+    wants_a_gpu = inc.with_options(engine_options={"num_gpus": 1})
 
     @flow(task_runner=own_cluster())
     def pipeline():
-        refused = bad.map(range(3))
+        refused = wants_a_gpu.map(range(3))
         refused.wait()
         return [f.state for f in refused], inc.map(range(3)).result()
 
     states, values = pipeline()
     assert values == [1, 2, 3]  # the rest of the flow goes on
     assert {s.name for s in states} == {"Crashed"}
-    assert "Dask's Client.submit takes no option 'num_gpus'" in states[0].message
-    assert "resources={'GPU': 1}" in states[0].message
+    assert "no Dask worker has the resources the task asks for (GPU=1)" in states[0].message
+    assert 'dask worker ... --resources "GPU=1"' in states[0].message
+
+
+@pytest.mark.slow
+def test_a_task_written_for_ray_runs_on_dask_workers_that_have_its_resources():
+    # One spelling for both engines: num_gpus=1 is Dask's resources={"GPU": 1}; a Ray-only
+    # option (runtime_env) is Ray's business and left out on Dask.
+    @task(engine_options={"num_gpus": 1, "memory": 1e6, "runtime_env": {"env_vars": {"A": "1"}}})
+    def on_gpu(x: int) -> int:
+        from distributed import get_worker
+
+        return x + int(get_worker().state.total_resources["GPU"])
+
+    @flow(task_runner=own_cluster(resources={"GPU": 1, "MEMORY": 2e6}))
+    def pipeline() -> list[int]:
+        return on_gpu.map(range(4)).result()
+
+    assert pipeline() == [1, 2, 3, 4]

@@ -378,19 +378,34 @@ def test_what_cannot_travel_to_or_from_the_cluster_fails_that_run_saying_why(loc
 
 
 @pytest.mark.slow
-def test_an_engine_option_ray_does_not_take_ends_the_runs_crashed_saying_so_and_never_hangs(local_ray, store):
-    # Issue from the field: {"num_gpu": 1} (a typo for num_gpus) left the flow waiting forever.
-    bad = inc.with_options(engine_options={"num_gpu": 1})
+def test_an_engine_option_ray_refuses_or_a_resource_no_node_has_ends_the_runs_crashed_and_never_hangs(
+    local_ray, store
+):
+    # Issues from the field: an option Ray refused left the flow waiting forever; a resource no
+    # node has leaves raw Ray waiting forever too (an "infeasible" task).
+    refused_option = inc.with_options(engine_options={"scheduling_strategy": "NOWHERE"})
+    wants_a_gpu = inc.with_options(engine_options={"num_gpus": 1})
 
     @flow(task_runner=RayTaskRunner())
     def pipeline():
-        refused = bad.map(range(3))
+        refused, no_gpu = refused_option.map(range(2)), wants_a_gpu.map(range(2))
         refused.wait()
-        return [f.state for f in refused], inc.map(range(3)).result()
+        no_gpu.wait()
+        return [f.state for f in refused], [f.state for f in no_gpu], inc.map(range(3)).result()
 
-    states, values = pipeline()
+    refused, no_gpu, values = pipeline()
     assert values == [1, 2, 3]
-    assert {s.name for s in states} == {"Crashed"}
-    assert "the ray engine refused to run it" in states[0].message
-    assert "Invalid option keyword num_gpu" in states[0].message
-    assert "engine_options: {'num_gpu': 1}" in states[0].message
+    assert {s.name for s in refused + no_gpu} == {"Crashed"}
+    assert "the ray engine refused to run it" in refused[0].message
+    assert "scheduling_strategy" in refused[0].message and "NOWHERE" in refused[0].message
+    assert "no Ray worker has the resources the task asks for (GPU=1)" in no_gpu[0].message
+    assert "ray start --num-gpus 1" in no_gpu[0].message
+
+
+def test_resources_in_the_shared_spelling_reach_ray_as_its_own_options(local_ray):
+    # {"resources": {"CPU": 2}} is Ray's num_cpus=2 (Ray itself refuses CPU in resources).
+    @flow(task_runner=RayTaskRunner())
+    def pipeline() -> float:
+        return greedy.with_options(engine_options={"resources": {"CPU": 2}}).submit().result()
+
+    assert pipeline() == 2.0
