@@ -1,6 +1,6 @@
 """The prefect-like command line: look at flow runs, task runs and logs in the tracking store.
 
-    prefect-like runs ls [--state S] [--flow NAME] [--limit N] [--json]
+    prefect-like runs ls [--state S] [--flow NAME] [--tag T ...] [--limit N] [--json]
     prefect-like runs show ID [--json]
     prefect-like runs tasks ID [--state S] [--task NAME] [--tag T ...] [--order-by KEY] [--limit N] [--json]
     prefect-like runs logs ID [--limit N] [--json]
@@ -163,22 +163,23 @@ def runs() -> None:
 @runs.command("ls")
 @click.option("--state", help="A state type or name, e.g. failed, COMPLETED, Cached.")
 @click.option("--flow", "flow_name", help="Only runs of this flow.")
+@click.option("--tag", "tags", multiple=True, help="Only flow runs with this tag (repeat: with every one).")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=0))
 @click.option("--offset", default=0, type=click.IntRange(min=0))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @_friendly_errors
 def runs_ls(
-    state: str | None, flow_name: str | None, limit: int, offset: int, as_json: bool
+    state: str | None, flow_name: str | None, tags: tuple[str, ...], limit: int, offset: int, as_json: bool
 ) -> None:
     """Flow runs, newest first."""
     with _reader() as store:
-        flow_runs = store.list_flow_runs(state=state, flow_name=flow_name, limit=limit, offset=offset)
-        total = store.count_flow_runs(state=state, flow_name=flow_name)
+        flow_runs = store.list_flow_runs(state=state, flow_name=flow_name, limit=limit, offset=offset, tags=tags)
+        total = store.count_flow_runs(state=state, flow_name=flow_name, tags=tags)
     if as_json:
         _print_json(flow_runs)
         return
     if not flow_runs:
-        filtered = state is not None or flow_name is not None
+        filtered = state is not None or flow_name is not None or bool(tags)
         click.echo("no runs match" if filtered and total == 0 else "no runs yet" if total == 0 else "no more runs")
         return
     from rich.table import Table
@@ -193,17 +194,22 @@ def runs_ls(
     table.add_column("STATE", no_wrap=True, min_width=9)
     table.add_column("STARTED (UTC)", no_wrap=True, min_width=19)
     table.add_column("DURATION", justify="right", no_wrap=True, min_width=8)
+    tagged = any(run.get("tags") for run in flow_runs)
+    if tagged:
+        table.add_column("TAGS", max_width=24, overflow="ellipsis", no_wrap=True)
     table.add_column("TASK RUNS", overflow="ellipsis", no_wrap=True)
     for run in flow_runs:
-        table.add_row(
+        cells: list[Text | str] = [
             Text(run["id"] if wide else run["id"][:8]),
             Text(run["name"] or ""),
             Text(run["flow_name"] or ""),
             _state(run),
             _time(run["start_time"]),
             _duration(run["duration"]),
-            Text(_counts(run["task_runs"])),
-        )
+        ]
+        if tagged:
+            cells.append(Text(", ".join(run.get("tags") or [])))
+        table.add_row(*cells, Text(_counts(run["task_runs"])))
     console.print(table)
     if offset + len(flow_runs) < total:
         console.print(f"showing {offset + 1}-{offset + len(flow_runs)} of {total}; see more with --offset", style="dim")
@@ -261,6 +267,7 @@ def _show_flow_run(run: dict[str, Any], failed: list[dict[str, Any]]) -> None:
         ("ended", _time(run["end_time"])),
         ("duration", _duration(run["duration"])),
         ("parameters", _short(run["parameters"], 200)),
+        ("tags", ", ".join(run.get("tags") or []) or None),
         ("parent flow run", run["parent_flow_run_id"]),
         ("task runs", _counts(run["task_runs"]) or "none"),
     ])

@@ -24,8 +24,8 @@ from prefect_like.tracking.http import auth_headers, detail, retry_after
 class Reader(Protocol):
     """What the Store and the Client both offer: the read side of the tracker."""
 
-    def list_flow_runs(self, state: str | None = None, flow_name: str | None = None, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]: ...
-    def count_flow_runs(self, state: str | None = None, flow_name: str | None = None) -> int: ...
+    def list_flow_runs(self, state: str | None = None, flow_name: str | None = None, limit: int = 50, offset: int = 0, tags: Sequence[str] | None = None) -> list[dict[str, Any]]: ...
+    def count_flow_runs(self, state: str | None = None, flow_name: str | None = None, tags: Sequence[str] | None = None) -> int: ...
     def get_flow_run(self, id_or_prefix: str) -> dict[str, Any]: ...
     def list_task_runs(self, flow_run_id: str, state: str | None = None, task_name: str | None = None, limit: int = 100, offset: int = 0, order_by: str | None = None, tags: Sequence[str] | None = None, where_text: str | None = None) -> list[dict[str, Any]]: ...
     def count_task_runs(self, flow_run_id: str, state: str | None = None, task_name: str | None = None, tags: Sequence[str] | None = None, where_text: str | None = None) -> int: ...
@@ -132,13 +132,18 @@ class Client:
         return self._get("/health")
 
     def list_flow_runs(
-        self, state: str | None = None, flow_name: str | None = None, limit: int = 50, offset: int = 0
+        self, state: str | None = None, flow_name: str | None = None, limit: int = 50, offset: int = 0,
+        tags: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
-        page = self._get("/flow-runs", state=state, flow_name=flow_name, limit=limit, offset=offset)
+        page = self._get("/flow-runs", state=state, flow_name=flow_name, limit=limit, offset=offset,
+                         tags=list(tags) if tags else None)
         return page["items"]
 
-    def count_flow_runs(self, state: str | None = None, flow_name: str | None = None) -> int:
-        return int(self._get("/flow-runs", state=state, flow_name=flow_name, limit=0)["total"])
+    def count_flow_runs(
+        self, state: str | None = None, flow_name: str | None = None, tags: Sequence[str] | None = None
+    ) -> int:
+        return int(self._get("/flow-runs", state=state, flow_name=flow_name, limit=0,
+                             tags=list(tags) if tags else None)["total"])
 
     def get_flow_run(self, id_or_prefix: str) -> dict[str, Any]:
         return self._get(f"/flow-runs/{_quote(id_or_prefix)}")

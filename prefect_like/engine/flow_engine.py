@@ -151,6 +151,7 @@ class FlowRun:
                 "parameters": summarize_parameters(self.parameters),
                 "parent_task_run_id": self.parent_task_run_id,
                 "runner": type(self.runner).__name__,
+                **({"tags": sorted(self.tags)} if self.tags else {}),
             },
         )
         logger.info("Beginning flow run %r for flow %r", self.name, flow.name)

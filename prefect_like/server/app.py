@@ -395,12 +395,16 @@ def create_app(
         flow_name: Annotated[str | None, Query(max_length=500)] = None,
         limit: Limit = 50,
         offset: Offset = 0,
+        tags: Annotated[
+            list[str] | None,
+            Query(max_length=20, description="only flow runs with every one of these tags (repeat it)"),
+        ] = None,
     ) -> Response:
         """Flow runs, newest first, with the total matching the filters."""
 
         def read(s: Store) -> dict[str, Any]:
-            items = s.list_flow_runs(state=state, flow_name=flow_name, limit=limit, offset=offset)
-            total = s.count_flow_runs(state=state, flow_name=flow_name)
+            items = s.list_flow_runs(state=state, flow_name=flow_name, limit=limit, offset=offset, tags=tags)
+            total = s.count_flow_runs(state=state, flow_name=flow_name, tags=tags)
             return {"items": items, "total": total, "limit": limit, "offset": offset}
 
         return _json(tracker.read(read))

@@ -7,6 +7,7 @@ or an aggregate computed in SQL (counts by state, ``/api/flow-runs/{id}/throughp
 whole table. The routes here fill the remaining gaps, each a handful of index seeks:
 
 - ``GET /api/dashboard/flow-names``: distinct flow names, for the flow filter.
+- ``GET /api/dashboard/flow-tags``: the tags flow runs have, for the tag filter.
 - ``GET /api/dashboard/flow-runs/{id}/facets``: the run's task names (task filter) and the keys
   its dict results have (one sortable column each: "the 20 best losses" is one click).
 - ``GET /api/dashboard/flow-runs/{id}/subflows``: the flow runs whose parent is this one.
@@ -67,6 +68,15 @@ def _read(request: Request, fn: Any) -> Any:
 @router.get("/flow-names")
 def flow_names(request: Request) -> list[str]:
     return _read(request, lambda s: [r[0] for r in s._all(_FLOW_NAMES)])
+
+
+@router.get("/flow-tags")
+def flow_tags(request: Request) -> list[str]:
+    def read(s: Store) -> list[str]:
+        lists = s._all("SELECT DISTINCT tags FROM flow_runs WHERE tags IS NOT NULL LIMIT 1000")
+        return sorted({t for (text,) in lists for t in q._list(q.loads(text)) if isinstance(t, str)})[:MAX_TASK_NAMES]
+
+    return _read(request, read)
 
 
 @router.get("/flow-runs/{flow_run_id}/facets")

@@ -21,7 +21,8 @@ What ``data`` holds, by kind and state:
   ``started`` (their timestamps). The engine's final events carry these themselves; for one
   that does not, ``fold`` copies them in when the earlier events are in the same batch.
 - ``flow``, first event (RUNNING): ``name``, ``flow_name``, ``parameters``, ``parent_task_run_id``,
-  ``runner``, ``heartbeat_timeout`` (seconds). ``flow_run_id`` holds the parent flow run's id for
+  ``runner``, ``heartbeat_timeout`` (seconds), ``tags`` (those of ``with tags(...)`` around the
+  call, if any). ``flow_run_id`` holds the parent flow run's id for
   a subflow, else None.
 - ``flow``, terminal: ``task_runs`` (state name to count), ``error``, ``duration``.
 - ``heartbeat``: a live flow run's pulse; ``run_id`` is the flow run, ``seq`` its own counter.

@@ -59,7 +59,7 @@ TASK_COLUMNS = (
 # The flow run's key comes last: it is used to count its task runs, and is not shown.
 FLOW_COLUMNS = (
     "id, name, flow_name, state_type, state_name, message, start_time, end_time, duration, "
-    "parameters, task_runs, parent_flow_run_id, parent_task_run_id, error, heartbeat, key"
+    "parameters, task_runs, parent_flow_run_id, parent_task_run_id, error, heartbeat, tags, key"
 )
 LOG_COLUMNS = "run_id, seq, flow_run_id, task_run_id, level, logger, timestamp, message"
 ARTIFACT_COLUMNS = "id, key, type, description, data, flow_run_id, task_run_id, created, updated"
@@ -154,7 +154,7 @@ def task_dict(row: sqlite3.Row | tuple[Any, ...]) -> dict[str, Any]:
 
 def flow_dict(row: tuple[Any, ...], counts: dict[str, int]) -> dict[str, Any]:
     (id_, name, flow_name, state_type, state_name, message, start, end, duration, parameters,
-     _stored_counts, parent_flow_run_id, parent_task_run_id, error, heartbeat, _key) = row
+     _stored_counts, parent_flow_run_id, parent_task_run_id, error, heartbeat, tags, _key) = row
     return {
         "id": id_,
         "name": name,
@@ -166,6 +166,7 @@ def flow_dict(row: tuple[Any, ...], counts: dict[str, int]) -> dict[str, Any]:
         "end_time": iso(end),
         "duration": _duration(start, end, duration),
         "parameters": _dict(loads(parameters)) or {},
+        "tags": _list(loads(tags)),
         "task_runs": counts,
         "parent_flow_run_id": parent_flow_run_id,
         "parent_task_run_id": parent_task_run_id,
@@ -204,7 +205,7 @@ def artifact_dict(row: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def tag_clause(tags: Sequence[str]) -> tuple[str, list[Any]]:
-    """Task runs that have every one of ``tags``, as a WHERE fragment on ``task_runs``.
+    """Runs that have every one of ``tags``, as a WHERE fragment on ``task_runs`` or ``flow_runs``.
 
     Tags are stored as a compact JSON list of strings (``["a","b"]``), so a tag is an element
     exactly when its quoted text follows ``[`` or ``,``: inside a string a quote is always
@@ -360,9 +361,15 @@ class Reads:
 
     # -- flow runs -------------------------------------------------------------------------
 
-    def _flow_where(self, state: str | None, flow_name: str | None) -> tuple[str, list[Any]]:
+    def _flow_where(
+        self, state: str | None, flow_name: str | None, tags: Sequence[str] | None = None
+    ) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
+        if tags:
+            clause, tag_params = tag_clause(tags)
+            clauses.append(clause)
+            params.extend(tag_params)
         if state is not None:
             names = {r[0] for r in self._all("SELECT DISTINCT state_name FROM flow_runs") if isinstance(r[0], str)}
             clause, state_params = state_clause(state, names)
@@ -388,9 +395,10 @@ class Reads:
         flow_name: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        tags: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Flow runs, newest first."""
-        where, params = self._flow_where(state, flow_name)
+        """Flow runs, newest first; with ``tags``, those that have every one of them."""
+        where, params = self._flow_where(state, flow_name, tags)
         rows = self._all(
             f"SELECT {FLOW_COLUMNS} FROM flow_runs{where} "
             "ORDER BY created DESC, key DESC LIMIT ? OFFSET ?",
@@ -398,8 +406,10 @@ class Reads:
         )
         return [self._flow(row) for row in rows]
 
-    def count_flow_runs(self, state: str | None = None, flow_name: str | None = None) -> int:
-        where, params = self._flow_where(state, flow_name)
+    def count_flow_runs(
+        self, state: str | None = None, flow_name: str | None = None, tags: Sequence[str] | None = None
+    ) -> int:
+        where, params = self._flow_where(state, flow_name, tags)
         return int(self._one(f"SELECT COUNT(*) FROM flow_runs{where}", params)[0])
 
     def get_flow_run(self, id_or_prefix: str) -> dict[str, Any]:

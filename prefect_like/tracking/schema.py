@@ -43,6 +43,8 @@ History of versions:
    ``work_pools`` (a pool's concurrency limit) and ``workers`` (last seen), ``cancellations``
    (requests to cancel a flow run, seen by its process in the answer to its events),
    ``notifications`` and ``notifications_sent`` (webhooks on a run's Failed, Crashed or Late).
+6. ``flow_runs.tags``: the tags of ``with tags(...)`` around the flow call, a compact JSON list
+   as task runs' are, so flow runs are filtered by tag the same way.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from pathlib import Path
 
 from prefect_like.errors import TrackingError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # The tables every version has; a file with other tables and none of these is not ours.
 TABLES = frozenset({"flow_runs", "task_runs", "state_history", "logs"})
@@ -311,7 +313,13 @@ CREATE TABLE notifications_sent (
 ) WITHOUT ROWID;
 """
 
-STEPS = {1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3, 4: _VERSION_4, 5: _VERSION_5}  # version -> the step that makes it
+_VERSION_6 = """
+ALTER TABLE flow_runs ADD COLUMN tags TEXT;
+"""
+
+STEPS = {  # version -> the step that makes it
+    1: _VERSION_1, 2: _VERSION_2, 3: _VERSION_3, 4: _VERSION_4, 5: _VERSION_5, 6: _VERSION_6,
+}
 
 _ELSEWHERE = "move it aside, or set PREFECT_LIKE_HOME to another directory"
 

@@ -131,10 +131,10 @@ ON CONFLICT (id) DO UPDATE SET
 _FLOW_INSERT = f"""
 INSERT INTO flow_runs (id, parent_flow_run_id, name, flow_name, runner, parameters,
     parent_task_run_id, seq, state_type, state_name, message, end_time, task_runs, error,
-    duration, created, start_time, heartbeat, heartbeat_timeout, heard)
-VALUES ({", ".join("?" * 20)})
+    duration, created, start_time, heartbeat, heartbeat_timeout, tags, heard)
+VALUES ({", ".join("?" * 21)})
 ON CONFLICT (id) DO UPDATE SET
-    {", ".join(_once("flow_runs", c) for c in ("parent_flow_run_id", "name", "flow_name", "runner", "parameters", "parent_task_run_id", "heartbeat_timeout"))},
+    {", ".join(_once("flow_runs", c) for c in ("parent_flow_run_id", "name", "flow_name", "runner", "parameters", "parent_task_run_id", "heartbeat_timeout", "tags"))},
     {", ".join(_newer("flow_runs", c) for c in ("state_type", "state_name", "message", "end_time", "error"))},
     {", ".join(_newer_known("flow_runs", c) for c in ("task_runs", "duration"))},
     {_extreme("MIN", "flow_runs", "created")},
@@ -184,7 +184,7 @@ def _is_locked(exc: sqlite3.Error) -> bool:
 
 
 def _flow_slots() -> list[Any]:
-    slots: list[Any] = [None] * 18
+    slots: list[Any] = [None] * 19
     slots[6] = -1  # seq: below any event's, so a placeholder takes the first state that comes
     return slots
 
@@ -220,7 +220,7 @@ def _collapse(
     # flow slots: 0 parent_flow_run_id, 1 name, 2 flow_name, 3 runner, 4 parameters,
     # 5 parent_task_run_id, 6 seq, 7 state_type, 8 state_name, 9 message, 10 end_time,
     # 11 task_runs, 12 error, 13 duration, 14 created, 15 start_time, 16 heartbeat (the last
-    # sign of life: of any event of the flow run or its task runs), 17 heartbeat_timeout
+    # sign of life: of any event of the flow run or its task runs), 17 heartbeat_timeout, 18 tags
     flows: dict[str, list[Any]] = {}
     seen: dict[str | None, float] = {}  # flow run id -> its task runs' latest event here
     seen_get = seen.get
@@ -316,6 +316,7 @@ def _collapse(
                 f[4] = data.get("parameters")
                 f[5] = data.get("parent_task_run_id")
                 f[17] = _seconds(data.get("heartbeat_timeout"))
+                f[18] = data.get("tags")
             if seq > f[6]:
                 f[6] = seq
                 f[7] = stype
@@ -363,7 +364,7 @@ def _collapse(
     ]
     flow_rows = [
         (run_id, f[0], f[1], f[2], f[3], dumps(f[4]), f[5], f[6], f[7], f[8], f[9], f[10],
-         dumps(f[11]), dumps(f[12]), f[13], f[14], f[15], f[16], f[17])
+         dumps(f[11]), dumps(f[12]), f[13], f[14], f[15], f[16], f[17], dumps(f[18]) if f[18] else None)
         for run_id, f in flows.items()
     ]
     artifact_rows = [

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from prefect_like import flow, get_run_logger, task
+from prefect_like import flow, get_run_logger, tags, task
 from prefect_like.tracking.recorder import shutdown_recorder
 from prefect_like.tracking.store import Store
 
@@ -78,7 +78,8 @@ def home(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[Pa
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PREFECT_LIKE_HOME", str(home))
         mp.delenv("PREFECT_LIKE_API_URL", raising=False)
-        state = sweep(LRS, DEPTHS, XSS, return_state=True)
+        with tags("lr-grid", XSS):  # the sweep and its subflow carry them
+            state = sweep(LRS, DEPTHS, XSS, return_state=True)
     assert state.is_failed(), "three trainings raise, so the sweep fails"
     yield home
 
@@ -135,6 +136,22 @@ def test_the_flow_runs_page_lists_the_failed_sweep(page: Any, run: dict[str, Any
     page.get_by_label("State", exact=True).select_option("COMPLETED")
     expect(page.locator("[data-testid=flow-runs] tbody tr", has_text=run["name"])).to_have_count(0)
     expect(page.locator("[data-testid=flow-runs] tbody tr", has_text="e2e-child")).to_have_count(1)
+
+
+def test_flow_runs_show_their_tags_and_the_tag_filter_keeps_only_those_that_have_it(
+    page: Any, run: dict[str, Any], store: Store
+) -> None:
+    from playwright.sync_api import expect
+
+    page.goto("/")
+    row = page.locator("[data-testid=flow-runs] tbody tr", has_text=run["name"])
+    expect(row.locator("[data-testid=flow-run-tags] .tag")).to_have_text(sorted(["lr-grid", XSS]))  # text, not HTML
+    page.get_by_label("Tag", exact=True).select_option("lr-grid")
+    rows = page.locator("[data-testid=flow-runs] tbody tr")
+    expect(rows).to_have_count(store.count_flow_runs(tags=["lr-grid"]))
+    expect(rows.filter(has_text="e2e-child")).to_have_count(1)
+    expect(rows.filter(has_text="e2e-live")).to_have_count(0)
+    assert "tag=lr-grid" in page.url  # the filter is in the link, to share or reload
 
 
 def test_the_failed_filter_shows_exactly_the_failed_task_runs(

@@ -267,7 +267,7 @@ def test_flow_runs_newest_first_with_filters(store: Store) -> None:
     assert store.count_flow_runs(state="COMPLETED") == 2
     assert set(runs[0]) == {
         "id", "name", "flow_name", "state", "state_name", "message", "start_time", "end_time",
-        "duration", "parameters", "task_runs", "parent_flow_run_id", "parent_task_run_id",
+        "duration", "parameters", "tags", "task_runs", "parent_flow_run_id", "parent_task_run_id",
         "error", "heartbeat",
     }
 

@@ -1,5 +1,7 @@
-"""Task runs filtered by tag: in the store, in ``prefect-like runs tasks --tag``, and in the tracking
-API's ``tags=`` (a real server process), with tags from ``@task(tags=...)`` and ``with tags(...)``."""
+"""Task runs and flow runs filtered by tag: in the store, in ``prefect-like runs tasks --tag`` and
+``runs ls --tag``, and in the tracking API's ``tags=`` (a real server process), with tags from
+``@task(tags=...)`` and ``with tags(...)``. Prefect: ``with tags(...)`` around a flow call tags
+the flow run and every task run in it (docs: "Tags", tests/test_context.py::test_tags)."""
 
 from __future__ import annotations
 
@@ -73,6 +75,33 @@ def test_runs_tasks_tag_filters_and_says_when_nothing_matches() -> None:
     assert table.output.count("on_gpu") == 3 and "plain" not in table.output
 
 
+def test_a_flow_run_called_inside_with_tags_has_them_and_runs_ls_filters_by_them() -> None:
+    with tags("experiment-7", "lr-sweep"):
+        tagged = tagged_sweep(return_state=True)
+    with tags("experiment-8"):
+        other = tagged_sweep(return_state=True)
+    untagged = tagged_sweep(return_state=True)
+    runner = CliRunner()
+
+    def listed(*args: str) -> list[str]:
+        shown = runner.invoke(cli, ["runs", "ls", *args, "--json"])
+        assert shown.exit_code == 0, shown.output
+        return [r["id"] for r in json.loads(shown.output)]
+
+    assert listed("--tag", "experiment-7") == [tagged.run_id]
+    assert listed("--tag", "experiment-7", "--tag", "lr-sweep") == [tagged.run_id]
+    assert listed("--tag", "experiment-7", "--tag", "experiment-8") == []
+    assert set(listed()) == {tagged.run_id, other.run_id, untagged.run_id}
+    with Store(settings.database_path()) as store:
+        assert store.get_flow_run(tagged.run_id)["tags"] == ["experiment-7", "lr-sweep"]
+        assert store.get_flow_run(untagged.run_id)["tags"] == []
+        assert store.count_flow_runs(tags=["experiment-8"]) == 1
+    table = runner.invoke(cli, ["runs", "ls"]).output
+    assert "TAGS" in table and "experiment-7, lr-sweep" in table
+    assert "tags" in runner.invoke(cli, ["runs", "show", tagged.run_id]).output
+    assert runner.invoke(cli, ["runs", "ls", "--tag", "nothing"]).output.strip() == "no runs match"
+
+
 def test_tags_from_a_with_tags_block_are_filterable_too() -> None:
     with tags("experiment-7"):
         state = tagged_sweep(return_state=True)
@@ -99,4 +128,29 @@ def test_the_api_filters_task_runs_by_tags(tmp_path: Path) -> None:
         assert both["total"] == 0
         assert httpx.get(f"{api}/task-tags").json() == ["gpu"]
         bad = httpx.get(f"{api}/task-runs", params={"tags": ""})
+        assert bad.status_code == 422 and "a tag is a non-empty string" in bad.text
+
+
+@pytest.mark.slow
+def test_the_api_filters_flow_runs_by_tags_and_events_carry_them_over_http(tmp_path: Path) -> None:
+    from prefect_like.client import Client
+    from prefect_like.tracking.recorder import shutdown_recorder
+    from tests.server._live import running_server
+
+    (tmp_path / "server").mkdir()
+    with running_server(tmp_path / "server") as url, pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PREFECT_LIKE_API_URL", f"{url}api")
+        with tags("exp-1"):
+            tagged = tagged_sweep(return_state=True)
+        tagged_sweep()
+        shutdown_recorder(timeout=10)
+        page = httpx.get(f"{url}api/flow-runs", params={"tags": "exp-1"}).json()
+        assert page["total"] == 1 and page["items"][0]["id"] == tagged.run_id
+        assert page["items"][0]["tags"] == ["exp-1"]
+        assert httpx.get(f"{url}api/flow-runs").json()["total"] == 2
+        assert httpx.get(f"{url}api/dashboard/flow-tags").json() == ["exp-1"]
+        with Client(f"{url}api") as client:
+            assert [r["id"] for r in client.list_flow_runs(tags=["exp-1"])] == [tagged.run_id]
+            assert client.count_flow_runs(tags=["exp-1", "other"]) == 0
+        bad = httpx.get(f"{url}api/flow-runs", params={"tags": ""})
         assert bad.status_code == 422 and "a tag is a non-empty string" in bad.text

@@ -1,4 +1,4 @@
-// The flow runs page: newest first, filtered by state and flow name, live while runs go on.
+// The flow runs page: newest first, filtered by state, flow name and tag, live while runs go on.
 
 import { get, id } from "./api.js";
 import {
@@ -26,10 +26,14 @@ export async function flowRunsView(root, { params, signal }) {
   );
 
   let current = params;
-  const flowNames = await get("dashboard/flow-names", {}, signal);
+  const [flowNames, flowTags] = await Promise.all([
+    get("dashboard/flow-names", {}, signal), get("dashboard/flow-tags", {}, signal),
+  ]);
 
   async function load() {
-    const query = { state: current.state, flow_name: current.flow, limit: PAGE, offset: Number(current.offset) || 0 };
+    const query = {
+      state: current.state, flow_name: current.flow, tags: current.tag, limit: PAGE, offset: Number(current.offset) || 0,
+    };
     const { items: runs, total: count } = await get("flow-runs", query, signal);
     total.textContent = `${formatNumber(count)} flow run${count === 1 ? "" : "s"}`;
     tbody.replaceChildren(...(runs.length ? runs.map(row) :
@@ -47,6 +51,10 @@ export async function flowRunsView(root, { params, signal }) {
         (state) => setParams({ ...current, state, offset: 0 })),
       select("Flow", current.flow ?? "", [["", "All flows"], ...flowNames.map((n) => [n, n])],
         (flow) => setParams({ ...current, flow, offset: 0 })),
+      flowTags.length || current.tag
+        ? select("Tag", current.tag ?? "", [["", "All tags"], ...[...new Set([...flowTags, current.tag].filter(Boolean))].map((t) => [t, t])],
+          (tag) => setParams({ ...current, tag, offset: 0 }))
+        : "",
     );
   }
 
@@ -68,7 +76,9 @@ function row(run) {
   return h("tr", { "data-state": run.state },
     h("td", null, link(href(`/flow-runs/${id(run.id)}`), run.name || run.id),
       h("div", { class: "muted small mono" }, run.id.slice(0, 8))),
-    h("td", null, run.flow_name ?? ""),
+    h("td", null, run.flow_name ?? "",
+      (run.tags ?? []).length ? h("div", { class: "tags", "data-testid": "flow-run-tags" },
+        ...run.tags.map((t) => h("span", { class: "tag" }, t))) : ""),
     h("td", null, stateBadge(run.state, run.state_name)),
     h("td", { class: "nowrap" }, formatTime(run.start_time)),
     h("td", { class: "nowrap num" }, isFinal(run) ? formatDuration(run.duration) : liveDuration(run)),
