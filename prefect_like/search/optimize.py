@@ -71,6 +71,7 @@ class Trial:
     flow_run_id: str | None = None
     message: str | None = None
     duration: float | None = None
+    sweep: str | None = None  # the search's name
 
     @property
     def completed(self) -> bool:
@@ -378,6 +379,7 @@ def _stored(name: str) -> dict[str, Any] | None:
                     trials[number] = Trial(  # a later run's attempt at a trial replaces the earlier
                         number, dict(row.get("parameters") or {}), row.get("state_name"), None,
                         row.get("result"), row["id"], run["id"], row.get("message"), row.get("duration"),
+                        sweep=name,
                     )
             except RunNotFoundError:
                 continue
@@ -504,7 +506,7 @@ class _SearchRun:
                         break
                     params, trial_number = asked, number
                     number += 1
-                trial = Trial(trial_number, params)
+                trial = Trial(trial_number, params, sweep=self.name)
                 self.trials[trial_number] = trial
                 self._next_name[0] = f"trial-{trial_number}"
                 future = self.trial_task.submit(**params, **self.constants)
