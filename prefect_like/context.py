@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from prefect_like.flows import Flow
-    from prefect_like.states import State
+    from prefect_like.states import State, StateType
     from prefect_like.task_runners import TaskRunner
     from prefect_like.tasks import Task
 
@@ -149,15 +149,7 @@ class TaskRunView:
         self.start_time = _utc(started)
         self.cache_key = getattr(context, "cache_key", None)
         self.cache_expiration = None
-        self.state = state
-        self.state_type = state.type if state is not None else None
-        self.state_name = state.name if state is not None else None
-        final = state is not None and state.is_final()
-        self.end_time = _utc(state.timestamp) if final and state is not None else None
-        self.total_run_time = (
-            datetime.timedelta(seconds=max(0.0, state.timestamp - started)) if final and started and state is not None
-            else datetime.timedelta(0)
-        )
+        self.state, self.state_type, self.state_name, self.end_time, self.total_run_time = _state_fields(state, started)
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and vars(other) == vars(self)
@@ -166,6 +158,18 @@ class TaskRunView:
 
     def __repr__(self) -> str:
         return f"TaskRun(id={self.id!r}, name={self.name!r}, state_name={self.state_name!r})"
+
+
+def _state_fields(state: State | None, started: float | None) -> tuple[
+        State | None, StateType | None, str | None, datetime.datetime | None, datetime.timedelta]:
+    """The fields of Prefect's run objects that follow from the state: the state, its type and
+    name, and the end time and total run time once it is final."""
+    if state is None:
+        return None, None, None, None, datetime.timedelta(0)
+    final = state.is_final()
+    elapsed = datetime.timedelta(seconds=max(0.0, state.timestamp - started)) if final and started else None
+    return (state, state.type, state.name, _utc(state.timestamp) if final else None,
+            elapsed or datetime.timedelta(0))
 
 
 class FlowRunView:
@@ -197,15 +201,7 @@ class FlowRunView:
         self.run_count = getattr(record, "run_count", 1)
         started = getattr(record, "started", None)
         self.expected_start_time = self.start_time = _utc(started)
-        self.state = state
-        self.state_type = state.type if state is not None else None
-        self.state_name = state.name if state is not None else None
-        final = state is not None and state.is_final()
-        self.end_time = _utc(state.timestamp) if final and state is not None else None
-        self.total_run_time = (
-            datetime.timedelta(seconds=max(0.0, state.timestamp - started)) if final and started and state is not None
-            else datetime.timedelta(0)
-        )
+        self.state, self.state_type, self.state_name, self.end_time, self.total_run_time = _state_fields(state, started)
 
     def __eq__(self, other: object) -> bool:
         return type(other) is type(self) and vars(other) == vars(self)

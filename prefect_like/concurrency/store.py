@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from prefect_like.tracking.control import immediate_transaction
 from prefect_like.tracking.queries import iso
 
 if TYPE_CHECKING:
@@ -67,19 +68,7 @@ def _decay(value: Any) -> float | None:
 
 
 def _transaction(store: Store, fn: Any) -> Any:
-    def run() -> Any:
-        conn = store._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn)
-            conn.execute("COMMIT")
-            return result
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
-    return store._retry(run)
+    return immediate_transaction(store, fn)
 
 
 def _level(decaying: float, decayed_at: float | None, decay: float | None, now: float) -> float:

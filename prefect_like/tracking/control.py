@@ -135,6 +135,26 @@ def check_parameters(schema: dict[str, Any] | None, parameters: dict[str, Any], 
         raise ValueError(f"flow {flow_name!r} got invalid parameters: " + "; ".join(problems))
 
 
+def immediate_transaction(owner: Any, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """``fn(conn)`` in one write transaction on ``owner._conn`` (taken at BEGIN, so two
+    processes never both read then write), retried by ``owner._retry`` while the file is locked."""
+
+    def transaction() -> T:
+        conn = owner._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+            conn.execute("COMMIT")
+            return result
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    result: T = owner._retry(transaction)
+    return result
+
+
 class Control:
     """Deployments, schedules, claims, cancellations and notifications over one SQLite file
     (``postgres.control`` gives the same over a PostgreSQL store).
@@ -175,19 +195,7 @@ class Control:
             delay = min(delay * 2, 0.5)
 
     def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        def transaction() -> T:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-                conn.execute("COMMIT")
-                return result
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-
-        return self._retry(transaction)
+        return immediate_transaction(self, fn)
 
     def _all(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         return self._retry(lambda: self._conn.execute(sql, params).fetchall())
