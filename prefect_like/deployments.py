@@ -150,16 +150,32 @@ def deployment_spec(
     tags: Sequence[str] = (), retries: int = 0, description: str | None = None, entrypoint: str | None = None,
 ) -> dict[str, Any]:
     """What ``deploy`` sends: parameters checked against the flow's signature now (TypeError
-    names the bad one), and the signature's JSON schema for the server to check triggers."""
+    names the bad one), and the signature's JSON schema for the server to check triggers.
+
+    As in Prefect, a required parameter may be left for each trigger to give (a run triggered
+    without it is refused, 422); not with a schedule, whose runs would have nothing to give."""
     parameters = dict(parameters or {})
-    flow.validate_parameters(parameters)
     schema = flow.parameters.model_dump()
     if any(p.kind is p.VAR_KEYWORD for p in flow.signature.parameters.values()):
         schema["additionalProperties"] = True
+    schedules = _schedules(cron, interval, timezone, at)
+    unset = [n for n in schema.get("required") or [] if n not in parameters]
+    if not unset:
+        flow.validate_parameters(parameters)
+    elif schedules:
+        raise TypeError(f"flow {flow.name!r} has a schedule but no value for its required parameter(s) "
+                        f"{', '.join(unset)}: give them with parameters= (--param NAME=VALUE)")
+    else:
+        from prefect_like.tracking.control import check_parameters
+
+        try:  # the names and types of those given; the rest come with each trigger
+            check_parameters({**schema, "required": []}, parameters, flow.name)
+        except ValueError as exc:
+            raise TypeError(str(exc)) from None
     return {
         "name": name, "flow_name": flow.name, "entrypoint": entrypoint or entrypoint_of(flow),
         "work_pool": work_pool, "parameters": parameters, "parameter_schema": schema,
-        "schedules": _schedules(cron, interval, timezone, at), "tags": list(tags), "retries": retries,
+        "schedules": schedules, "tags": list(tags), "retries": retries,
         "description": description or flow.description,
     }
 

@@ -225,6 +225,12 @@ class Control:
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise ValueError("tags must be a list of strings")
         schedules = [check_schedule(s) for s in spec.get("schedules") or []]
+        unset = [n for n in (schema or {}).get("required") or [] if n not in parameters]
+        if unset and schedules:
+            raise ValueError(
+                f"the schedule's runs of {flow_name!r} would have no value for its required parameter(s) "
+                f"{', '.join(unset)}: give them in the deployment's parameters"
+            )
         now = time.time()
 
         def write(conn: sqlite3.Connection) -> str:

@@ -104,6 +104,39 @@ def test_parameters_are_checked_against_the_flows_schema() -> None:
 # -- deployments, triggers and claims ----------------------------------------------------------
 
 
+def test_a_required_parameter_may_wait_for_the_trigger_but_not_for_a_schedule(control: Control) -> None:
+    # Prefect validates a deployment's own parameters with ignore_required=True and the
+    # parameters of each run it makes in full.
+    deployment = _deployment(control, parameters={})
+    with pytest.raises(ValueError, match="missing required parameter"):
+        control.create_run("nightly")
+    assert control.create_run("nightly", {"n": 4})["parameters"] == {"n": 4}
+    with pytest.raises(ValueError, match=r"schedule's runs .* no value for its required parameter\(s\) n"):
+        _deployment(control, name="hourly", parameters={}, schedules=[{"interval": 3600}])
+    assert [d["name"] for d in control.list_deployments()] == [deployment["name"]]
+
+
+def test_deploy_checks_what_it_is_given_and_leaves_required_parameters_to_the_trigger() -> None:
+    from prefect_like import flow
+    from prefect_like.deployments import deployment_spec
+
+    @flow
+    def train(n: int, lr: float = 0.1) -> float:
+        return n * lr
+
+    def spec_of(**options: Any) -> dict[str, Any]:
+        return deployment_spec(train, "later", work_pool="gpu", entrypoint="/src/train.py:train", **options)
+
+    spec = spec_of(parameters={"lr": 0.5})
+    assert spec["parameters"] == {"lr": 0.5} and spec["parameter_schema"]["required"] == ["n"]
+    with pytest.raises(TypeError, match="lr: 'fast' is not of type 'number'"):
+        spec_of(parameters={"lr": "fast"})
+    with pytest.raises(TypeError, match="unexpected parameter"):
+        spec_of(parameters={"epochs": 3})
+    with pytest.raises(TypeError, match=r"has a schedule but no value for its required parameter\(s\) n"):
+        spec_of(cron="0 3 * * *")
+
+
 def test_a_trigger_with_bad_parameters_makes_no_run(control: Control) -> None:
     _deployment(control)
     with pytest.raises(ValueError, match="not of type 'integer'"):
@@ -272,7 +305,7 @@ def test_a_deployment_with_parameters_its_flow_does_not_take_is_refused_before_t
     globals()["train"] = train  # a top-level flow, as a worker finds one
     with pytest.raises(TypeError, match="n: Input should be a valid integer"):
         train.deploy("nightly", work_pool="gpu", parameters={"n": "many"})
-    with pytest.raises(TypeError, match="unexpected parameters: epochs"):
+    with pytest.raises(TypeError, match="unexpected parameter.*epochs"):
         train.deploy("nightly", work_pool="gpu", parameters={"epochs": 3})
     with pytest.raises(TrackingError, match="deployments need a tracking server"):
         train.deploy("nightly", work_pool="gpu", parameters={"n": 3}, cron="0 3 * * *")
