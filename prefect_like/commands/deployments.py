@@ -229,7 +229,7 @@ def notify() -> None:
               help="A state that triggers it (repeat for several).")
 @click.option("--webhook", required=True, help="The URL that gets a JSON POST.")
 @click.option("--flow", "flow_name", help="Only runs of this flow.")
-@click.option("--tag", help="Only runs of deployments with this tag.")
+@click.option("--tag", help="Only flow runs with this tag (their deployment's, or of `with tags(...)` around the call).")
 @click.option("--deployment", help="Only runs of this deployment.")
 @_friendly_errors
 def notify_create(states: tuple[str, ...], webhook: str, flow_name: str | None, tag: str | None,

@@ -673,7 +673,7 @@ class Control:
                 params.append(n["deployment_id"])
             rows = conn.execute(
                 "SELECT f.id, f.name, f.flow_name, f.state_type, f.state_name, f.message, f.end_time, "
-                "r.deployment_id, d.name AS deployment, d.tags, r.scheduled FROM flow_runs f "
+                "r.deployment_id, d.name AS deployment, d.tags, f.tags AS run_tags, r.scheduled FROM flow_runs f "
                 "LEFT JOIN deployment_runs r ON r.flow_run_id = f.id LEFT JOIN deployments d ON d.id = r.deployment_id "
                 "WHERE f.state_name IN (SELECT value FROM json_each(?)) AND f.parent_flow_run_id IS NULL "
                 "AND COALESCE(f.end_time, NULLIF(r.late, 0), f.created) >= ? "
@@ -682,7 +682,8 @@ class Control:
                 params,
             ).fetchall()
             for r in rows:
-                tags = _loads(r["tags"]) or []
+                # the deployment's tags, then those of `with tags(...)` around the flow call
+                tags = list(dict.fromkeys([*(_loads(r["tags"]) or []), *(_loads(r["run_tags"]) or [])]))
                 if n["tag"] and n["tag"] not in tags:
                     continue
                 conn.execute("INSERT OR IGNORE INTO notifications_sent VALUES (?, ?, ?, ?)",

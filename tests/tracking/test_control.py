@@ -281,6 +281,31 @@ def test_a_late_run_is_notified_once_and_only_to_the_notifications_it_matches(co
     assert control.tick() == []  # once
 
 
+def test_a_notification_by_tag_matches_the_tags_a_flow_was_called_with() -> None:
+    # Prefect's automations match a flow run's own tags, deployment or not.
+    from prefect_like import flow, tags
+    from prefect_like.settings import database_path
+
+    @flow
+    def nightly_check(fail: bool) -> None:
+        if fail:
+            raise RuntimeError("bad data")
+
+    Store(database_path()).close()
+    control = Control(database_path())
+    try:
+        control.create_notification({"states": ["failed"], "webhook": "https://hooks.example.com/a", "tag": "etl"})
+        with tags("etl", "nightly"):
+            nightly_check(True, return_state=True)
+        with tags("adhoc"):
+            nightly_check(True, return_state=True)
+        due = control.tick()
+    finally:
+        control.close()
+    assert [(body["flow_name"], body["state_name"], body["tags"]) for _, body in due] == [
+        ("nightly-check", "Failed", ["etl", "nightly"])]
+
+
 @pytest.mark.parametrize("spec, says", [
     ({"states": ["exploded"], "webhook": "https://x.example"}, "--on takes one or more of"),
     ({"states": ["failed"], "webhook": "ftp://x.example"}, "http:// or https://"),
