@@ -46,7 +46,7 @@ def search(points: list[dict[str, Any]]) -> int:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def home(tmp_path_factory: pytest.TempPathFactory, database: str) -> Path:
     home = tmp_path_factory.mktemp("sweep-view")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PREFECT_LIKE_HOME", str(home))
@@ -304,7 +304,7 @@ def run_pruned_search() -> Any:
 
 
 @pytest.fixture(scope="module")
-def search_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+def search_home(tmp_path_factory: pytest.TempPathFactory, database: str) -> tuple[Path, Any]:
     home = tmp_path_factory.mktemp("sweep-view-search")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PREFECT_LIKE_HOME", str(home))
