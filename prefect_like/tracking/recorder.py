@@ -26,9 +26,10 @@ embedded store (``Store.mark_crashed``).
 **When tracking cannot write.** The first failed write is a warning at once, naming the cause:
 the store's error and its likely OS cause (a full disk, the file size limit), or the server's
 answer or connection error; recovery is logged too. At a flow run's end (``settle``, then
-``report``, both called by the flow engine) the flow waits at most ``PREFECT_LIKE_FLUSH_TIMEOUT``
-seconds for its events; what is still undelivered then is spilled and named in an error: how
-many events, why, which files, and that ``prefect-like runs flush`` delivers them. A server that
+``report``, both called by the flow engine) the flow waits for its events while the tracker keeps
+storing them, and at most ``PREFECT_LIKE_FLUSH_TIMEOUT`` seconds without one write succeeding;
+what is still undelivered then is spilled and named in an error: how many events, why, which
+files, and that ``prefect-like runs flush`` delivers them. A server that
 accepts connections and never answers holds only the sender, never the Recorder or the flow.
 Events that can be kept nowhere (the spill cannot be written either) stay in memory up to the
 bound; past it, and when the process exits, they are lost: counted exactly, reported with both
@@ -150,6 +151,7 @@ class _Sender:
         self._flight: _Held | None = None  # the held batch being written now
         self._flight_since = 0.0
         self._accepted = 0  # positions handed out
+        self.delivered = 0  # events written so far: how a flow's end tells slow from stuck
         self._waiters: list[tuple[int, threading.Event]] = []
         self.failure: str | None = None  # why the last write failed; None once one succeeds
         self._failures = 0
@@ -404,6 +406,7 @@ class _Sender:
             elif self._held and self._held[0] is entry:  # not moved to the spill meanwhile
                 self._held.popleft()
                 self._held_events -= len(entry.events)
+            self.delivered += len(events)
             recovered, self.failure, self._failures = self.failure, None, 0
             self._release_waiters()
             self._cond.notify_all()
@@ -517,14 +520,14 @@ class Recorder:
         return {name: n for name, n in counts.items() if n > 0}
 
     def settle(self, flow_run_id: str) -> TrackingError | None:
-        """At a flow run's end, before its final event: wait (at most FLUSH_TIMEOUT) for its
-        events to be stored, spill what is not, and return the error that fails the run under
+        """At a flow run's end, before its final event: wait for its events to be stored (while
+        writes succeed; at most FLUSH_TIMEOUT without one), spill what is not, and return the error that fails the run under
         its ``PREFECT_LIKE_ON_TRACKING_ERROR``, if any."""
         policy, timeout, lost_before = self._runs.pop(
             flow_run_id, ("continue", self.final_flush_timeout, self._sender.lost)
         )
+        stored = self._flush_while_storing(timeout)
         self._deadlines[flow_run_id] = time.monotonic() + timeout
-        stored = self.flush(timeout)
         in_memory = 0 if stored else self._sender.keep_on_disk()
         if self._sender.lost > lost_before or in_memory:
             return TrackingError(
@@ -535,6 +538,21 @@ class Recorder:
                 f"PREFECT_LIKE_ON_TRACKING_ERROR=stop and this flow run's events are not all stored: {self._sender.describe()}"
             )
         return None
+
+    def _flush_while_storing(self, timeout: float) -> bool:
+        """``flush``, waiting as long as the tracker keeps storing events: ``timeout`` is how
+        long the wait may go without one write succeeding, not a limit on the whole wait. A
+        store writing a million runs' backlog is slow, not stuck, and what it is writing now
+        would only go to a spill file for ``runs flush`` to write again."""
+        marker = _Flush()
+        _events.emit(marker)
+        self._wake.set()
+        seen = self._sender.delivered
+        while not marker.done.wait(timeout):
+            if timeout <= 0 or self._sender.delivered == seen:
+                return False
+            seen = self._sender.delivered
+        return True
 
     def report(self, flow_run_id: str, flow_run_name: str) -> None:
         """After a flow run's final event: wait for it (within what is left of FLUSH_TIMEOUT);

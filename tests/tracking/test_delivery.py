@@ -21,9 +21,11 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from prefect_like import flow, task
@@ -145,7 +147,7 @@ def test_a_full_store_is_said_at_once_kept_in_spill_files_and_flushed_exactly_on
     tmp_path: Path, policy: str
 ) -> None:
     home = tmp_path / "flow-home"
-    env = _env(home, ON_TRACKING_ERROR=policy, RECORDER_MAX_BATCH="1000")
+    env = _env(home, ON_TRACKING_ERROR=policy, RECORDER_MAX_BATCH="5000")
     done = _run_flow(tmp_path, env, file_limit=FILE_LIMIT)
     err = done.stderr
 
@@ -192,7 +194,7 @@ def test_a_full_store_is_said_at_once_kept_in_spill_files_and_flushed_exactly_on
 def test_stop_ends_the_work_as_soon_as_the_store_fills_and_records_it_all(tmp_path: Path) -> None:
     home = tmp_path / "flow-home"
     slow = SCRIPT.replace("return i * i", "time.sleep(0.002)\n    return i * i")  # a 7 s sweep
-    done = _run_flow(tmp_path, _env(home, ON_TRACKING_ERROR="stop", RECORDER_MAX_BATCH="1000"),
+    done = _run_flow(tmp_path, _env(home, ON_TRACKING_ERROR="stop", RECORDER_MAX_BATCH="5000"),
                      file_limit=FILE_LIMIT, source=slow)
 
     assert done.returncode == 1 and "RESULT" not in done.stdout, done.stderr[-3000:]
@@ -215,7 +217,7 @@ def test_events_that_neither_the_store_nor_the_spill_can_take_are_counted_lost_a
     (home / "spill").write_text("not a directory")  # the spill cannot be made: a real OS error
     # A store that fills at once, and no spill: every event is in memory until the process exits.
     # A tenth of FILE_LIMIT once was room for the empty schema alone; it now takes ~240 KB.
-    done = _run_flow(tmp_path, _env(home, RECORDER_MAX_BATCH="1000"), file_limit=FILE_LIMIT // 5)
+    done = _run_flow(tmp_path, _env(home, RECORDER_MAX_BATCH="5000"), file_limit=FILE_LIMIT // 5)
     err = done.stderr
 
     assert done.returncode == 1 and "RESULT" not in done.stdout, err[-3000:]
@@ -394,3 +396,41 @@ def test_a_bad_on_tracking_error_is_one_clear_error_before_anything_runs(
     assert sweep() == [0, 1, 2]
     with Store(prefect_like_home / "prefect_like.db") as store:
         assert [run["state"] for run in store.list_flow_runs()] == ["COMPLETED"]
+
+
+def test_a_tracker_slow_but_storing_is_waited_for_past_the_flush_timeout(tmp_path: Path) -> None:
+    # The flush timeout is for a tracker that stores nothing; one that keeps storing a backlog
+    # (a million-run sweep's last events, a busy server) is waited for, and nothing is spilled.
+    server = ServerProcess(tmp_path / "server").start()
+    upstream = httpx.Client(base_url=server.url.removesuffix("/api"), timeout=60)
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            time.sleep(FLUSH_TIMEOUT / 2)  # each write succeeds, each within the timeout
+            answer = upstream.post(self.path, content=body, headers={"Content-Type": self.headers["Content-Type"]})
+            self.send_response(answer.status_code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer.content)))
+            self.end_headers()
+            self.wfile.write(answer.content)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    home = tmp_path / "flow-home"
+    try:
+        # Batches of 5,000 events: about 12 writes of a second each, six times the timeout.
+        env = _env(home, API_URL=f"http://127.0.0.1:{proxy.server_address[1]}/api", RECORDER_MAX_BATCH="5000")
+        done = _run_flow(tmp_path, env, file_limit=None)
+        rows, distinct, states, flows = _stored(server.database)
+    finally:
+        proxy.shutdown()
+        upstream.close()
+        server.stop()
+    assert done.returncode == 0 and f"RESULT {N}" in done.stdout, done.stderr[-3000:]
+    assert "not stored" not in done.stderr and _spill_files(home) == []
+    assert rows == distinct == N and states == {"Completed": N}
+    assert flows == [("Completed", {"Completed": N})]
