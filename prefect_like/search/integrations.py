@@ -70,7 +70,8 @@ def _curves(trials: Iterable[Trial], flush: bool) -> dict[str, list[tuple[float,
     if flush:
         from prefect_like.tracking.recorder import get_recorder
 
-        get_recorder().flush()
+        recorder = get_recorder()
+        recorder.flush(timeout=recorder.final_flush_timeout)  # a tracker that is away costs the curve, not a hang
     trials = [t for t in trials if t.task_run_id]
     curves: dict[str, list[tuple[float, dict[str, float]]]] = {str(t.task_run_id): [] for t in trials}
     if not trials:
