@@ -33,8 +33,8 @@ import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from prefect_like.tracking.control import immediate_transaction
 from prefect_like.tracking.queries import iso
+from prefect_like.tracking.transactions import immediate_transaction
 
 if TYPE_CHECKING:
     from prefect_like.tracking.store import Store

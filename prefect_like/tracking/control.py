@@ -54,6 +54,7 @@ from prefect_like.tracking.schedules import (
     max_runs_ahead,
     next_times,
 )
+from prefect_like.tracking.transactions import immediate_transaction
 
 T = TypeVar("T")
 
@@ -133,26 +134,6 @@ def check_parameters(schema: dict[str, Any] | None, parameters: dict[str, Any], 
                 problems.append(f"{name}: {error.message}")
     if problems:
         raise ValueError(f"flow {flow_name!r} got invalid parameters: " + "; ".join(problems))
-
-
-def immediate_transaction(owner: Any, fn: Callable[[sqlite3.Connection], T]) -> T:
-    """``fn(conn)`` in one write transaction on ``owner._conn`` (taken at BEGIN, so two
-    processes never both read then write), retried by ``owner._retry`` while the file is locked."""
-
-    def transaction() -> T:
-        conn = owner._conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn)
-            conn.execute("COMMIT")
-            return result
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
-    result: T = owner._retry(transaction)
-    return result
 
 
 class Control:
