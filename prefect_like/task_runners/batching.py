@@ -403,20 +403,26 @@ class BatchingTaskRunner(TaskRunner):
                 self._wake.clear()
                 continue
             time.sleep(tick)
-            now = time.monotonic()
-            with self._lock:
-                for batch in list(self._pending.values()):
-                    size = self._batch_size(batch.task.fn)
-                    if size is None:
-                        continue
-                    paused = len(batch.futures) == batch.seen
-                    if paused or now - batch.created >= 10 * tick or len(batch.futures) >= size:
-                        try:
-                            self._send(batch)
-                        except Exception as exc:  # this thread must outlive any one batch
-                            self._crash_unsent(batch, exc)
-                    else:
-                        batch.seen = len(batch.futures)
+            self._flush_due(tick)
+
+    def _flush_due(self, tick: float) -> None:
+        """Send the pending batches that are due. A method of its own: the batches it sent die
+        with its frame, where a loop variable of ``_flush_loop`` would keep the last one (and
+        every result of its runs) alive while the thread waits."""
+        now = time.monotonic()
+        with self._lock:
+            for batch in list(self._pending.values()):
+                size = self._batch_size(batch.task.fn)
+                if size is None:
+                    continue
+                paused = len(batch.futures) == batch.seen
+                if paused or now - batch.created >= 10 * tick or len(batch.futures) >= size:
+                    try:
+                        self._send(batch)
+                    except Exception as exc:  # this thread must outlive any one batch
+                        self._crash_unsent(batch, exc)
+                else:
+                    batch.seen = len(batch.futures)
 
     def _crash_unsent(self, batch: Batch, exc: Exception) -> None:
         logger.exception("prefect-like could not send a batch to %s", self.name)
@@ -574,6 +580,7 @@ class BatchingTaskRunner(TaskRunner):
                     state = RemoteState(state, self, batch.ref, slot)
                     self._remote_states.add(state)
                 self._resolve(future, state)
+            batch.futures = []  # an engine callback may keep the batch: not its runs' results
             return
         with self._lock:
             self._inflight.discard(batch)

@@ -299,7 +299,7 @@ class DaskTaskRunner(BatchingTaskRunner):
                 for batch in finished:
                     self._batch_done(batch, False, exc)
             # Held while the next get() blocks, the last batches would keep their runs' results.
-            first = finished = batch = None  # type: ignore[assignment]
+            first = finished = batch = item = None  # type: ignore[assignment]
 
     def _hand_over(self, finished: list[Batch]) -> None:
         ok = [b for b in finished if b.home.status == "finished"]

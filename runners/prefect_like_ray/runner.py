@@ -284,4 +284,4 @@ class RayTaskRunner(BatchingTaskRunner):
                 else:
                     self._batch_done(batch, True, result)
             # Held while the next wait blocks, the last batches would keep their runs' results.
-            batches = results = ready = batch = None  # type: ignore[assignment]
+            batches = results = ready = batch = item = None  # type: ignore[assignment]

@@ -68,6 +68,10 @@ def fan_out_fan_in(runner: Any):
     @flow(task_runner=runner)
     def pipeline() -> tuple[float, float, Any, str]:
         arrays = make.map(range(N))
+        # Nothing waits on them, so the runner's own flusher sends them; what it sent must not
+        # stay referenced by it (that would fetch every array here when the flow ends).
+        while not all(array.done() for array in arrays):
+            threading.Event().wait(0.02)
         total = total_of.submit(arrays)  # worker to worker: no array comes here for this
         asked = arrays[7].result()[0]  # one result, fetched because it is asked for
         return (
