@@ -203,9 +203,12 @@ def _overview(
 
     def read(s: Store) -> dict[str, Any]:
         src = source(s)
-        out = sweep_view.overview(
-            src.trials, metric=metric, mode=mode, filters=specs, points=points, bins=bins,
-            only=src.only(s, where),
+        out = src.trials.memoized(
+            ("overview", metric, mode, filters, where, points, bins),
+            lambda: sweep_view.overview(
+                src.trials, metric=metric, mode=mode, filters=specs, points=points, bins=bins,
+                only=src.only(s, where),
+            ),
         )
         return {"flow_run_ids": [r["id"] for r in src.flow_runs], "task": src.task,
                 "tasks": src.tasks, "live": src.live, **out}
@@ -221,10 +224,13 @@ def _page(
 
     def read(s: Store) -> dict[str, Any]:
         src = source(s)
-        return sweep_view.page(
-            src.trials, filters=specs, order_by=order_by, limit=limit, offset=offset,
-            only=src.only(s, where),
+        keep = src.trials.memoized(
+            ("order", filters, where, order_by),
+            lambda: sweep_view.ordered(
+                src.trials, filters=specs, order_by=order_by, only=src.only(s, where)
+            ),
         )
+        return sweep_view.page(src.trials, keep, limit=limit, offset=offset)
 
     return _read(request, read)
 
@@ -238,10 +244,14 @@ def _curves(
     def read(s: Store) -> dict[str, Any]:
         src = source(s)
         trials = src.trials
-        keep = trials.matching(specs, src.only(s, where))
-        column = trials.column(metric) if metric else trials.default_metric()
-        chosen_mode = mode or ("min" if column is None else sweep_view.overview_mode(column))
-        chosen = sweep_view.curve_trials(trials, keep, column, chosen_mode == "min", limit)
+
+        def choose() -> list[int]:
+            keep = trials.matching(specs, src.only(s, where))
+            column = trials.column(metric) if metric else trials.default_metric()
+            chosen_mode = mode or ("min" if column is None else sweep_view.overview_mode(column))
+            return sweep_view.curve_trials(trials, keep, column, chosen_mode == "min", limit)
+
+        chosen = trials.memoized(("curves", metric, mode, filters, where, limit), choose)
         ids = [trials.ids[i] for i in chosen]
         rows = s._all(
             f"SELECT run_id, step, metrics FROM metrics WHERE run_id IN ({', '.join('?' * len(ids))}) "

@@ -416,3 +416,37 @@ def test_a_live_flow_runs_columns_are_brought_up_to_date_by_an_incremental_query
         assert reader.read == 200 and third.size == 200  # ended: read whole once, to be exact
         reader.read = 0
         assert cache.get(reader, [store.get_flow_run(flow_id)], "train") is third and reader.read == 0
+
+
+def test_an_answer_is_kept_for_its_question_until_the_sweep_changes(tmp_path: Path) -> None:
+    # Answers are memoized per set of trials: asked again, a view is served as computed, but a
+    # different question (filters, order) gets its own answer, and new trials a fresh one.
+    from tests.server._procs import sweep_events
+
+    flow_id, events = sweep_events(100)
+    events.pop()  # no final event: the sweep is live
+    tasks = [e for e in events if e[0] == "task"]
+    base = f"/api/dashboard/flow-runs/{flow_id}/sweep"
+    narrow = orjson.dumps([{"column": "param.depth", "max": 1}]).decode()
+
+    def post(batch: list[Any]) -> None:
+        body = orjson.dumps({"events": [list(e) for e in batch]})
+        response = client.post("/api/events", content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 200, response.text
+
+    with TestClient(create_app(tmp_path)) as client:
+        post([e for e in events if e[0] != "task"] + tasks[: 3 * 60])
+        first = client.get(base).json()
+        assert first == client.get(base).json() and first["total"] == 60
+        assert client.get(base, params={"filters": narrow}).json()["matching"] == 24
+        by_loss = client.get(f"{base}/trials", params={"order_by": "result.loss", "limit": 1}).json()
+        by_depth = client.get(f"{base}/trials", params={"order_by": "-param.depth", "limit": 1}).json()
+        assert by_loss["rows"][0]["values"]["result.loss"] == min(
+            e[8]["result"]["loss"] for e in tasks[: 3 * 60] if e[5] == "COMPLETED"
+        )
+        assert by_depth["rows"][0]["values"]["param.depth"] == 4
+        post(tasks[3 * 60:])
+        again = client.get(base).json()
+        assert again["total"] == 100 and again["matching"] == 100
+        assert client.get(base, params={"filters": narrow}).json()["matching"] == 40
+        assert client.get(f"{base}/trials", params={"limit": 1}).json()["total"] == 100
