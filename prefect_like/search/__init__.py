@@ -7,6 +7,7 @@ here imports Optuna until an Optuna sampler is asked for.
 """
 
 from prefect_like.errors import TrialPruned
+from prefect_like.search.checkpoints import checkpoint_of, get_checkpoint
 from prefect_like.search.optimize import Search, Trial, optimize, resume
 from prefect_like.search.reporting import report, should_prune
 from prefect_like.search.samplers import GridSampler, OptunaSampler, RandomSampler
@@ -30,6 +31,8 @@ __all__ = [
     "SuccessiveHalving",
     "Trial",
     "TrialPruned",
+    "checkpoint_of",
+    "get_checkpoint",
     "optimize",
     "report",
     "resume",

@@ -39,8 +39,10 @@ import queue
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from prefect_like.search import checkpoints
 from prefect_like.search.board import Board
 from prefect_like.search.reporting import trial_function
 from prefect_like.search.samplers import OptunaSampler, make_sampler
@@ -76,6 +78,11 @@ class Trial:
     @property
     def completed(self) -> bool:
         return self.state in ("Completed", "Cached")
+
+    @property
+    def checkpoint(self) -> Path | None:
+        """The folder of the trial's latest checkpoint (``report(..., checkpoint=...)``), or None."""
+        return checkpoints.checkpoint_of(self.task_run_id) if self.task_run_id else None
 
 
 class Search:

@@ -9,6 +9,9 @@
                 raise sweep.TrialPruned()
         return {"loss": loss}
 
+``report(..., checkpoint=...)`` also stores a checkpoint (``checkpoints``), for a retry to
+resume from (``get_checkpoint()``) and for the search's reader (``Trial.checkpoint``).
+
 ``report`` appends one ``metric`` event to the process's event buffer, as a log line does: no
 I/O, no request, no lock. The Recorder batches it to the store with the run's other events; on a
 Dask or Ray worker it travels home with the batch's events, as log lines do. So a trial that
@@ -33,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from prefect_like.context import task_run_context
 from prefect_like.errors import TrialPruned
+from prefect_like.search import checkpoints
 from prefect_like.states import Pruned, State
 from prefect_like.tracking.events import emit, metric_event
 
@@ -69,9 +73,13 @@ def _number(name: str, value: Any) -> float | int | None:
     return number if math.isfinite(number) else None  # JSON has no NaN: stored as null
 
 
-def report(*, step: float, **metrics: Any) -> None:
+def report(*, step: float, checkpoint: Any = None, **metrics: Any) -> None:
     """Record ``metrics`` (numbers) of the current task run at ``step``; a search's scheduler
-    sees them too. Call it from inside a task run: a trial of ``optimize`` or any task."""
+    sees them too. Call it from inside a task run: a trial of ``optimize`` or any task.
+
+    ``checkpoint`` (a folder, a file or bytes) is stored as the run's checkpoint at ``step``
+    (``search.checkpoints``): ``get_checkpoint()`` gives it to a later attempt of the run, and
+    ``Trial.checkpoint`` to whoever reads the search."""
     context = task_run_context.get()
     if context is None:
         raise RuntimeError("report() is called from inside a task run: a trial of sweep.optimize, or any @task")
@@ -92,6 +100,8 @@ def report(*, step: float, **metrics: Any) -> None:
                 metrics[name] = None
         elif kind is not int:
             metrics[name] = _number(name, value)
+    if checkpoint is not None:
+        checkpoints.save(context, step, checkpoint)
     emit(metric_event(context.task_run_id, next(context.log_seq), context.flow_run_id, time.time(), step, metrics))
     trial = _trial.get()
     if trial is None:

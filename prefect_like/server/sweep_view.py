@@ -232,19 +232,19 @@ class Trials:
         """Apply ``rows`` column by column: the rows are transposed once, and each parameter or
         result field becomes a column in one comprehension, never value by value in a loop."""
         rows = list(rows)
-        (run_ids, stypes, snames, durations, params, results, created, starts, ends) = (
+        (run_ids, stypes, snames, took, params, results, created, starts, ends) = (
             zip(*rows, strict=True) if rows else ((),) * 9
         )
-        durations = [d if type(d) is float else None for d in durations]
+        durations: list[float | None] = [d if type(d) is float else None for d in took]
         ids, index, raw = self.ids, self.index, self.raw
         where: list[int] | None = None  # the trial of each row; None: rows 0..n-1 are trials 0..n-1
         if not ids and len(set(run_ids)) == len(run_ids):  # the first read
             ids.extend(run_ids)
-            index.update(zip(run_ids, range(len(run_ids))))
+            index.update(zip(run_ids, range(len(run_ids)), strict=True))
             self.state_types, self.state_names, self.durations = list(stypes), list(snames), durations
         else:
             where = []
-            for run_id, stype, sname, duration in zip(run_ids, stypes, snames, durations):
+            for run_id, stype, sname, duration in zip(run_ids, stypes, snames, durations, strict=True):
                 i = index.get(run_id)
                 if i is None:
                     i = index[run_id] = len(ids)
@@ -264,15 +264,14 @@ class Trials:
         created_max, touched_max = max(created_max, self.created), max(touched_max, self.touched)
         n = len(ids)
         for name, values in _value_columns(params, results).items():
-            column = raw.get(name)
-            if where is None and column is None:
+            known = raw.get(name)
+            if where is None and known is None:
                 raw[name] = values
                 continue
-            if column is None:
-                column = raw[name] = []
+            column = raw.setdefault(name, [])
             if len(column) < n:
                 column.extend([None] * (n - len(column)))
-            for i, value in zip(range(len(values)) if where is None else where, values):
+            for i, value in zip(range(len(values)) if where is None else where, values, strict=True):
                 column[i] = value
         self.created, self.touched = created_max, touched_max
         self.size = n

@@ -51,3 +51,30 @@ def test_asha_prunes_trials_running_on_dask_workers(store) -> None:
     assert {p["metrics"]["pid"] for p in points} - {os.getpid()} == {p["metrics"]["pid"] for p in points}
     pruned = store.list_task_runs(search.flow_run_id, state="Pruned")
     assert [r["result"]["loss"] for r in pruned] == [2.0, 3.0]
+
+
+@task(retries=1, retry_delay_seconds=0)
+def resumable(lr: float) -> dict[str, object]:
+    """Saves a checkpoint per epoch on the worker; its first attempt dies after epoch 2."""
+    saved = sweep.get_checkpoint()
+    start = int((saved / "checkpoint.bin").read_bytes()) if saved is not None else 0
+    ran = []
+    for epoch in range(start + 1, 5):
+        if epoch == 3 and saved is None:
+            raise RuntimeError("preempted")
+        ran.append(epoch)
+        sweep.report(step=epoch, loss=lr / epoch, checkpoint=str(epoch).encode())
+    return {"loss": lr / 4, "ran": ran, "pid": os.getpid()}
+
+
+def test_checkpoints_saved_on_dask_workers_resume_a_retry_and_reach_the_flow_process() -> None:
+    runner = DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1})
+    search = sweep.optimize(
+        resumable, sweep.grid(lr=[1.0, 2.0]), sampler="grid", metric="loss",
+        task_runner=runner, name="checkpoints-dask",
+    )
+    assert all(t.state == "Completed" for t in search.trials)
+    # Each retry went on from epoch 3, where its first attempt's checkpoint (step 2) left it.
+    assert [t.result["ran"] for t in search.trials] == [[3, 4], [3, 4]]
+    assert {t.result["pid"] for t in search.trials} - {os.getpid()} == {t.result["pid"] for t in search.trials}
+    assert (search.best.checkpoint / "checkpoint.bin").read_bytes() == b"4"
