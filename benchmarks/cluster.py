@@ -103,6 +103,24 @@ def child(case: str, engine: str, side: str, scale: float, folder: str) -> dict[
         return time.perf_counter() - started
 
     durations = [0.001] * counts.get("fast", 0) + [0.5] * counts.get("slow", 0)
+    make_t, total_t, sleep_t, lookup_t = (task(f) for f in (make, total, sleep_for, bench_table.lookup))
+    runner: Any = None
+    if side == "runner" and engine == "dask":
+        from prefect_like_dask import DaskTaskRunner
+
+        runner = DaskTaskRunner(address=cluster.scheduler_address)
+    elif side == "runner":
+        from prefect_like_ray import RayTaskRunner
+
+        runner = RayTaskRunner()
+    # Set-up is not timed, as in the main harness: one round trip through the engine on each
+    # side (for the runner, a one-task flow: the store's schema, imports, the first connection).
+    if runner is not None:
+        flow(task_runner=runner)(lambda: sleep_t.submit(0.0).result())()
+    elif engine == "dask":
+        client.submit(sleep_for, 0.0, pure=False).result()
+    else:
+        ray.get(ray.remote(sleep_for).remote(0.0))
     baseline = _peak_rss()
     started = time.perf_counter()
     busy = 0.0
@@ -125,17 +143,6 @@ def child(case: str, engine: str, side: str, scale: float, folder: str) -> dict[
         else:
             ray.get([ray.remote(bench_table.lookup).remote(i) for i in range(counts["n"])])
     else:
-        if engine == "dask":
-            from prefect_like_dask import DaskTaskRunner
-
-            runner: Any = DaskTaskRunner(address=cluster.scheduler_address)
-        else:
-            from prefect_like_ray import RayTaskRunner
-
-            runner = RayTaskRunner()
-        make_t, total_t, sleep_t, lookup_t = (
-            task(f) for f in (make, total, sleep_for, bench_table.lookup)
-        )
 
         @flow(task_runner=runner)
         def sweep() -> Any:

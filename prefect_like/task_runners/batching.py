@@ -15,7 +15,7 @@ outcome to ``_batch_done``. What happens to a submitted call, in order:
    and at most ``batch_bytes`` of arguments and of results (both measured, per call). The time
    per call keeps learning from every batch and follows a slowdown at once (a batch slower than
    the estimate replaces it; a faster one moves it by a fraction), and a batch never holds more
-   than its share of the runs in flight (unfinished runs / (2 x worker slots)), so a sweep whose
+   than its share of the runs in flight (unfinished runs / (4 x worker slots)), so a sweep whose
    first runs are fast and the rest slow still keeps every worker busy.
    A batch goes when full, when submission pauses for a tick, after ``max_linger`` seconds, or
    at once when someone waits on one of its futures.
@@ -393,7 +393,7 @@ class BatchingTaskRunner(TaskRunner):
         size = min(self.max_batch_size, int(self.batch_seconds / max(per_call, 1e-7)))
         size = min(size, int(self.batch_bytes / max(self._bytes_per_call.get(fn, 0.0), 1.0)))
         # Never more than a share of what is in flight: every worker slot gets batches.
-        return max(1, min(size, len(self._unfinished) // (2 * self._slots)))
+        return max(1, min(size, len(self._unfinished) // (4 * self._slots)))
 
     def _flush_loop(self) -> None:
         tick = 0.005
