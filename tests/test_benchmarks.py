@@ -48,3 +48,18 @@ def test_bench_command_rejects_an_unknown_runner() -> None:
     result = CliRunner().invoke(cli, ["bench", "--runner", "nope", "--tasks", "10"])
     assert result.exit_code != 0
     assert "nope" in result.output
+
+
+def test_the_search_benchmark_stores_every_reported_point_next_to_its_baselines() -> None:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "runners")])}
+    out = subprocess.run(
+        [sys.executable, "-m", "benchmarks.search", "--cases", "reports,tpe", "--scale", "0.002"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False,
+    )
+    assert out.returncode == 0 and "failed" not in out.stderr, out.stderr[-3000:]
+    rows = {(r["case"], r["side"]): r for r in map(json.loads, out.stdout.splitlines())}
+    assert set(rows) == {("reports", "plain"), ("reports", "reports"), ("tpe", "optuna"), ("tpe", "runner")}
+    assert rows[("reports", "reports")]["metric_points_stored"] == 10 * rows[("reports", "reports")]["trials"]
+    assert rows[("reports", "plain")]["metric_points_stored"] == 0
+    assert all(r["completed"] == r["trials"] for k, r in rows.items() if k[0] == "reports")
+    assert rows[("tpe", "runner")]["trials"] == rows[("tpe", "optuna")]["trials"] == 20

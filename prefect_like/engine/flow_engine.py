@@ -281,6 +281,7 @@ def steps(run: FlowRun, return_state: bool) -> Steps[Any]:
         try:
             result = yield run.body()
             state = yield Blocking(functools.partial(run.evaluate, result))
+            run.runner.keep(result)
             error = None if state.is_completed() else _exception_of(state)
         except Exception as exc:
             cancel = isinstance(exc, TimeoutError)

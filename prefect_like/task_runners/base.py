@@ -180,6 +180,11 @@ class TaskRunner(abc.ABC):
     def on_cancel(self) -> None:
         """Stop what the engine can stop (queued work, remote tasks); runs end CANCELLED after."""
 
+    def keep(self, value: Any) -> None:
+        """Called with what the flow body returned, before ``shutdown``: the futures and states
+        in it are the ones used after the flow ends. A runner whose results live elsewhere (on
+        a cluster) brings theirs home in ``on_shutdown``; nothing else is fetched."""
+
     # -- the lifecycle -----------------------------------------------------------------------
 
     @property

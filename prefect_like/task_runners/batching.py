@@ -42,18 +42,17 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import gc
 import os
 import pickle
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 import cloudpickle
 
+from prefect_like.calls import walk
 from prefect_like.engine.task_engine import error_details
 from prefect_like.futures import TaskFuture
 from prefect_like.logging import logger
@@ -140,7 +139,7 @@ class RemoteState(State):
     """A completed run's state whose result is still on the cluster: ``result()`` fetches it
     (once), from the engine object that holds it (``ref``, at ``slot``)."""
 
-    __slots__ = ("_runner", "_remote_ref", "_slot", "_remote", "__weakref__")
+    __slots__ = ("_runner", "_remote_ref", "_slot", "_remote")
 
     def __init__(self, state: State, runner: BatchingTaskRunner, ref: Any, slot: int) -> None:
         super().__init__(state.type, state.name, state.message, None, state.timestamp, state.run_id)
@@ -256,7 +255,7 @@ class BatchingTaskRunner(TaskRunner):
         self._key = uuid.uuid4().hex
         self._stopping = False
         self._broken: str | None = None  # why the collector died: every later batch ends Crashed
-        self._remote_states: weakref.WeakSet[RemoteState] = weakref.WeakSet()
+        self._kept: Any = None  # what the flow returned (``keep``)
         self._wake = threading.Event()
         self._engine_start()
         self._slots = max(1, self._engine_slots())
@@ -278,11 +277,24 @@ class BatchingTaskRunner(TaskRunner):
             self._flusher.join()
             self._engine_stop()
 
+    def keep(self, value: Any) -> None:
+        self._kept = value
+
     def _fetch_kept(self) -> None:
-        """Fetch the results still referenced (the flow's return value, futures the caller
-        kept): the cluster they live on is about to be left."""
-        gc.collect()  # states in reference cycles that are garbage need no fetching
-        kept = [state for state in list(self._remote_states) if not state.fetched]
+        """Fetch the results of what the flow returned (``keep``): the cluster they live on is
+        about to be left. Only those: whatever else still holds a future (a thread of this
+        runner, a cycle not yet collected) must not bring a sweep's every result home."""
+        found: dict[int, RemoteState] = {}
+
+        def visit(target: Any, allowed: bool) -> Any:
+            state = target._state if isinstance(target, TaskFuture) else target
+            if isinstance(state, RemoteState) and not state.fetched:
+                found[id(state)] = state
+            return target
+
+        value, self._kept = self._kept, None
+        walk(value, visit, (TaskFuture, State))
+        kept = list(found.values())
         if kept:
             try:
                 self._fetch(kept)
@@ -578,7 +590,6 @@ class BatchingTaskRunner(TaskRunner):
                 future._ref, future._slot = batch.ref, slot
                 if state.is_completed() and isinstance(state.result(), RemoteResult):
                     state = RemoteState(state, self, batch.ref, slot)
-                    self._remote_states.add(state)
                 self._resolve(future, state)
             batch.futures = []  # an engine callback may keep the batch: not its runs' results
             return

@@ -124,3 +124,30 @@ def test_ray_results_stay_in_the_object_store(store):
         check(fan_out_fan_in(RayTaskRunner()), store)
     finally:
         ray.shutdown()
+
+
+@pytest.mark.dask
+def test_futures_the_flow_did_not_return_are_left_on_the_cluster(tmp_path, store):
+    # Only what the flow returns comes home when it ends: futures held anywhere else (here a
+    # list outside the flow; inside the runner, a thread's last batch) bring no result home,
+    # and asking one of them afterwards says why it cannot be had.
+    pytest.importorskip("distributed")
+    from prefect_like.task_runners.batching import ResultFetchError
+    from prefect_like_dask import DaskTaskRunner
+
+    held: list[Any] = []
+    with external_dask(tmp_path / "cluster", workers=1, threads=2) as (cluster, _):
+
+        @flow(task_runner=DaskTaskRunner(address=cluster.address))
+        def pipeline() -> float:
+            arrays = make.map(range(N))
+            held.extend(arrays)
+            return total_of.submit(arrays).result()
+
+        pipeline()  # warm up
+        held.clear()
+        with peak_rss_growth() as growth:
+            assert pipeline() == sum(range(N))
+        assert growth() < BOUND, f"the flow process grew by {growth() / MB:.0f} MB"
+        with pytest.raises(ResultFetchError, match="call .result\\(\\) in the flow, or return the futures"):
+            held[5].result()
