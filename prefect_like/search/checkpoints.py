@@ -39,8 +39,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from prefect_like import settings
 from prefect_like.context import TaskRunContext, task_run_context
+from prefect_like.results import resolve_storage
 
 FOLDER = "checkpoints"
 BYTES_NAME = "checkpoint.bin"
@@ -54,9 +54,7 @@ def _step_name(step: float) -> str:
 
 def _root(storage: Any = None) -> Path:
     """The folder checkpoints live in: ``storage``'s (a ResultStorage or a path), or the default."""
-    from prefect_like.results import resolve_storage
-
-    return (resolve_storage(storage).path if storage is not None else settings.results_path()) / FOLDER
+    return resolve_storage(storage).path / FOLDER
 
 
 def _run_folder(task_run_id: str, storage: Any = None) -> Path:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from prefect_like import task
+from prefect_like import sweep, task
 from tests.polling import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -139,3 +139,18 @@ def kills_its_worker_with_many_retries(log: str) -> None:
 
 def state_names(run: dict[str, Any]) -> list[str]:
     return [s["state_name"] for s in run["states"]]
+
+
+@task(retries=1, retry_delay_seconds=0)
+def resumable(lr: float) -> dict[str, object]:
+    """Saves a checkpoint per epoch on the worker; its first attempt dies after epoch 2, and the
+    retry goes on from that checkpoint (the Dask and Ray search tests)."""
+    saved = sweep.get_checkpoint()
+    start = int((saved / "checkpoint.bin").read_bytes()) if saved is not None else 0
+    ran = []
+    for epoch in range(start + 1, 5):
+        if epoch == 3 and saved is None:
+            raise RuntimeError("preempted")
+        ran.append(epoch)
+        sweep.report(step=epoch, loss=lr / epoch, checkpoint=str(epoch).encode())
+    return {"loss": lr / 4, "ran": ran, "pid": os.getpid()}

@@ -132,8 +132,9 @@ def test_futures_the_flow_did_not_return_are_left_on_the_cluster(tmp_path, store
     # list outside the flow; inside the runner, a thread's last batch) bring no result home,
     # and asking one of them afterwards says why it cannot be had.
     pytest.importorskip("distributed")
-    from prefect_like.task_runners.batching import ResultFetchError
     from prefect_like_dask import DaskTaskRunner
+
+    from prefect_like.task_runners.batching import ResultFetchError
 
     held: list[Any] = []
     with external_dask(tmp_path / "cluster", workers=1, threads=2) as (cluster, _):

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from prefect_like import sweep, task
+from tests.runners_engines._support import resumable
 
 distributed = pytest.importorskip("distributed")
 from prefect_like_dask import DaskTaskRunner  # noqa: E402
@@ -51,20 +52,6 @@ def test_asha_prunes_trials_running_on_dask_workers(store) -> None:
     assert {p["metrics"]["pid"] for p in points} - {os.getpid()} == {p["metrics"]["pid"] for p in points}
     pruned = store.list_task_runs(search.flow_run_id, state="Pruned")
     assert [r["result"]["loss"] for r in pruned] == [2.0, 3.0]
-
-
-@task(retries=1, retry_delay_seconds=0)
-def resumable(lr: float) -> dict[str, object]:
-    """Saves a checkpoint per epoch on the worker; its first attempt dies after epoch 2."""
-    saved = sweep.get_checkpoint()
-    start = int((saved / "checkpoint.bin").read_bytes()) if saved is not None else 0
-    ran = []
-    for epoch in range(start + 1, 5):
-        if epoch == 3 and saved is None:
-            raise RuntimeError("preempted")
-        ran.append(epoch)
-        sweep.report(step=epoch, loss=lr / epoch, checkpoint=str(epoch).encode())
-    return {"loss": lr / 4, "ran": ran, "pid": os.getpid()}
 
 
 def test_checkpoints_saved_on_dask_workers_resume_a_retry_and_reach_the_flow_process() -> None:

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from prefect_like import sweep, task
+from tests.runners_engines._support import resumable
 
 ray = pytest.importorskip("ray")
 from prefect_like_ray import RayTaskRunner  # noqa: E402
@@ -50,3 +51,19 @@ def test_asha_prunes_trials_running_on_ray_workers(store) -> None:
     assert [t.state for t in search.trials] == ["Completed", "Pruned", "Pruned", "Completed"]
     points = store.metrics(flow_run_id=search.flow_run_id)
     assert len(points) == 18 and os.getpid() not in {p["metrics"]["pid"] for p in points}
+
+
+def test_checkpoints_saved_on_ray_workers_resume_a_retry_and_reach_the_flow_process() -> None:
+    runner = RayTaskRunner(init_kwargs={"num_cpus": 2, "include_dashboard": False, "log_to_driver": False})
+    try:
+        search = sweep.optimize(
+            resumable, sweep.grid(lr=[1.0, 2.0]), sampler="grid", metric="loss",
+            task_runner=runner, name="checkpoints-ray",
+        )
+    finally:
+        ray.shutdown()
+    assert all(t.state == "Completed" for t in search.trials)
+    # Each retry went on from epoch 3, where its first attempt's checkpoint (step 2) left it.
+    assert [t.result["ran"] for t in search.trials] == [[3, 4], [3, 4]]
+    assert os.getpid() not in {t.result["pid"] for t in search.trials}
+    assert (search.best.checkpoint / "checkpoint.bin").read_bytes() == b"4"

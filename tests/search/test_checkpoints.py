@@ -115,7 +115,7 @@ def test_a_file_checkpoint_is_copied_under_its_own_name(tmp_path: Path) -> None:
 
 def test_a_run_that_saved_none_has_no_checkpoint() -> None:
     @task
-    def plain() -> float:
+    def plain() -> Any:
         sweep.report(step=1, loss=1.0)
         return sweep.get_checkpoint()  # None: no attempt saved one
 
