@@ -54,7 +54,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
@@ -200,16 +200,26 @@ def _seconds(value: Any) -> float | None:
     return seconds
 
 
-def _collapse(
-    events: Sequence[Event] | Sequence[Sequence[Any]],
-    reports: list[tuple[Any, ...]] | None = None,
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]],
-           list[tuple[Any, ...]]]:
-    """Fold a batch into (flow rows, task rows, history rows, log rows, artifact rows) ready
-    for executemany.
+class Rows(NamedTuple):
+    """A batch folded into rows, each list ready for ``executemany``."""
 
-    This loop runs once per event (600k times for a 200k-task map), so it works on plain lists
-    indexed by literal slot numbers; the layouts are spelled out below.
+    flows: list[tuple[Any, ...]]
+    tasks: list[tuple[Any, ...]]
+    history: list[tuple[Any, ...]]
+    logs: list[tuple[Any, ...]]
+    artifacts: list[tuple[Any, ...]]
+    metrics: list[tuple[Any, ...]]
+    sweeps: list[tuple[Any, ...]]
+    sweep_runs: list[tuple[Any, ...]]
+
+
+def _collapse(events: Sequence[Event] | Sequence[Sequence[Any]]) -> Rows:
+    """Fold a batch into rows. A step or a metric value that is not a number makes the batch
+    malformed (``ValueError``), so nothing of it is stored.
+
+    This loop runs once per event (600k times for a 200k-task map, as many again for a search
+    reporting ten steps a trial), so it works on plain lists indexed by literal slot numbers;
+    the layouts are spelled out below.
     """
     final_types = FINAL_TYPES
     final_names = FINAL_STATE_NAMES
@@ -229,7 +239,12 @@ def _collapse(
     # artifact slots: 0 key, 1 type, 2 description, 3 data, 4 flow_run_id, 5 task_run_id,
     # 6 seq, 7 created, 8 updated
     artifacts: dict[str, list[Any]] = {}
+    metrics: list[tuple[Any, ...]] = []
+    sweeps: list[tuple[Any, ...]] = []
+    sweep_runs: list[tuple[Any, ...]] = []
     add_history = history.append
+    add_metric = metrics.append
+    number = (int, float)
     for kind, run_id, seq, flow_run_id, ts, stype, sname, message, data in events:
         if kind == TASK:
             # A task run's Pending (seq 0), first Running (seq 1) and final state are what its
@@ -342,10 +357,20 @@ def _collapse(
                     a[2] = data.get("description") or a[2]
                 else:
                     a[2] = a[2] or data.get("description")
-        elif kind in (METRIC, SWEEP):
-            # Rows of their own (``_reports``), written beside the runs: nothing to fold.
-            if reports is not None:
-                reports.append((kind, run_id, seq, flow_run_id, ts, data))
+        elif kind == METRIC:
+            # A row of its own, beside the runs: nothing to fold.
+            step = data.get("step") if data else None
+            values = data.get("metrics") if data else None
+            if step is not None and (step.__class__ is bool or not isinstance(step, number)):
+                raise ValueError(f"the step of a report of task run {run_id!r} is not a number: {step!r}")
+            if not isinstance(values, dict):
+                values = {}  # a report that says nothing is kept as such, never fails its batch
+            add_metric((run_id, seq, flow_run_id, step, ts, dumps(values)))
+        elif kind == SWEEP:
+            data = data or {}
+            sweeps.append((run_id, data.get("name"), ts, dumps(data.get("spec"))))
+            if flow_run_id is not None:
+                sweep_runs.append((run_id, flow_run_id, seq, ts))
         else:
             raise TrackingError(f"unknown event kind {kind!r} for run {run_id!r}")
     for flow_run_id, ts in seen.items():
@@ -371,30 +396,7 @@ def _collapse(
         (run_id, a[0], a[1], a[2], dumps(a[3]), a[4], a[5], a[6], a[7], a[8])
         for run_id, a in artifacts.items()
     ]
-    return flow_rows, task_rows, history, logs, artifact_rows
-
-
-def _reports(reports: list[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Metric and sweep events as (metric rows, sweep rows, sweep-run rows); a step or a metric
-    value that is not a number makes the batch malformed, so nothing of it is stored."""
-    metrics: list[tuple[Any, ...]] = []
-    sweeps: list[tuple[Any, ...]] = []
-    sweep_runs: list[tuple[Any, ...]] = []
-    for kind, run_id, seq, flow_run_id, ts, data in reports:
-        data = data or {}
-        if kind == METRIC:
-            step = data.get("step")
-            values = data.get("metrics")
-            if step is not None and (step.__class__ is bool or not isinstance(step, (int, float))):
-                raise ValueError(f"the step of a report of task run {run_id!r} is not a number: {step!r}")
-            if not isinstance(values, dict):
-                values = {}  # a report that says nothing is kept as such, never fails its batch
-            metrics.append((run_id, seq, flow_run_id, step, ts, dumps(values)))
-        else:
-            sweeps.append((run_id, data.get("name"), ts, dumps(data.get("spec"))))
-            if flow_run_id is not None:
-                sweep_runs.append((run_id, flow_run_id, seq, ts))
-    return metrics, sweeps, sweep_runs
+    return Rows(flow_rows, task_rows, history, logs, artifact_rows, metrics, sweeps, sweep_runs)
 
 
 class Store(q.Reads, SweepReads):
@@ -521,10 +523,10 @@ class Store(q.Reads, SweepReads):
         """Store a batch of events in one transaction; idempotent and order-independent."""
         if not events:
             return
-        reports: list[tuple[Any, ...]] = []
         try:
-            flow_rows, task_rows, history, logs, artifacts = _collapse(events, reports)
-            metric_rows, sweep_rows, sweep_run_rows = _reports(reports)
+            flow_rows, task_rows, history, logs, artifacts, metric_rows, sweep_rows, sweep_run_rows = (
+                _collapse(events)
+            )
         except (TypeError, ValueError) as exc:
             raise TrackingError(f"malformed event batch: {exc}") from exc
 

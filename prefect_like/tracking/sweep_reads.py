@@ -61,7 +61,9 @@ class SweepReads:
         if task_run_id is not None:
             where, param = "run_id = ?", self._task_run_id(task_run_id)
         else:
-            where, param = "flow_run_id = ?", self._flow_ref(str(flow_run_id))[1]
+            # Through the flow run's task runs: the metrics table has no index of its own on it.
+            where = "run_id IN (SELECT id FROM task_runs WHERE flow_key = ?)"
+            param = self._flow_ref(str(flow_run_id))[0]
         rows = self._all(
             f"SELECT run_id, seq, step, timestamp, metrics FROM metrics WHERE {where} "
             "ORDER BY run_id, step, seq LIMIT ? OFFSET ?",

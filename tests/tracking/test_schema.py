@@ -249,7 +249,7 @@ def unversioned_flow_runs(path: Path) -> None:
 def from_a_newer_version(path: Path) -> None:
     _store_with_a_run(path)
     conn = sqlite3.connect(path)
-    conn.execute("PRAGMA user_version = 7")
+    conn.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION + 1}")
     conn.close()
 
 
@@ -269,7 +269,8 @@ BAD_STORES: dict[str, tuple[Callable[[Path], None], str]] = {
     ),
     "newer": (
         from_a_newer_version,
-        f"{{path}} was made by a newer prefect-like: schema 7, this one reads up to {schema.SCHEMA_VERSION}; upgrade prefect-like",
+        f"{{path}} was made by a newer prefect-like: schema {schema.SCHEMA_VERSION + 1}, this one reads up to "
+        f"{schema.SCHEMA_VERSION}; upgrade prefect-like",
     ),
 }
 
