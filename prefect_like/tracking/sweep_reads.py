@@ -58,6 +58,7 @@ class SweepReads:
         """Reported metrics of one task run, or of every task run of a flow run, by run then step."""
         if (task_run_id is None) == (flow_run_id is None):
             raise ValueError("give exactly one of task_run_id and flow_run_id")
+        param: str | int
         if task_run_id is not None:
             where, param = "run_id = ?", self._task_run_id(task_run_id)
         else:
