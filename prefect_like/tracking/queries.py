@@ -19,7 +19,7 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 
@@ -287,6 +287,45 @@ def order_clause(order_by: str | None) -> tuple[str, list[Any]]:
             "(prefix with '-' for descending)"
         )
     return f"{expr} {direction} NULLS LAST, rowid {direction}", params
+
+
+UNIT = "\x1f"  # joins a column's texts in ``trial_columns`` (one held in a text shows in the count)
+
+
+def split_trial_columns(row: Sequence[Any]) -> TrialColumns | None:
+    """``trial_columns``' one row, ``(count, ids, state types, state names, durations,
+    parameters, results, latest created, latest start, latest end)``, split into columns."""
+    n, ids, stypes, snames, durations, params, results, *latest = row
+    if not n:
+        return TrialColumns([], [], [], "[]", "[]", "[]", -math.inf, -math.inf)
+    columns = [text.split(UNIT) for text in (ids, stypes, snames)]
+    if any(len(column) != n for column in columns) or not all(
+        t is None or type(t) in (int, float) for t in latest
+    ):
+        return None
+    created, started, ended = (-math.inf if t is None else float(t) for t in latest)
+    return TrialColumns(
+        columns[0], [t or None for t in columns[1]], [t or None for t in columns[2]],
+        f"[{durations}]", f"[{params}]", f"[{results}]", created, max(started, ended),
+    )
+
+
+class TrialColumns(NamedTuple):
+    """A flow run's trials of one task, column by column, in submission order (``trial_columns``).
+
+    ``durations``, ``parameters`` and ``results`` are JSON arrays (text) with one element per
+    trial, null where it has none. ``created`` is the latest creation time, ``touched`` the
+    latest start or end (epoch seconds, -inf if none): where an incremental read goes on from.
+    """
+
+    ids: list[str]
+    state_types: list[str | None]
+    state_names: list[str | None]
+    durations: str
+    parameters: str
+    results: str
+    created: float
+    touched: float
 
 
 class Reads:
@@ -640,6 +679,31 @@ class Reads:
             if len(rows) < 20000:
                 return
             after = (rows[-1][6], rows[-1][9])
+
+    def trial_columns(self, flow_run_id: str, task_name: str | None = None) -> TrialColumns | None:
+        """A flow run's task runs (of one task), as ``trial_rows`` gives them, column by column:
+        each column aggregated in SQL into one text (ids and state names joined by a unit
+        separator, durations, parameters and results as JSON arrays), the latest times with
+        them in the same statement. None when a column cannot be trusted to split as it was
+        joined (a separator in an id or a state name, a time that is not a number): then read
+        ``trial_rows``.
+
+        The sweep view's first read of a big sweep: 200,000 rows fetched one by one cost the
+        driver a tuple and nine values each, where one row of ten texts costs nothing."""
+        key, _ = self._flow_ref(flow_run_id)
+        where = "flow_key = ?1" + ("" if task_name is None else " AND task_name = ?3")
+        # The created index gives the rows in submission order (created, then rowid): the
+        # order the aggregates take them in.
+        row = self._one(
+            "SELECT count(*), group_concat(id, ?2), group_concat(coalesce(state_type, ''), ?2), "
+            "group_concat(coalesce(state_name, ''), ?2), "
+            "group_concat(coalesce(CAST(coalesce(end_time - start_time, duration) AS REAL), 'null'), ','), "
+            "group_concat(coalesce(parameters, 'null'), ','), group_concat(coalesce(result, 'null'), ','), "
+            "max(created), max(start_time), max(end_time) "
+            f"FROM task_runs INDEXED BY task_runs_created WHERE {where}",
+            (key, UNIT, *(() if task_name is None else (task_name,))),
+        )
+        return split_trial_columns(row)
 
     def task_run_ids(
         self, flow_run_id: str, task_name: str | None = None, where_text: str | None = None

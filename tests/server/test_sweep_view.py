@@ -388,6 +388,54 @@ class CountingReader:
             self.read += 1
             yield row
 
+    def trial_columns(self, *args: Any, **kwargs: Any) -> Any:
+        columns = self.store.trial_columns(*args, **kwargs)
+        self.read += len(columns.ids)
+        return columns
+
+
+def _picture(trials: sweep_view.Trials) -> dict[str, Any]:
+    return {
+        "ids": trials.ids, "states": list(zip(trials.state_types, trials.state_names, strict=True)),
+        "durations": [None if d is None else round(d, 9) for d in trials.durations],
+        "columns": {name: (c.numeric, c.values) for name, c in trials.columns.items()},
+        "latest": (trials.created, trials.touched),
+    }
+
+
+def test_the_column_read_builds_the_trials_the_row_read_does(tmp_path: Path) -> None:
+    # A big sweep's first read is one row of aggregates (``trial_columns``); what it builds
+    # must be what reading row by row builds, on either backend, odd values included.
+    from prefect_like.tracking import databases
+    from tests.server._procs import sweep_events
+
+    flow_id, events = sweep_events(40, fail=(3, 17))
+    finals = {e.run_id: k for k, e in enumerate(events) if e.kind == "task" and e.seq == 2}
+    odd = {5: {"parameters": {"lr": "adaptive", "depth": None}}, 8: {"result": {"m": {"loss": 1}}},
+           9: {"result": "a text, with a comma"}, 11: {"parameters": None}, 12: {"result": None}}
+    for i, change in odd.items():
+        k = finals[f"{flow_id[:12]}-{i:07x}"]
+        events[k] = events[k]._replace(data={**events[k].data, **change})
+    k = finals[f"{flow_id[:12]}-{13:07x}"]
+    events[k] = events[k]._replace(state_name="Completed, late")
+    url = databases.resolve(os.environ.get("PREFECT_LIKE_DATABASE_URL"), tmp_path)
+    with databases.open_store(url) as store:
+        store.write(events)
+        columns = store.trial_columns(flow_id, "train")
+        assert columns is not None and len(columns.ids) == 40
+        by_columns = sweep_view.Trials.from_columns([columns])
+        by_rows = sweep_view.Trials(store.trial_rows(flow_id, "train"))
+        assert by_columns is not None and _picture(by_columns) == _picture(by_rows)
+        assert by_columns.columns["param.lr"].values[5] == "adaptive"
+        assert by_columns.columns["result.m.loss"].values[8] == 1
+        assert by_columns.columns["result"].values[9] == "a text, with a comma"
+        assert by_columns.state_names[13] == "Completed, late"
+        # A state name holding the separator the columns are joined by: read row by row.
+        store.write([events[k]._replace(seq=3, state_name="Completed\x1flate")])
+        assert store.trial_columns(flow_id, "train") is None
+        cached = sweep_view.TrialsCache().get(store, [store.get_flow_run(flow_id)], "train")
+        assert cached.state_names[13] == "Completed\x1flate" and cached.size == 40
+
 
 def test_a_live_flow_runs_columns_are_brought_up_to_date_by_an_incremental_query(tmp_path: Path) -> None:
     from tests.server._procs import sweep_events
