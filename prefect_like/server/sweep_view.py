@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import concurrent.futures
 import functools
 import itertools
 import math
@@ -48,7 +49,7 @@ from typing import Any
 import orjson
 
 from prefect_like.states import is_final
-from prefect_like.tracking.queries import TrialColumns
+from prefect_like.tracking.queries import TrialStates, TrialValues
 
 MAX_POINTS = 20_000
 # Seconds: trial times come from the clocks of the machines that ran them. A trial a skewed
@@ -106,8 +107,9 @@ def _text(value: Any) -> str:
 
 
 def _finish(column: Column) -> Column:
-    present = [v for v in column.raw if v is not None]
-    if present and set(map(type, present)) <= {int, float} and all(map(math.isfinite, present)):
+    kinds = set(map(type, column.raw))
+    present = [v for v in column.raw if v is not None] if type(None) in kinds else column.raw
+    if present and kinds - {type(None)} <= {int, float} and all(map(math.isfinite, present)):
         column.numeric = True
         column.values = column.raw
         column.lo, column.hi = min(present), max(present)
@@ -144,6 +146,15 @@ def _loads(text: Any) -> Any:
         return orjson.loads(text)
     except (orjson.JSONDecodeError, TypeError):
         return text
+
+
+def _parse_array(text: str, n: int) -> list[Any] | None:
+    """A JSON array of ``n`` elements, or None if ``text`` is not one."""
+    try:
+        values = orjson.loads(text)
+    except orjson.JSONDecodeError:  # a stored text that is not JSON, a NaN duration...
+        return None
+    return values if type(values) is list and len(values) == n else None
 
 
 def _loads_all(texts: Sequence[Any]) -> list[Any]:
@@ -261,25 +272,33 @@ class Trials:
         return found
 
     @classmethod
-    def from_columns(cls, parts: Sequence[TrialColumns]) -> Trials | None:
-        """The trials of ``Reads.trial_columns`` (of each flow run, in order), or None if a
-        column's JSON does not parse as the store writes it: then read ``Reads.trial_rows``."""
+    def from_columns(
+        cls, values: Sequence[TrialValues], states: Callable[[], Sequence[TrialStates | None]]
+    ) -> Trials | None:
+        """The trials of ``Reads.trial_values`` and ``trial_states`` (of each flow run, in
+        order), or None if they cannot be trusted (a column's JSON does not parse as the store
+        writes it, a count differs): then read ``Reads.trial_rows``. The values are parsed and
+        made columns first, ``states()`` asked for after: so a read of them in another thread
+        runs meanwhile."""
         arrays: list[list[Any]] = [[], [], []]
-        for part in parts:
+        for part in values:
             for into, text in zip(arrays, (part.durations, part.parameters, part.results), strict=True):
-                try:
-                    values = orjson.loads(text)
-                except orjson.JSONDecodeError:  # a stored text that is not JSON, a NaN duration...
+                parsed = _parse_array(text, part.size)
+                if parsed is None:
                     return None
-                if type(values) is not list or len(values) != len(part.ids):
-                    return None
-                into.extend(values)
+                into.extend(parsed)
+        durations, params, results = arrays
+        columns = _value_columns(params, results)
+        found = states()
+        parts = [states_part for states_part in found if states_part is not None]
+        if len(parts) < len(found) or sum(len(part.ids) for part in parts) != len(durations):
+            return None
         trials = cls()
         trials._merge(
             [i for part in parts for i in part.ids],
             [t for part in parts for t in part.state_types],
             [t for part in parts for t in part.state_names],
-            arrays[0], arrays[1], arrays[2],
+            durations, columns,
             max((part.created for part in parts), default=-math.inf),
             max((part.touched for part in parts), default=-math.inf),
         )
@@ -292,15 +311,15 @@ class Trials:
         (run_ids, stypes, snames, took, params, results, created, starts, ends) = (
             zip(*rows, strict=True) if rows else ((),) * 9
         )
-        self._merge(run_ids, stypes, snames, took, _loads_all(params), _loads_all(results),
+        self._merge(run_ids, stypes, snames, took, _value_columns(_loads_all(params), _loads_all(results)),
                     _latest(created), max(_latest(starts), _latest(ends)))
 
     def _merge(
         self, run_ids: Sequence[str], stypes: Sequence[str | None], snames: Sequence[str | None],
-        took: Sequence[Any], params: list[Any], results: list[Any], created: float, touched: float,
+        took: Sequence[Any], values: dict[str, list[Any]], created: float, touched: float,
     ) -> None:
-        """Apply trials given column by column: each parameter or result field becomes a
-        column in one comprehension, never value by value in a loop."""
+        """Apply trials given column by column, with their parameter and result fields as
+        columns (``_value_columns``)."""
         durations: list[float | None] = [
             d if type(d) is float else float(d) if type(d) is int else None for d in took
         ]
@@ -330,15 +349,16 @@ class Trials:
                 where.append(i)
         created_max, touched_max = max(created, self.created), max(touched, self.touched)
         n = len(ids)
-        for name, values in _value_columns(params, results).items():
+        for name, column_values in values.items():
             known = raw.get(name)
             if where is None and known is None:
-                raw[name] = values
+                raw[name] = column_values
                 continue
             column = raw.setdefault(name, [])
             if len(column) < n:
                 column.extend([None] * (n - len(column)))
-            for i, value in zip(range(len(values)) if where is None else where, values, strict=True):
+            places = range(len(column_values)) if where is None else where
+            for i, value in zip(places, column_values, strict=True):
                 column[i] = value
         self.created, self.touched = created_max, touched_max
         self.size = n
@@ -687,8 +707,7 @@ class TrialsCache:
         # First sight, the sweep has ended, or a minute has passed: read every trial, so the
         # picture is exact (a verdict of the store, a crash or a cancellation, changes rows
         # without new times). Column by column where the store can, else row by row.
-        parts = [reader.trial_columns(run["id"], task_name) for run in flow_runs]
-        found = None if any(p is None for p in parts) else Trials.from_columns(parts)
+        found = _read_whole(reader, [run["id"] for run in flow_runs], task_name, live)
         trials = found if found is not None else Trials(itertools.chain.from_iterable(
             reader.trial_rows(run["id"], task_name) for run in flow_runs
         ))
@@ -703,6 +722,22 @@ class TrialsCache:
             self._entries[key] = entry
             while len(self._entries) > self.size:
                 self._entries.pop(next(iter(self._entries)))
+
+
+def _read_whole(reader: Any, flow_run_ids: list[str], task_name: str | None, live: bool) -> Trials | None:
+    """Every trial, column by column (None if the columns cannot be trusted: read the rows).
+
+    A sweep that has ended is read on two connections at once where the store has them
+    (SQLite): the states in another thread, while this one reads the parameters and results
+    and makes them columns. A live sweep is read in one statement, one picture of it."""
+    twin = None if live else reader.sibling()
+    if twin is None:
+        both = [reader.trial_columns(run_id, task_name) for run_id in flow_run_ids]
+        return Trials.from_columns([values for _, values in both], lambda: [states for states, _ in both])
+    with twin, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        states = pool.submit(lambda: [twin.trial_states(run_id, task_name) for run_id in flow_run_ids])
+        values = [reader.trial_values(run_id, task_name) for run_id in flow_run_ids]
+        return Trials.from_columns(values, states.result)
 
 
 # -- learning curves --------------------------------------------------------------------------

@@ -44,7 +44,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from prefect_like.errors import MissingEngineError, TrackingError
 from prefect_like.tracking import dialect, schema
-from prefect_like.tracking.queries import UNIT, TrialColumns, split_trial_columns
 from prefect_like.tracking.store import Store
 
 if TYPE_CHECKING:
@@ -249,21 +248,14 @@ class PgStore(Store):
     def pg(self) -> Connection:
         return self._conn  # type: ignore[return-value]
 
-    def trial_columns(self, flow_run_id: str, task_name: str | None = None) -> TrialColumns | None:
-        """``Reads.trial_columns`` in PostgreSQL's words: each aggregate ordered by itself."""
-        key, _ = self._flow_ref(flow_run_id)
-        order = "ORDER BY created, rowid"
-        row = self._one(
-            f"SELECT count(*), string_agg(id, ?2 {order}), string_agg(coalesce(state_type, ''), ?2 {order}), "
-            f"string_agg(coalesce(state_name, ''), ?2 {order}), "
-            f"string_agg(coalesce(CAST(coalesce(end_time - start_time, duration) AS TEXT), 'null'), ',' {order}), "
-            f"string_agg(coalesce(parameters, 'null'), ',' {order}), "
-            f"string_agg(coalesce(result, 'null'), ',' {order}), "
-            "max(created), max(start_time), max(end_time) "
-            "FROM task_runs WHERE flow_key = ?1" + ("" if task_name is None else " AND task_name = ?3"),
-            (key, UNIT, *(() if task_name is None else (task_name,))),
-        )
-        return split_trial_columns(row)
+    # ``Reads.trial_states`` and ``trial_values`` in PostgreSQL's words: each aggregate
+    # ordered by itself; a double as text is its shortest exact form.
+    _JOINED = "string_agg({}, {} ORDER BY created, rowid)"
+    _TRIALS_FROM = "task_runs"
+    _DURATION = "CAST(coalesce(end_time - start_time, duration) AS TEXT)"
+
+    def sibling(self) -> None:
+        return None  # the server runs a query's parts in parallel itself
 
     def _setup_pg(self, migrate: bool) -> None:
         version = inspect(self.pg, self.where)

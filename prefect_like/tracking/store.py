@@ -411,6 +411,7 @@ class Store(q.Reads, SweepReads):
         self.path = Path(path).expanduser()
         self.retry_for = retry_for
         self._lock = threading.RLock()
+        self._optimize = True
         schema.check_writable(self.path)
         try:
             self._conn = sqlite3.connect(
@@ -458,6 +459,13 @@ class Store(q.Reads, SweepReads):
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 0.5)
 
+    def sibling(self) -> Store | None:
+        """Another connection to the same file, for one read (close it after): SQLite runs
+        each connection's reads in parallel, and outside the interpreter's lock."""
+        twin = Store(self.path, retry_for=self.retry_for)
+        twin._optimize = False  # this store's own close keeps the statistics fresh
+        return twin
+
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return self._retry(lambda: self._conn.execute(sql, params).fetchall())
 
@@ -468,8 +476,9 @@ class Store(q.Reads, SweepReads):
         with self._lock:
             # Cheap, and keeps the planner's statistics fresh for the next reader; if another
             # writer holds the file, the statistics can wait for the next close.
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.execute("PRAGMA optimize")
+            if self._optimize:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("PRAGMA optimize")
             self._conn.close()
 
     def __enter__(self) -> Store:

@@ -171,8 +171,12 @@ async function sweepPage(root, { base, loadHead, params, signal }) {
     table.setColumns(data.columns, p);
   }
 
+  // The table's first page is asked for with the plots, not after them: on a sweep the server
+  // has not read yet, both wait for its one read of the trials.
+  const firstPage = table.ask(current);
+  firstPage.catch(() => {}); // its error is shown by the table, once awaited
   await refresh(current);
-  await table.load(current);
+  await table.load(current, firstPage);
 
   if (live) {
     poll(async () => {
@@ -334,11 +338,13 @@ function trialsTable(base, signal) {
       h("button", { type: "button", class: "sort", title: `sort by ${key}`, onclick: () => setParams({ ...params, order: next, offset: 0 }) }, label, arrow));
   }
 
-  async function reload() {
+  const ask = (p) => get(`${base}/trials`, { task: p.task, filters: p.filters, where: p.where, order_by: p.order, limit: PAGE, offset: Number(p.offset) || 0 }, signal);
+
+  async function reload(asked = null) {
     const offset = Number(params.offset) || 0;
     let page;
     try {
-      page = await get(`${base}/trials`, { task: params.task, filters: params.filters, where: params.where, order_by: params.order, limit: PAGE, offset }, signal);
+      page = await (asked ?? ask(params));
     } catch (error) {
       if (signal.aborted) throw error;
       tbody.replaceChildren(h("tr", null, h("td", { colspan: 99 }, errorBox(error))));
@@ -367,10 +373,12 @@ function trialsTable(base, signal) {
       columns = next;
       renderChooser();
     },
-    load(next) {
+    // The first page of `next`, asked for now and drawn by `load(next, asked)`.
+    ask,
+    load(next, asked = null) {
       params = next;
       renderChooser();
-      return reload();
+      return reload(asked);
     },
   };
 }
