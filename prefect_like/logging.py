@@ -13,7 +13,7 @@ import contextvars
 import logging
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prefect_like.context import FlowRunContext, TaskRunContext, get_run_context
@@ -119,9 +119,13 @@ def disable_run_logger() -> Iterator[None]:
 
 
 # log_prints: one process-wide print that routes to the run logger while a run asks for it.
+# Another library may put a print of its own in place after ours, one that calls the print it
+# found at its import (Ray's progress bars do, when Ray starts). So each run that captures puts
+# ours back if it is gone, and ours hands every print it does not capture to the one it replaced.
 capture_prints: contextvars.ContextVar[bool] = contextvars.ContextVar("prefect_like_log_prints", default=False)
 _original_print = builtins.print
-_print_installed = False
+_replaced: Callable[..., None] = builtins.print
+_handing_on = threading.local()
 
 
 def _print(*args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False) -> None:
@@ -131,11 +135,20 @@ def _print(*args: Any, sep: str | None = " ", end: str | None = "\n", file: Any 
             return
         except RuntimeError:
             pass
-    _original_print(*args, sep=sep, end=end, file=file, flush=flush)
+    if getattr(_handing_on, "active", False):  # the print we replaced wraps ours: print once
+        _original_print(*args, sep=sep, end=end, file=file, flush=flush)
+        return
+    _handing_on.active = True
+    try:
+        _replaced(*args, sep=sep, end=end, file=file, flush=flush)
+    finally:
+        _handing_on.active = False
 
 
 def install_print_capture() -> None:
-    global _print_installed
-    if not _print_installed:
+    """Make ``print`` ours (see above), handing what it does not capture to the one it finds."""
+    global _replaced
+    found = builtins.print
+    if found is not _print:
+        _replaced = found
         builtins.print = _print
-        _print_installed = True

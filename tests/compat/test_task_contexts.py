@@ -6,6 +6,9 @@ Sources: Prefect's tests/test_tasks.py (TestNestedTasks), tests/test_task_engine
 
 from __future__ import annotations
 
+import builtins
+import sys
+
 import pytest
 
 from prefect_like import State, flow, task
@@ -433,6 +436,44 @@ def test_flow_without_log_prints_does_not_capture_task_prints(store):
 
     state = parent_flow(return_state=True)
     assert not any("hello world!" in m for m in _messages(store(), state.run_id))
+
+
+def _print_of_another_library(seen: list[str], wraps_ours: bool):
+    """What Ray's progress bars put in place when Ray starts: a print that notes each call and
+    prints by itself (or, ``wraps_ours``, calls the print it found: ours)."""
+    found = builtins.print
+
+    def their_print(*args, sep=" ", end="\n", file=None, flush=False):
+        seen.append(sep.join(map(str, args)))
+        if wraps_ours:
+            found(*args, sep=sep, end=end, file=file, flush=flush)
+        else:
+            (file or sys.stdout).write(sep.join(map(str, args)) + end)
+
+    return their_print
+
+
+@pytest.mark.parametrize("wraps_ours", [False, True])
+def test_log_prints_still_captures_after_another_library_replaced_print(store, monkeypatch, capsys, wraps_ours):
+    # Not from Prefect: after a Ray flow in the same process (a notebook), Ray's print had
+    # replaced ours, and log_prints stopped capturing anything.
+    @task
+    def test_task():
+        print("hello from the task")
+
+    @flow(log_prints=True)
+    def parent_flow():
+        test_task()
+
+    parent_flow()  # ours is in place
+    seen: list[str] = []
+    monkeypatch.setattr(builtins, "print", _print_of_another_library(seen, wraps_ours))
+    state = parent_flow(return_state=True)
+    assert any("hello from the task" in m for m in _messages(store(), state.run_id))
+    assert "hello from the task" not in seen
+    print("outside any run")  # handed to their print, and printed once
+    assert seen == ["outside any run"]
+    assert capsys.readouterr().out.count("outside any run") == 1
 
 
 def test_task_can_opt_out_of_log_prints(store):

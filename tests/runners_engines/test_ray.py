@@ -112,6 +112,31 @@ def test_own_local_ray_is_started_and_shut_down(no_ray, store):
     assert not ray.is_initialized()
 
 
+@task
+def shout(word: str) -> str:
+    print(f"{word} from a thread-runner task")
+    return word
+
+
+def test_log_prints_still_captures_in_a_flow_after_a_ray_flow(no_ray, store):
+    # Ray, when a flow starts it, puts a print of its own in place (its progress bars'
+    # safe_print, calling the print it imported with); a log_prints flow run later in the same
+    # process must still capture.
+    @flow(task_runner=RayTaskRunner(init_kwargs={"num_cpus": 2}))
+    def on_ray() -> list[int]:
+        return inc.map(range(3)).result()
+
+    @flow(task_runner="thread", log_prints=True)
+    def loud() -> str:
+        return shout.submit("hello").result()
+
+    assert loud() == "hello"  # log_prints' print in place first, as after any earlier flow
+    assert on_ray() == [1, 2, 3]
+    state = loud(return_state=True)
+    messages = [line["message"] for line in store.logs(flow_run_id=state.run_id)]
+    assert "hello from a thread-runner task" in messages
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
