@@ -124,10 +124,11 @@ def child(case: str, engine: str, side: str, scale: float, folder: str) -> dict[
     baseline = _peak_rss()
     started = time.perf_counter()
     busy = 0.0
+    fanned_in: Any = None
     if side == "raw" and engine == "dask":
         if case == "fanout-1mb":
             futures = client.map(make, range(counts["n"]))
-            client.submit(lambda *a: total(list(a)), *futures).result()
+            fanned_in = client.submit(lambda *a: total(list(a)), *futures).result()
         elif case == "mixed":
             busy = sum(client.gather(client.map(sleep_for, durations, pure=False)))
         else:
@@ -137,7 +138,7 @@ def child(case: str, engine: str, side: str, scale: float, folder: str) -> dict[
             ray.remote(f) for f in (make, lambda *a: total(list(a)), sleep_for)
         )
         if case == "fanout-1mb":
-            ray.get(total_r.remote(*[make_r.remote(i) for i in range(counts["n"])]))
+            fanned_in = ray.get(total_r.remote(*[make_r.remote(i) for i in range(counts["n"])]))
         elif case == "mixed":
             busy = sum(ray.get([sleep_r.remote(d) for d in durations]))
         else:
@@ -154,7 +155,10 @@ def child(case: str, engine: str, side: str, scale: float, folder: str) -> dict[
 
         value = sweep()
         busy = value if case == "mixed" else 0.0
+        fanned_in = value
     wall = time.perf_counter() - started
+    if case == "fanout-1mb" and fanned_in != float(sum(range(counts["n"]))):
+        raise AssertionError(f"the fan-in summed {fanned_in}, not {float(sum(range(counts['n'])))}")
     row: dict[str, Any] = {
         "case": case,
         "engine": engine,

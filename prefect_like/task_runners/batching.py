@@ -129,7 +129,7 @@ class Batch:
         self.created = time.monotonic()
         self.seen = 0  # its size at the flusher's last tick
         self.ref: Any = None  # the engine's future once sent: its value stays on the cluster
-        self.home: Any = None  # the engine future of what the flow process fetches (worker.home_part)
+        self.home: Any = None  # the engine future whose end the runner waits for (see _engine_submit)
         self.uses: list[tuple[DistFuture, Any]] = []  # upstream futures and the refs it was given
         self.single = single
         self.payload_bytes = 0  # what its calls' arguments weighed, pickled
@@ -217,7 +217,8 @@ class BatchingTaskRunner(TaskRunner):
         self, payload: bytes, args: list[Any], options: dict[str, Any], name: str
     ) -> tuple[Any, Any]:
         """Start ``run_batch(payload, channel, interval, *args)``; return the engine's futures of
-        the part the flow process fetches (``home_part`` of the value) and of the whole value."""
+        the part the flow process fetches (``home_part`` of the value) and of the whole value.
+        They may be one future, where the runner gets that part by other means (Dask's does)."""
 
     @abc.abstractmethod
     def _engine_fetch(self, wanted: list[tuple[Any, int]]) -> list[Any]:

@@ -18,13 +18,19 @@ process pool); nothing here imports an engine. What happens on a worker, in orde
    its return value. A batch returns only after every event of its runs has been handed to the
    channel or packed into its result, so when the flow process sees the result it has (or is
    sure to get before the next result) every event of those runs: nothing is lost.
-4. The return value is ``(home_blob, kept)``. ``kept`` is the final states, results and all,
-   pickled with cloudpickle (each state whose result is past ``HOME_RESULT_BYTES`` on its own):
-   it stays in the engine's object store, where downstream batches on any worker take it as an
-   argument (worker to worker), unpickling only the states they use. ``home_blob`` is what the
+4. The return value is ``(home_blob, kept)``. ``kept`` is the final states, results and all:
+   the small ones pickled together with cloudpickle, and each state whose result is past
+   ``HOME_RESULT_BYTES`` as the object itself, once checked to pickle (without copying its
+   buffers). It stays in the engine's object store, where downstream batches on any worker take
+   it as an argument: on the same worker a big result is used where it lies, with no copy; the
+   engine serializes it only to move it to another worker (numpy and other buffers out of band).
+   A copy kept pickled would double every big result's memory on the worker that uses it, and
+   the fan-in of a sweep's results would spill or pause that worker. ``home_blob`` is what the
    flow process fetches: the events, the measured compute time, the bytes of the results, and
    the final states, each big result left out (a ``RemoteResult`` stands for it until someone
    asks the runner for it: ``pick_result`` runs beside the batch and sends that one result).
+   Just before returning, the batch hands ``home_blob`` to ``Channel.deliver``, which may send
+   it home at once (Dask's does, where the engine would only fetch it with a task of its own).
 """
 
 from __future__ import annotations
@@ -124,6 +130,12 @@ class Channel:
 
     def ack(self) -> None:
         """Return once everything sent has reached the flow side's queue."""
+
+    def deliver(self, home_blob: bytes) -> None:
+        """Called by ``run_batch`` (in the task thread) with the part of its value the flow
+        process fetches, just before returning it. An engine whose own way of fetching that part
+        would wait (Dask runs a task for it, which queues behind the worker's next task) sends it
+        home here; the flow process still fetches it from the value if it never arrives."""
 
 
 class Outbox:
@@ -259,7 +271,7 @@ def pick_result(value: Any, slot: int) -> Any:
 
 def run_batch(
     payload: bytes, channel: Channel, interval: float, *upstream: Any
-) -> tuple[bytes, tuple[bytes, dict[int, bytes]]]:
+) -> tuple[bytes, tuple[bytes, dict[int, State]]]:
     """Run a batch of task calls on this worker; see the module docstring for the steps."""
     calls, env, offsets = shipping_loads(payload)
     apply_settings(env)
@@ -299,19 +311,21 @@ def run_batch(
             with OUTBOX.lock:
                 for index in offsets:
                     OUTBOX.rewrites.pop(calls[index].task_run_id, None)
-    return cloudpickle.dumps((small_blob, away, elapsed, events, nbytes)), (small_blob, big)
+    home_blob = cloudpickle.dumps((small_blob, away, elapsed, events, nbytes))
+    channel.deliver(home_blob)
+    return home_blob, (small_blob, big)
 
 
 def _split_states(
     states: list[State], calls: list[TaskCall], offsets: dict[int, tuple[int, int]]
-) -> tuple[bytes, dict[int, State], dict[int, bytes], int]:
+) -> tuple[bytes, dict[int, State], dict[int, State], int]:
     """What a batch's states become: ``small_blob``, every state but those with a big result
     (a None in their place), pickled once; for each big one, its state without the result (for
-    the flow process) and the state pickled on its own (kept on the cluster, so fetching or
-    passing on one result unpickles only that one); and the bytes of all the results."""
+    the flow process) and the state itself (kept on the cluster, checked to travel); and the
+    bytes of all the results."""
     small: list[State | None] = list(states)
     away: dict[int, State] = {}
-    big: dict[int, bytes] = {}
+    big: dict[int, State] = {}
     total = 0
     for slot, state in enumerate(states):
         if not state.is_completed():
@@ -321,11 +335,12 @@ def _split_states(
         total += size
         if size <= HOME_RESULT_BYTES:
             continue
-        try:
-            big[slot] = cloudpickle.dumps(state)
+        try:  # buffers (numpy arrays...) are left out: they travel as they are
+            cloudpickle.dumps(state, protocol=5, buffer_callback=_out_of_band)
         except Exception as exc:
             small[slot] = _cannot_travel(calls, offsets, slot, exc)
             continue
+        big[slot] = state
         remote = RemoteResult(size, type(value).__name__)
         away[slot] = State(state.type, state.name, state.message, remote, state.timestamp, state.run_id)
         small[slot] = None
@@ -343,17 +358,20 @@ def _split_states(
     return small_blob, away, big, total
 
 
+def _out_of_band(buffer: pickle.PickleBuffer) -> bool:
+    return False
+
+
 class BatchStates:
     """The final states of an upstream batch, from the value it left on the cluster."""
 
-    def __init__(self, kept: tuple[bytes, dict[int, bytes]]) -> None:
+    def __init__(self, kept: tuple[bytes, dict[int, State]]) -> None:
         self._small_blob, self._big = kept
         self._small: list[State | None] | None = None
 
     def __getitem__(self, slot: int) -> State:
-        blob = self._big.get(slot)
-        if blob is not None:
-            state: State = pickle.loads(blob)
+        state = self._big.get(slot)
+        if state is not None:
             return state
         if self._small is None:
             self._small = pickle.loads(self._small_blob)

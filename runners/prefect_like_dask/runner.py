@@ -18,15 +18,24 @@ What happens, in order (the engine-agnostic part is ``prefect_like.task_runners.
 3. Each batch is one ``client.submit(run_batch, payload, channel, interval, *upstream_futures)``
    with the task's ``engine_options`` as submit keywords (``resources``, ``workers``,
    ``priority``...). Upstream Dask futures are arguments: the scheduler resolves the dependency.
-4. A done-callback queues each finished future; one collector thread gathers whatever has
-   finished in one round trip and hands results (or errors) to ``_batch_done``.
-   ``KilledWorker`` (and a worker lost with a task) counts as the worker dying.
+4. The flow process needs only the small part of a batch's value (``home_blob``, see
+   ``worker``). A task that fetched it would queue behind the worker's next task, and the flow
+   would learn of every batch's end one batch late (on a worker with one thread, a whole trial
+   late). So the batch sends that part home itself, on the same ordered stream as its events,
+   just before returning (``DaskChannel.deliver``): it reaches the client before Dask reports
+   the task finished. A part past ``HOME_BY_STREAM_BYTES`` (the scheduler keeps a topic's last
+   messages) or one that never arrived is fetched as before, by a ``home_part`` task beside the
+   value, started when the batch's future finishes.
+5. One collector thread takes the parts that arrived, the finished futures and the fetched
+   parts, many per round trip, and hands results (or errors) to ``_batch_done``, once per
+   batch. ``KilledWorker`` (and a worker lost with a task) counts as the worker dying.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import importlib
 import inspect
@@ -51,8 +60,15 @@ def _import_distributed() -> Any:
     return distributed
 
 
+# The biggest home part sent over the event topic; the scheduler keeps a topic's last
+# ``distributed.admin.low-level-log-length`` messages, which the runner clears every
+# ``TRUNCATE_EVERY`` parts it takes.
+HOME_BY_STREAM_BYTES = 512 * 1024
+TRUNCATE_EVERY = 100
+
+
 class DaskChannel(Channel):
-    """Events to the flow process through the scheduler's event topics."""
+    """Events (and batches' home parts) to the flow process through the scheduler's event topics."""
 
     def __init__(self, topic: str) -> None:
         self.key = topic
@@ -64,6 +80,7 @@ class DaskChannel(Channel):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.key, self.home = state["key"], state["home"]
         self._worker = None
+        _size_states()  # unpickled on the worker, before the batch makes any
 
     def attach(self) -> None:
         from distributed import get_worker
@@ -72,6 +89,31 @@ class DaskChannel(Channel):
 
     def send(self, blob: bytes) -> None:
         self._worker.log_event(self.key, blob)
+
+    def deliver(self, home_blob: bytes) -> None:
+        if len(home_blob) > HOME_BY_STREAM_BYTES:
+            return
+        try:
+            from distributed import get_worker
+
+            worker = self._worker or get_worker()
+            worker.log_event(self.key, [worker.get_current_task(), home_blob])
+        except Exception:  # the flow process fetches it from the batch's value instead
+            logging.getLogger(__name__).debug("could not send a batch's home part", exc_info=True)
+
+
+@functools.cache
+def _size_states() -> None:
+    """Teach Dask's ``sizeof`` the size of a ``State``: its result's. A batch keeps its big
+    results as objects (``worker``), and the worker's memory limits (spill, pause) go by what
+    ``sizeof`` says its values hold; left alone it would count a 1 MB result as 72 bytes."""
+    from dask.sizeof import sizeof
+
+    from prefect_like.states import State
+
+    @sizeof.register(State)
+    def _state_bytes(state: State) -> int:
+        return 64 + int(sizeof(state._data))
 
 
 @functools.cache
@@ -164,7 +206,11 @@ class DaskTaskRunner(BatchingTaskRunner):
         self._resources_met: set[tuple[tuple[str, float], ...]] = set()
         self._topic = f"prefect-like-events-{uuid.uuid4().hex}"
         self.client.subscribe_topic(self._topic, self._on_event)
-        self._done: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
+        # What the collector takes: ``(key, home_blob)`` sent by a batch, ``(batch,)`` when its
+        # future ends, ``(batch, home_future)`` when a fetched home part is ready, None to stop.
+        self._done: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._awaiting: dict[str, Batch] = {}  # engine key -> batch not handed over yet
+        self._delivered = 0
         self._collector = self.start_collector(self._collect, "prefect-like-dask-collector")
 
     def _engine_stop(self) -> None:
@@ -210,9 +256,7 @@ class DaskTaskRunner(BatchingTaskRunner):
             pure=False,
             **options,
         )
-        # The scheduler runs this where the batch's value is: only its small part travels.
-        home = self.client.submit(home_part, future, key=f"{name}-home-{key}", pure=False)
-        return home, future
+        return future, future
 
     def _check_resources(self, wanted: dict[str, float]) -> None:
         """A ValueError if no worker has ``wanted``: Dask would keep the runs waiting for good.
@@ -269,21 +313,28 @@ class DaskTaskRunner(BatchingTaskRunner):
 
     # -- events and results ---------------------------------------------------------------------
 
-    def _on_event(self, event: tuple[float, bytes]) -> None:
-        _events.BUFFER.extend(pickle.loads(event[1]))
+    def _on_event(self, event: tuple[float, Any]) -> None:
+        message = event[1]
+        if isinstance(message, bytes):
+            _events.BUFFER.extend(pickle.loads(message))
+        else:  # a batch's home part, sent ahead of its value (``DaskChannel.deliver``)
+            key, home_blob = message
+            self._done.put((key, home_blob))
 
     def _dispatch(self, batch: Batch) -> None:
         super()._dispatch(batch)
-        if batch.home is not None:
-            batch.home.add_done_callback(lambda _: self._done.put(batch))
+        future = batch.home
+        if future is not None:
+            self._awaiting[future.key] = batch
+            future.add_done_callback(lambda _: self._done.put((batch,)))
 
     def _collect(self) -> None:
-        """Gather finished batches, many per round trip, and hand them over."""
+        """Take what arrived, many at a time, and hand each batch over once."""
         while True:
             first = self._done.get()
             if first is None:
                 return
-            finished = [first]
+            taken = [first]
             while True:
                 try:
                     item = self._done.get_nowait()
@@ -292,38 +343,91 @@ class DaskTaskRunner(BatchingTaskRunner):
                 if item is None:
                     self._done.put(None)
                     break
-                finished.append(item)
+                taken.append(item)
             try:
-                self._hand_over(finished)
+                self._take(taken)
             except BaseException as exc:  # never let the collector die: the runs would hang
-                for batch in finished:
-                    self._batch_done(batch, False, exc)
+                for entry in taken:
+                    batch = entry[0]
+                    if isinstance(batch, Batch) and self._awaiting.pop(batch.home.key, None) is not None:
+                        self._batch_done(batch, False, exc)
             # Held while the next get() blocks, the last batches would keep their runs' results.
-            first = finished = batch = item = None  # type: ignore[assignment]
+            first = taken = item = entry = batch = None  # type: ignore[assignment]
 
-    def _hand_over(self, finished: list[Batch]) -> None:
-        ok = [b for b in finished if b.home.status == "finished"]
-        failed = [b for b in finished if b.home.status != "finished"]
+    def _take(self, taken: list[tuple[Any, ...]]) -> None:
+        ended: list[Batch] = []
+        fetched: list[tuple[Batch, Any]] = []
+        for entry in taken:
+            if len(entry) == 2 and isinstance(entry[1], bytes):  # a home part that arrived
+                arrived = self._awaiting.pop(entry[0], None)
+                if arrived is not None:  # else handed over already, or a re-run of a batch
+                    self._delivered += 1
+                    self._batch_done(arrived, True, entry[1])
+            elif len(entry) == 1:
+                batch: Batch = entry[0]
+                if self._awaiting.get(batch.home.key) is batch:
+                    ended.append(batch)
+            else:
+                fetched.append((entry[0], entry[1]))
+        if self._delivered >= TRUNCATE_EVERY:
+            self._delivered = 0
+            with contextlib.suppress(Exception):  # housekeeping: the next try may succeed
+                self.client.run_on_scheduler(_truncate_topic, topic=self._topic)
+        for batch in ended:
+            error = _error_of(batch.home)
+            if error is None:  # it finished, but its home part did not arrive: fetch it
+                home = self.client.submit(
+                    home_part, batch.home, key=f"{batch.home.key}-home", pure=False
+                )
+                home.add_done_callback(lambda _, batch=batch, home=home: self._done.put((batch, home)))
+            else:
+                self._awaiting.pop(batch.home.key, None)
+                self._batch_done(batch, False, error)
+        if fetched:
+            self._hand_over(fetched)
+
+    def _hand_over(self, fetched: list[tuple[Batch, Any]]) -> None:
+        """The batches whose home parts were fetched by a task: all in one round trip."""
+        ok = [(b, home) for b, home in fetched if home.status == "finished"]
+        failed = [(b, home) for b, home in fetched if home.status != "finished"]
         if ok:
             try:
-                results = self.client.gather([b.home for b in ok], errors="raise")
+                results = self.client.gather([home for _, home in ok], errors="raise")
             except BaseException:  # one was cancelled or lost meanwhile: each on its own below
                 results = None
             if results is None:
                 failed.extend(ok)
             else:
-                for batch, result in zip(ok, results, strict=True):
-                    self._batch_done(batch, True, result)
-        for batch in failed:
-            try:
-                error = batch.home.exception()
-                result = batch.home.result() if error is None else None
-            except BaseException as exc:  # cancelled, or the client lost the scheduler
-                error = exc
+                for (batch, _), result in zip(ok, results, strict=True):
+                    if self._awaiting.pop(batch.home.key, None) is not None:
+                        self._batch_done(batch, True, result)
+        for batch, home in failed:
+            if self._awaiting.pop(batch.home.key, None) is None:
+                continue
+            error, result = _error_of(home), None
             if error is None:  # finished after all (raced with the status read)
+                try:
+                    result = home.result()
+                except BaseException as exc:
+                    error = exc
+            if error is None:
                 self._batch_done(batch, True, result)
             else:
                 self._batch_done(batch, False, error)
+
+
+def _error_of(future: Any) -> BaseException | None:
+    """The error an ended Dask future holds (None: it finished): the task's own, or why it was
+    cancelled or lost."""
+    if future.status == "finished":
+        return None
+    try:
+        if future.status == "error":
+            return future.exception()
+        future.result()  # cancelled: says why (``exception()`` would say None)
+    except BaseException as exc:  # cancelled, or the client lost the scheduler
+        return exc
+    return None  # finished meanwhile
 
 
 def _worker_resources(dask_scheduler: Any) -> list[dict[str, float]]:

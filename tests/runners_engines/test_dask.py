@@ -12,12 +12,14 @@ import pytest
 
 from prefect_like import flow, get_run_logger, task
 
+from ._clusters import external_dask
 from ._support import (
     ENV,
     culprit_and_bystander,
     flow_in_thread,
     kills_its_worker,
     kills_its_worker_with_many_retries,
+    poll,
     starts,
     state_names,
     wait_for_file,
@@ -254,6 +256,64 @@ def test_running_is_stored_while_the_task_runs(tmp_path, store):
         Path(release).touch()
     assert outcome.value == "released"
     assert store.get_task_run(run["id"])["state"] == "COMPLETED"
+
+
+@task
+def ends_once_the_next_batch_waits_behind_it() -> str:
+    from distributed import get_worker
+
+    worker = get_worker()
+    poll(lambda: any(str(key).startswith("wait_for-") for key in worker.state.tasks), 30, "wait_for")
+    return "ended"
+
+
+def home_fetch_tasks(client) -> int:
+    """How many tasks the scheduler ran to fetch a batch's home part (``home_part``)."""
+
+    def count(dask_scheduler) -> int:
+        return len({e[0] for e in dask_scheduler.transition_log if str(e[0]).endswith("-home")})
+
+    return client.run_on_scheduler(count)
+
+
+def test_the_flow_sees_a_batch_end_while_its_worker_runs_the_next(tmp_path, store):
+    """A `dask worker --nthreads 1` holds the next batch queued while it runs one (Dask's
+    worker-saturation). The flow must learn of the first's end while the second runs, not once
+    it ends: here the second waits for the flow to have seen the first, so learning late hangs."""
+    release = str(tmp_path / "release")
+    with external_dask(tmp_path / "cluster", workers=1, threads=1) as (cluster, client):
+
+        @flow(task_runner=DaskTaskRunner(address=cluster.address))
+        def pipeline() -> tuple[str, str]:
+            first = ends_once_the_next_batch_waits_behind_it.submit()
+            second = wait_for.submit(release)
+            first.wait(timeout=30)
+            seen = first.state.name
+            Path(release).touch()
+            return seen, second.result()
+
+        assert pipeline() == ("Completed", "released")
+        assert home_fetch_tasks(client) == 0  # both parts came home on the event stream
+
+
+@task
+def sixty_kilobytes(i: int) -> bytes:
+    return bytes([i % 256]) * 60_000
+
+
+def test_a_batch_whose_home_part_is_too_big_to_stream_is_fetched_from_its_value(tmp_path, store):
+    """Results up to 64 KB go home with their batch's states; a dozen of 60 KB make a part too
+    big for the event stream, which the runner then fetches by a task beside the value."""
+    with external_dask(tmp_path / "cluster", workers=1, threads=1) as (cluster, client):
+
+        @flow(task_runner=DaskTaskRunner(address=cluster.address, batch_seconds=5))
+        def pipeline() -> list[bytes]:
+            return sixty_kilobytes.map(range(100)).result()
+
+        state = pipeline(return_state=True)
+        assert state.result() == [bytes([i % 256]) * 60_000 for i in range(100)]
+        assert store.get_flow_run(state.run_id)["task_runs"] == {"Completed": 100}
+        assert home_fetch_tasks(client) >= 1
 
 
 @pytest.mark.slow

@@ -152,3 +152,44 @@ def test_futures_the_flow_did_not_return_are_left_on_the_cluster(tmp_path, store
         assert growth() < BOUND, f"the flow process grew by {growth() / MB:.0f} MB"
         with pytest.raises(ResultFetchError, match="call .result\\(\\) in the flow, or return the futures"):
             held[5].result()
+
+
+@task
+def make_and_note(i: int, note: str) -> Any:
+    import numpy
+    from distributed import get_worker
+
+    array = numpy.full(MB // 8, float(i))
+    get_worker().made_by_the_test = array  # kept alive, so no copy can take its place in memory
+    with open(note, "w") as f:
+        f.write(str(array.ctypes.data))
+    return array
+
+
+@task
+def address_of(array: Any) -> int:
+    return int(array.ctypes.data)
+
+
+@pytest.mark.dask
+def test_a_big_result_is_used_where_it_lies_and_counted_in_the_workers_memory(tmp_path, store):
+    # A downstream task on the worker that holds a big result gets that very array, not a copy
+    # (a copy doubles the memory of every fan-in), and Dask counts the batch's value at its
+    # size, so the worker's spill and pause limits see it.
+    pytest.importorskip("distributed")
+    from prefect_like_dask import DaskTaskRunner
+
+    note = str(tmp_path / "address")
+    with external_dask(tmp_path / "cluster", workers=1, threads=1) as (cluster, client):
+
+        @flow(task_runner=DaskTaskRunner(address=cluster.address))
+        def pipeline() -> tuple[int, int]:
+            array = make_and_note.submit(1, note)
+            where = address_of.submit(array).result()
+            held = sum(client.run(lambda dask_worker: dask_worker.state.nbytes).values())
+            return where, held
+
+        where, held = pipeline()
+        with open(note) as f:
+            assert where == int(f.read())
+        assert held >= MB
