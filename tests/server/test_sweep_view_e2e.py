@@ -200,6 +200,40 @@ def test_sorting_and_filtering_by_a_parameter(page: Any, trials: list[dict[str, 
     assert kernels == ["rbf"] * len(rbf)
 
 
+def test_the_column_chooser_hides_a_column_and_a_reload_keeps_it_hidden(
+    page: Any, trials: list[dict[str, Any]]
+) -> None:
+    # The hidden columns are part of the page's address, so a reload or a shared link shows
+    # the same table.
+    from playwright.sync_api import expect
+
+    open_sweep(page, trials)
+    depth = page.locator('[data-testid=trials] td[data-column="param.depth"]')
+    expect(depth.first).to_be_visible()
+    chooser = page.locator("details.column-chooser")
+    chooser.locator("summary").click()
+    chooser.get_by_label("depth").uncheck()
+    expect(depth).to_have_count(0)
+    page.reload()
+    expect(page.get_by_test_id("trial-total")).to_contain_text("trials match")
+    expect(page.locator('[data-testid=trials] td[data-column="param.lr"]').first).to_be_visible()
+    expect(depth).to_have_count(0)
+
+
+def test_a_column_is_sorted_from_the_keyboard(page: Any, trials: list[dict[str, Any]]) -> None:
+    from playwright.sync_api import expect
+
+    open_sweep(page, trials)
+    page.locator("[data-testid=trials] thead").get_by_role("button", name="lr", exact=True).focus()
+    page.keyboard.press("Enter")
+    lowest = min(trials, key=lambda t: t["parameters"]["lr"])
+    expect(table_rows(page).first).to_have_attribute("data-id", lowest["id"])
+    page.locator("[data-testid=trials] thead").get_by_role("button", name="lr ▲").focus()
+    page.keyboard.press("Space")
+    highest = max(trials, key=lambda t: t["parameters"]["lr"])
+    expect(table_rows(page).first).to_have_attribute("data-id", highest["id"])
+
+
 def test_a_trials_parameters_can_be_copied_as_json(page: Any, trials: list[dict[str, Any]]) -> None:
     open_sweep(page, trials, "?order=trial")
     first = table_rows(page).first
