@@ -563,6 +563,17 @@ class BatchingTaskRunner(TaskRunner):
                         exc,
                     )
 
+    def _batch_ended_runs(self, batch: Batch, found: list[tuple[int, State]]) -> None:
+        """Runs of a batch still running that ended (``worker.Outbox``): their futures end now,
+        so a long run does not hold its batch's ended runs until it ends. Their events came
+        first. The batch's outcome leaves them be."""
+        futures = batch.futures
+        for slot, state in found:
+            if slot < len(futures):
+                future = futures[slot]
+                if not future.done() and future._call is not None:
+                    self._resolve(future, state)
+
     def _handle_outcome(self, batch: Batch, ok: bool, value: Any, serialization: bool) -> None:
         if ok:
             small_blob, away, elapsed, events, nbytes = pickle.loads(value)
@@ -571,7 +582,7 @@ class BatchingTaskRunner(TaskRunner):
                 states[slot] = state
             if events:
                 _events.BUFFER.extend(events)
-            fn = batch.futures[0]._call.task.fn  # type: ignore[union-attr]
+            fn = batch.task.fn if batch.task is not None else None
             with self._lock:
                 self._inflight.discard(batch)
                 per_call = elapsed / len(states)
@@ -599,6 +610,9 @@ class BatchingTaskRunner(TaskRunner):
             fn = batch.task.fn if batch.task is not None else None
             if batch.single and self._probing.get(fn, 0) > 0:
                 self._probing[fn] -= 1
+            batch.futures = [f for f in batch.futures if f._call is not None]  # ended early: done
+            if not batch.futures:
+                return
             if self._stopping or self._cancelling:
                 for future in batch.futures:
                     if not future.done():

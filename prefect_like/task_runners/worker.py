@@ -18,6 +18,9 @@ process pool); nothing here imports an engine. What happens on a worker, in orde
    its return value. A batch returns only after every event of its runs has been handed to the
    channel or packed into its result, so when the flow process sees the result it has (or is
    sure to get before the next result) every event of those runs: nothing is lost.
+   Where the channel can (``Channel.early_key``), the streamer also sends, after their events,
+   the states of a running batch's runs that ended (but those with a big result), so a long
+   run does not hold its batch's ended runs until it ends.
 4. The return value is ``(home_blob, kept)``. ``kept`` is the final states, results and all:
    the small ones pickled together with cloudpickle, and each state whose result is past
    ``HOME_RESULT_BYTES`` as the object itself, once checked to pickle (without copying its
@@ -35,6 +38,7 @@ process pool); nothing here imports an engine. What happens on a worker, in orde
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import threading
@@ -131,6 +135,16 @@ class Channel:
     def ack(self) -> None:
         """Return once everything sent has reached the flow side's queue."""
 
+    def early_key(self) -> str | None:
+        """The engine's key of the batch running in this (task) thread, if this channel can send
+        the states of a batch's ended runs home while the batch goes on (``deliver_early``);
+        None if it cannot."""
+        return None
+
+    def deliver_early(self, key: str, ended_blob: bytes) -> None:
+        """Send ``[(slot, state), ...]`` (pickled) of runs that ended in the running batch
+        ``key``; called by the streamer thread, after the events of those runs."""
+
     def deliver(self, home_blob: bytes) -> None:
         """Called by ``run_batch`` (in the task thread) with the part of its value the flow
         process fetches, just before returning it. An engine whose own way of fetching that part
@@ -138,8 +152,21 @@ class Channel:
         home here; the flow process still fetches it from the value if it never arrives."""
 
 
+@dataclass(eq=False)
+class Running:
+    """A batch running in this process whose ended runs' states may go home before it ends."""
+
+    channel: Channel
+    key: str
+    states: list[State]  # run_batch appends each run's final state
+    last: float  # when its ended runs' states were last sent (at first, when it started)
+    sent: int = 0  # how many of ``states`` were sent
+
+
 class Outbox:
-    """This process's events, sorted by the channel of the flow run they belong to."""
+    """This process's events, sorted by the channel of the flow run they belong to; and the
+    batches running here, whose ended runs go home while a long run holds the batch (a result
+    past ``HOME_RESULT_BYTES`` waits for the batch's end: it lives in the batch's value)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -148,6 +175,7 @@ class Outbox:
         self.rewrites: dict[str, tuple[int, int]] = {}  # task run id -> (seq offset, run_count offset)
         self.pending: defaultdict[str, list[Any]] = defaultdict(list)
         self.waiting_since = 0.0
+        self.running: set[Running] = set()
         self._streamer: threading.Thread | None = None
 
     def register(self, channel: Channel) -> Channel:
@@ -203,22 +231,60 @@ class Outbox:
     def _stream(self, interval: float) -> None:
         while True:
             time.sleep(interval / 2)
-            if not _events.BUFFER and not self.pending:
+            if not _events.BUFFER and not self.pending and not self.running:
                 continue
             with self.lock:
+                now = time.monotonic()
+                # Counted before the buffer is read: a run emits its events before its state is
+                # appended, so each state counted here has its events in what is collected.
+                ended = [
+                    (r, n) for r in self.running
+                    if (n := len(r.states)) > r.sent and now - r.last >= interval
+                ]
                 self.collect(next(iter(self.channels), ""))
-                if not self.pending or time.monotonic() - self.waiting_since < interval:
-                    continue
-                for key, events in list(self.pending.items()):
-                    channel = self.channels.get(key)
-                    if channel is None or not events:
-                        continue
-                    try:
-                        channel.send(cloudpickle.dumps(events))
-                        del self.pending[key]
-                    except Exception:  # the batch carries them home instead
-                        pass
-                self.waiting_since = 0.0 if not self.pending else self.waiting_since
+                if ended:  # their runs' events go first, due or not: a state never outruns them
+                    self.waiting_since = min(self.waiting_since or now, now - interval)
+                if self.pending and now - self.waiting_since >= interval:
+                    for key, events in list(self.pending.items()):
+                        channel = self.channels.get(key)
+                        if channel is None or not events:
+                            continue
+                        try:
+                            channel.send(cloudpickle.dumps(events))
+                            del self.pending[key]
+                        except Exception:  # the batch carries them home instead
+                            pass
+                    self.waiting_since = 0.0 if not self.pending else self.waiting_since
+                for running, upto in ended:
+                    if running.channel.key not in self.pending:  # else its events did not go
+                        _send_ended(running, upto, now)
+
+    def watch(self, channel: Channel, key: str, states: list[State]) -> Running:
+        running = Running(channel, key, states, time.monotonic())
+        with self.lock:
+            self.running.add(running)
+        return running
+
+    def unwatch(self, running: Running) -> None:
+        with self.lock:
+            self.running.discard(running)
+
+
+def _send_ended(running: Running, upto: int, now: float) -> None:
+    """Send home the states of ``running``'s runs that ended since the last time, up to slot
+    ``upto``, but those with a big result (which stays in the batch's value)."""
+    states = running.states
+    found = []
+    for slot in range(running.sent, upto):
+        state = states[slot]
+        if state.is_completed() and result_bytes(state.result()) > HOME_RESULT_BYTES:
+            continue
+        found.append((slot, state))
+    running.sent, running.last = upto, now
+    if not found:
+        return
+    with contextlib.suppress(Exception):  # else the batch's end brings them
+        running.channel.deliver_early(running.key, cloudpickle.dumps(found))
 
 
 OUTBOX = Outbox()
@@ -295,13 +361,19 @@ def run_batch(
 
     states: list[State] = []
     started = time.perf_counter()
-    for call in calls:
-        if call.upstream:
-            call.parameters = {name: replace_upstream(v, leaf) for name, v in call.parameters.items()}
-            call.wait_for = tuple(replace_upstream(v, leaf) for v in call.wait_for)
-        if call.task.options.log_prints:
-            install_print_capture()
-        states.append(call.run())
+    early = channel.early_key() if shipping and len(calls) > 1 else None
+    running = OUTBOX.watch(channel, early, states) if early is not None else None
+    try:
+        for call in calls:
+            if call.upstream:
+                call.parameters = {name: replace_upstream(v, leaf) for name, v in call.parameters.items()}
+                call.wait_for = tuple(replace_upstream(v, leaf) for v in call.wait_for)
+            if call.task.options.log_prints:
+                install_print_capture()
+            states.append(call.run())
+    finally:
+        if running is not None:
+            OUTBOX.unwatch(running)
     elapsed = time.perf_counter() - started
     small_blob, away, big, nbytes = _split_states(states, calls, offsets)
     events: list[Any] = []

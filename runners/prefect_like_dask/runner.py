@@ -26,7 +26,10 @@ What happens, in order (the engine-agnostic part is ``prefect_like.task_runners.
    the task finished. A part past ``HOME_BY_STREAM_BYTES`` (the scheduler keeps a topic's last
    messages) or one that never arrived is fetched as before, by a ``home_part`` task beside the
    value, started when the batch's future finishes.
-5. One collector thread takes the parts that arrived, the finished futures and the fetched
+5. While a batch runs long, the worker's streamer sends the states of its runs that ended
+   (``DaskChannel.deliver_early``, after their events): their futures end then, not with the
+   batch (``BatchingTaskRunner._batch_ended_runs``).
+6. One collector thread takes the parts that arrived, the finished futures and the fetched
    parts, many per round trip, and hands results (or errors) to ``_batch_done``, once per
    batch. ``KilledWorker`` (and a worker lost with a task) counts as the worker dying.
 """
@@ -90,6 +93,13 @@ class DaskChannel(Channel):
     def send(self, blob: bytes) -> None:
         self._worker.log_event(self.key, blob)
 
+    def early_key(self) -> str | None:
+        return str(self._worker.get_current_task())
+
+    def deliver_early(self, key: str, ended_blob: bytes) -> None:
+        if len(ended_blob) <= HOME_BY_STREAM_BYTES:
+            self._worker.log_event(self.key, {"batch": key, "ended": ended_blob})
+
     def deliver(self, home_blob: bytes) -> None:
         if len(home_blob) > HOME_BY_STREAM_BYTES:
             return
@@ -97,7 +107,7 @@ class DaskChannel(Channel):
             from distributed import get_worker
 
             worker = self._worker or get_worker()
-            worker.log_event(self.key, [worker.get_current_task(), home_blob])
+            worker.log_event(self.key, {"batch": worker.get_current_task(), "home": home_blob})
         except Exception:  # the flow process fetches it from the batch's value instead
             logging.getLogger(__name__).debug("could not send a batch's home part", exc_info=True)
 
@@ -206,8 +216,9 @@ class DaskTaskRunner(BatchingTaskRunner):
         self._resources_met: set[tuple[tuple[str, float], ...]] = set()
         self._topic = f"prefect-like-events-{uuid.uuid4().hex}"
         self.client.subscribe_topic(self._topic, self._on_event)
-        # What the collector takes: ``(key, home_blob)`` sent by a batch, ``(batch,)`` when its
-        # future ends, ``(batch, home_future)`` when a fetched home part is ready, None to stop.
+        # What the collector takes: ``(key, home_blob)`` sent by a batch, ``(key, ended_blob,
+        # "ended")`` of its runs that ended while it runs, ``(batch,)`` when its future ends,
+        # ``(batch, home_future)`` when a fetched home part is ready, None to stop.
         self._done: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self._awaiting: dict[str, Batch] = {}  # engine key -> batch not handed over yet
         self._delivered = 0
@@ -317,9 +328,10 @@ class DaskTaskRunner(BatchingTaskRunner):
         message = event[1]
         if isinstance(message, bytes):
             _events.BUFFER.extend(pickle.loads(message))
-        else:  # a batch's home part, sent ahead of its value (``DaskChannel.deliver``)
-            key, home_blob = message
-            self._done.put((key, home_blob))
+        elif "home" in message:  # a batch's home part, sent ahead of its value (``deliver``)
+            self._done.put((message["batch"], message["home"]))
+        else:  # the states of a running batch's ended runs (``deliver_early``)
+            self._done.put((message["batch"], message["ended"], "ended"))
 
     def _dispatch(self, batch: Batch) -> None:
         super()._dispatch(batch)
@@ -358,7 +370,11 @@ class DaskTaskRunner(BatchingTaskRunner):
         ended: list[Batch] = []
         fetched: list[tuple[Batch, Any]] = []
         for entry in taken:
-            if len(entry) == 2 and isinstance(entry[1], bytes):  # a home part that arrived
+            if len(entry) == 3:  # ended runs of a batch still running
+                running = self._awaiting.get(entry[0])
+                if running is not None:
+                    self._batch_ended_runs(running, pickle.loads(entry[1]))
+            elif len(entry) == 2 and isinstance(entry[1], bytes):  # a home part that arrived
                 arrived = self._awaiting.pop(entry[0], None)
                 if arrived is not None:  # else handed over already, or a re-run of a batch
                     self._delivered += 1
