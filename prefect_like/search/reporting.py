@@ -12,10 +12,11 @@
 ``report(..., checkpoint=...)`` also stores a checkpoint (``checkpoints``), for a retry to
 resume from (``get_checkpoint()``) and for the search's reader (``Trial.checkpoint``).
 
-``report`` appends one ``metric`` event to the process's event buffer, as a log line does: no
-I/O, no request, no lock. The Recorder batches it to the store with the run's other events; on a
-Dask or Ray worker it travels home with the batch's events, as log lines do. So a trial that
-reports every step costs its flow what a log line per step costs.
+``report`` appends one ``MetricPoint`` (a tuple of plain values) to the process's event buffer:
+no I/O, no request, no lock. The Recorder makes the points of each task run in a batch one
+``metric`` event and sends it to the store with the run's other events; on a Dask or Ray worker
+they travel home with the batch's events, as log lines do. So a trial that reports every step
+costs its flow less than a log line per step.
 
 Inside a search (``sweep.optimize``) with a scheduler, ``report`` also hands the search's metric
 to the scheduler's board (``board``) and keeps its answer: ``should_prune()`` returns it. Raising
@@ -38,7 +39,9 @@ from prefect_like.context import task_run_context
 from prefect_like.errors import TrialPruned
 from prefect_like.search import checkpoints
 from prefect_like.states import Pruned, State
-from prefect_like.tracking.events import emit, metric_event
+from prefect_like.tracking.events import MetricPoint, emit
+
+_new_tuple = tuple.__new__
 
 if TYPE_CHECKING:
     from prefect_like.search.board import Board
@@ -102,7 +105,8 @@ def report(*, step: float, checkpoint: Any = None, **metrics: Any) -> None:
             metrics[name] = _number(name, value)
     if checkpoint is not None:
         checkpoints.save(context, step, checkpoint)
-    emit(metric_event(context.task_run_id, next(context.log_seq), context.flow_run_id, time.time(), step, metrics))
+    emit(_new_tuple(MetricPoint, (context.task_run_id, next(context.log_seq), context.flow_run_id, time.time(),
+                                  step, metrics)))
     trial = _trial.get()
     if trial is None:
         return

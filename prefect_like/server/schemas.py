@@ -66,6 +66,10 @@ Count = Annotated[int, Strict(), Field(ge=0, le=MAX_INT)]
 Seconds = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 
 
+# One report in a metric event's ``points``: [seq, timestamp, step, metrics].
+Point = tuple[Seq, Timestamp, Seconds | None, dict[Annotated[str, Strict()], Seconds | None] | None]
+
+
 class Data(TypedDict):
     """An event's ``data``: the keys the store reads are typed; any other key is kept as is."""
 
@@ -81,6 +85,7 @@ class Data(TypedDict):
     started: NotRequired[Timestamp | None]
     step: NotRequired[Seconds | None]
     metrics: NotRequired[dict[Annotated[str, Strict()], Seconds | None] | None]  # a report's numbers
+    points: NotRequired[list[Point] | None]  # several reports of one task run
     flow_name: NotRequired[Name | None]
     runner: NotRequired[Name | None]
     parent_task_run_id: NotRequired[Id | None]

@@ -32,9 +32,12 @@ What ``data`` holds, by kind and state:
   ``markdown``, ``link``, ``progress``), ``seq`` 0 as it is made and higher for each update
   (the highest holds its data). ``data``: ``data`` (the artifact's payload), and as it is made
   ``key``, ``description``, ``task_run_id``; ``flow_run_id`` is the run it belongs to, if any.
-- ``metric``: what a task run reported (``sweep.report``): ``data`` ``{"step", "metrics"}``;
-  ``run_id`` is the task run, ``seq`` from the same counter as its log lines. It travels home
-  from a Dask or Ray worker with the batch's other events, as log lines do.
+- ``metric``: what a task run reported (``sweep.report``): ``data`` ``{"step", "metrics"}``
+  for one report, or ``{"points": [[seq, timestamp, step, metrics], ...]}`` for several of one
+  task run (what ``fold`` makes of the reports it finds in a batch, up to ``MAX_POINTS``);
+  ``run_id`` is the task run, ``seq`` from the same counter as its log lines (a point's own,
+  and the event's is its first point's). It travels home from a Dask or Ray worker with the
+  batch's other events, as log lines do.
 - ``sweep``: a flow run belongs to a sweep (a search and each of its resumes): ``run_id`` is the
   sweep's id, ``flow_run_id`` the flow run, ``seq`` which attempt it is (0 the first), ``data``
   ``{"name", "spec"}``.
@@ -120,6 +123,22 @@ class PendingCall(NamedTuple):
         return _new_tuple(Event, (TASK, self[0], 0, self[1], self[2], "PENDING", "Pending", None, data))
 
 
+class MetricPoint(NamedTuple):
+    """One ``report()`` of a task run, in a tuple of plain values: ``fold`` gathers a run's
+    points in a batch into one ``metric`` event, so a trial reporting ten steps costs the
+    Recorder, the wire and the store's writer one event, not ten."""
+
+    task_run_id: str
+    seq: int
+    flow_run_id: str | None
+    timestamp: float
+    step: float
+    metrics: dict[str, Any]
+
+
+MAX_POINTS = 500  # per metric event that ``fold`` makes
+
+
 class Tally(dict[str, "collections.Counter[str]"]):
     """The final states of each flow run's task runs, counted as their events pass (``fold``):
     what the store will hold. A run ended from outside (cancelled while it ran: its event takes
@@ -161,6 +180,7 @@ def fold(
     """
     out: list[Any] = []
     markers: list[Any] = []
+    points: dict[str, list[Any]] = {}  # run id -> the points of its metric event being made
     overridden = counts.overridden if isinstance(counts, Tally) else set()
     pending: dict[str, int] = {}  # run id -> index in out of its Pending event or call
     running: dict[str, int] = {}  # run id -> index in out of its first Running event
@@ -170,7 +190,16 @@ def fold(
     final_names = FINAL_STATE_NAMES
     for event in batch:
         if event.__class__ is not Event:
-            if event.__class__ is PendingCall:
+            kind = event.__class__
+            if kind is MetricPoint:
+                run_id = event[0]
+                group = points.get(run_id)
+                if group is None or len(group) >= MAX_POINTS:
+                    group = points[run_id] = []
+                    append(_new_tuple(Event, (METRIC, run_id, event[1], event[2], event[3], None, None,
+                                              None, {"points": group})))
+                group.append((event[1], event[3], event[4], event[5]))
+            elif kind is PendingCall:
                 pending[event[0]] = len(out)
                 append(event)
             else:
@@ -276,13 +305,6 @@ def artifact_event(artifact_id: str, seq: int, flow_run_id: str | None, timestam
     """An artifact made (seq 0, ``data`` with its key, description, task run and payload) or
     updated (a higher seq, ``data`` with the new payload)."""
     return Event(ARTIFACT, artifact_id, seq, flow_run_id, timestamp, None, type_, None, data)
-
-
-def metric_event(task_run_id: str, seq: int, flow_run_id: str | None, timestamp: float, step: float | None,
-                 metrics: dict[str, Any]) -> Event:
-    """What a task run reported at one step (``sweep.report``)."""
-    return _new_tuple(Event, (METRIC, task_run_id, seq, flow_run_id, timestamp, None, None, None,
-                              {"step": step, "metrics": metrics}))
 
 
 def sweep_event(sweep_id: str, attempt: int, flow_run_id: str, timestamp: float, name: str,

@@ -358,14 +358,22 @@ def _collapse(events: Sequence[Event] | Sequence[Sequence[Any]]) -> Rows:
                 else:
                     a[2] = a[2] or data.get("description")
         elif kind == METRIC:
-            # A row of its own, beside the runs: nothing to fold.
-            step = data.get("step") if data else None
-            values = data.get("metrics") if data else None
-            if step is not None and (step.__class__ is bool or not isinstance(step, number)):
-                raise ValueError(f"the step of a report of task run {run_id!r} is not a number: {step!r}")
-            if not isinstance(values, dict):
-                values = {}  # a report that says nothing is kept as such, never fails its batch
-            add_metric((run_id, seq, flow_run_id, step, ts, dumps(values)))
+            # A row of its own per report, beside the runs: nothing to fold.
+            group = data.get("points") if data else None
+            if group is None:
+                step = data.get("step") if data else None
+                group = ((seq, ts, step, data.get("metrics") if data else None),)
+            elif not isinstance(group, list | tuple):
+                raise ValueError(f"the points of the reports of task run {run_id!r} are not a list: {group!r}")
+            for point in group:
+                if not isinstance(point, list | tuple) or len(point) != 4:
+                    raise ValueError(f"a report of task run {run_id!r} is not [seq, timestamp, step, metrics]: {point!r}")
+                point_seq, point_ts, step, values = point
+                if step is not None and (step.__class__ is bool or not isinstance(step, number)):
+                    raise ValueError(f"the step of a report of task run {run_id!r} is not a number: {step!r}")
+                if not isinstance(values, dict):
+                    values = {}  # a report that says nothing is kept as such, never fails its batch
+                add_metric((run_id, point_seq, flow_run_id, step, point_ts, dumps(values)))
         elif kind == SWEEP:
             data = data or {}
             sweeps.append((run_id, data.get("name"), ts, dumps(data.get("spec"))))

@@ -78,7 +78,10 @@ def test_reports_sweeps_and_where_reach_the_server_batched(server: ServerProcess
 def test_malformed_reports_are_refused_with_a_4xx_and_store_nothing(server: ServerProcess) -> None:
     event = ["metric", "some-task-run", 0, "some-flow-run", 1.0, None, None, None]
     for data in ({"step": 1, "metrics": "high"}, {"step": 1, "metrics": {"loss": "low"}}, {"step": True, "metrics": {}},
-                 {"step": 1, "metrics": {"loss": float("nan")}}):
+                 {"step": 1, "metrics": {"loss": float("nan")}},
+                 # several reports in one event: each is checked as one alone would be
+                 {"points": "many"}, {"points": [[0, 1.0, 1]]}, {"points": [[0, 1.0, "one", {}]]},
+                 {"points": [[0, 1.7e12, 1, {}]]}, {"points": [[0, 1.0, 1, {"loss": "low"}]]}):
         body = httpx.post(f"{server.url}/events", content=json.dumps([[*event, data]]),
                           headers={"content-type": "application/json"})
         assert body.status_code in (400, 422), (data, body.text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import time
 
-from prefect_like.tracking.events import Event, PendingCall, fold
+from prefect_like.tracking.events import MAX_POINTS, Event, MetricPoint, PendingCall, fold
 
 FLOW = "e" * 32
 
@@ -58,3 +58,28 @@ def test_a_final_event_without_the_runs_details_gets_them_from_its_pending_call(
     [event], _, _ = fold([call, cancelled], None)
     assert event.state_name == "Cancelled"
     assert event.data == {"task_name": "train", "map_index": 7, "created": call.created, "parameters": {}}
+
+
+def point(run_id: str, seq: int, step: int, loss: float) -> MetricPoint:
+    return MetricPoint(run_id, seq, FLOW, 1.0 + seq, step, {"loss": loss})
+
+
+def test_the_reports_of_a_run_in_a_batch_become_one_metric_event_before_its_end():
+    # A trial reporting ten steps costs the Recorder, the wire and the writer one event.
+    a, b = pending(0), pending(1)
+    batch = [a, b, point(a.task_run_id, 0, 0, 1.0), point(b.task_run_id, 0, 0, 2.0),
+             point(a.task_run_id, 1, 1, 0.5), finished(a), point(b.task_run_id, 1, 1, 1.5), finished(b)]
+    events, _, _ = fold(batch, None)
+    assert [(e.kind, e.run_id) for e in events] == [
+        ("metric", a.task_run_id), ("metric", b.task_run_id), ("task", a.task_run_id), ("task", b.task_run_id)
+    ]
+    assert events[0].seq == 0 and events[0].timestamp == 1.0 and events[0].flow_run_id == FLOW
+    assert events[0].data == {"points": [(0, 1.0, 0, {"loss": 1.0}), (1, 2.0, 1, {"loss": 0.5})]}
+    assert events[1].data == {"points": [(0, 1.0, 0, {"loss": 2.0}), (1, 2.0, 1, {"loss": 1.5})]}
+
+
+def test_a_metric_event_holds_at_most_max_points():
+    run = pending(0).task_run_id
+    events, _, _ = fold([point(run, i, i, 0.0) for i in range(2 * MAX_POINTS + 1)], None)
+    assert [len(e.data["points"]) for e in events] == [MAX_POINTS, MAX_POINTS, 1]
+    assert [e.seq for e in events] == [0, MAX_POINTS, 2 * MAX_POINTS]

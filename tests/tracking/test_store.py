@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from prefect_like.errors import RunNotFoundError
+from prefect_like.errors import RunNotFoundError, TrackingError
 from prefect_like.tracking.events import Event
 from prefect_like.tracking.store import Store
 
@@ -409,3 +409,23 @@ def test_coalesced_batches_store_the_same_task_runs_as_plain_ones(tmp_path):
         for i in range(3):
             run_id = f"{flow_id[:12]}-r{i}"
             assert store.get_task_run(run_id) == plain.get_task_run(run_id)
+
+
+def test_a_runs_reports_as_one_metric_event_store_as_its_reports_one_by_one(tmp_path):
+    flow_id = "d" * 32
+    run_id = f"{flow_id[:12]}-r0"
+    task = Event("task", run_id, 0, flow_id, 1.0, "PENDING", "Pending", None, {"task_name": "train"})
+    reports = [(3, 2.0, 0, {"loss": 1.0}), (4, 3.0, 1, {"loss": None}), (5, 4.0, 2.5, {})]
+    one_by_one = [Event("metric", run_id, seq, flow_id, ts, None, None, None, {"step": step, "metrics": values})
+                  for seq, ts, step, values in reports]
+    grouped = Event("metric", run_id, 3, flow_id, 2.0, None, None, None, {"points": [list(r) for r in reports]})
+    with Store(tmp_path / "plain.db") as plain, Store(tmp_path / "grouped.db") as store:
+        plain.write([task, *one_by_one])
+        store.write([task, grouped])
+        store.write([grouped])  # sent twice, stored once
+        assert store.metrics(task_run_id=run_id) == plain.metrics(task_run_id=run_id)
+        assert [m["step"] for m in store.metrics(task_run_id=run_id)] == [0, 1, 2.5]
+        for bad in ({"points": "many"}, {"points": [[6, 5.0, 1]]}, {"points": [[6, 5.0, "one", {}]]}):
+            with pytest.raises((ValueError, TrackingError)):
+                store.write([Event("metric", run_id, 6, flow_id, 5.0, None, None, None, bad)])
+        assert len(store.metrics(task_run_id=run_id)) == 3
