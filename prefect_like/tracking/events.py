@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import collections
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from prefect_like import settings
@@ -137,6 +138,18 @@ class MetricPoint(NamedTuple):
 
 
 MAX_POINTS = 500  # per metric event that ``fold`` makes
+
+
+def rows(events: Sequence[Any]) -> int:
+    """About how many rows a batch of events writes, and how much it weighs in memory: one an
+    event, a metric event one per report it holds."""
+    count = len(events)
+    for event in events:
+        if event[0] == METRIC:
+            data = event[8]
+            if data.__class__ is dict and "points" in data:
+                count += len(data["points"]) - 1
+    return count
 
 
 class Tally(dict[str, "collections.Counter[str]"]):

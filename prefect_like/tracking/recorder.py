@@ -10,7 +10,8 @@ per process take them from there:
    sender. It does no I/O on the tracker, so nothing the tracker does can hold it.
 2. The sender thread writes batches to the sink, oldest first: the embedded SQLite store
    (``writer.StoreWriter``) or the HTTP sink (``http.HttpSink``). What it has not delivered
-   yet it holds in memory, at most ``PREFECT_LIKE_RECORDER_MAX_HELD`` events; past that the
+   yet it holds in memory, at most ``PREFECT_LIKE_RECORDER_MAX_HELD`` events (a metric event
+   weighs a third of an event per report it holds: ``weight``); past that the
    oldest go to a spill file (``spill.SpillFile``). A failed write is retried with backoff (at
    most ``MAX_BACKOFF`` seconds apart), always the oldest events first, so a flow run's final
    event is stored only after every event before it: its record never counts task runs the
@@ -70,7 +71,7 @@ from typing import Any, Protocol
 from prefect_like import settings
 from prefect_like.errors import TrackingError
 from prefect_like.tracking import events as _events
-from prefect_like.tracking.events import Event, heartbeat_event
+from prefect_like.tracking.events import Event, heartbeat_event, rows
 from prefect_like.tracking.spill import SpillFile
 
 log = logging.getLogger("prefect_like.tracking")
@@ -119,14 +120,22 @@ def _are(count: int) -> str:
     return "is" if count == 1 else "are"
 
 
+def weight(events: list[Event]) -> int:
+    """What a batch weighs against the memory bound, in events: a report in a metric event
+    counts a third of one (about 350 bytes held, against 1 KB for a task run's final event)."""
+    extra = rows(events) - len(events)
+    return len(events) + extra // 3
+
+
 class _Held:
     """Events in memory not delivered yet; ``start`` is the position of the first in the stream."""
 
-    __slots__ = ("start", "events")
+    __slots__ = ("start", "events", "weight")
 
     def __init__(self, start: int, events: list[Event]) -> None:
         self.start = start
         self.events = events
+        self.weight = weight(events)  # what the memory bound counts
 
 
 class _Sender:
@@ -145,6 +154,7 @@ class _Sender:
         self._cond = threading.Condition()
         self._held: collections.deque[_Held] = collections.deque()
         self._held_events = 0
+        self._held_weight = 0  # the held events' ``weight``: what the memory bound counts
         self._spill = SpillFile()
         # Spilled ranges of positions, [start, count], in the order they are in the spill file.
         self._spilled: collections.deque[list[int]] = collections.deque()
@@ -181,11 +191,16 @@ class _Sender:
                 and last is not self._flight
                 and len(last.events) + len(events) <= self._merge
             ):
+                weight_ = weight(events)
                 last.events.extend(events)  # fewer, fuller writes when the sink is slow or back
+                last.weight += weight_
             else:
-                self._held.append(_Held(start, events))
+                entry = _Held(start, events)
+                self._held.append(entry)
+                weight_ = entry.weight
             self._held_events += len(events)
-            while self._held_events > self.max_held and self._spill_oldest(lose=True):
+            self._held_weight += weight_
+            while self._held_weight > self.max_held and self._spill_oldest(lose=True):
                 pass
             self._cond.notify_all()
 
@@ -294,11 +309,13 @@ class _Sender:
         rest = entry.events[kept:]
         if rest and not lose:
             if kept:
-                self._held[index] = _Held(entry.start + kept, rest)
+                self._held[index] = left = _Held(entry.start + kept, rest)
                 self._held_events -= kept
+                self._held_weight -= entry.weight - left.weight
             return False
         del self._held[index]
         self._held_events -= len(entry.events)
+        self._held_weight -= entry.weight
         if rest:
             self._lose(rest, self._spill.error)
         self._release_waiters()
@@ -406,6 +423,7 @@ class _Sender:
             elif self._held and self._held[0] is entry:  # not moved to the spill meanwhile
                 self._held.popleft()
                 self._held_events -= len(entry.events)
+                self._held_weight -= entry.weight
             self.delivered += len(events)
             recovered, self.failure, self._failures = self.failure, None, 0
             self._release_waiters()

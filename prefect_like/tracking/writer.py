@@ -39,21 +39,10 @@ from typing import IO, Any
 
 from prefect_like import settings
 from prefect_like.errors import TrackingError
-from prefect_like.tracking.events import METRIC, Event
+from prefect_like.tracking.events import Event, rows
 
 _HEADER = struct.Struct(">I")
 _IO_WORDS = ("disk", "I/O", "full", "open")  # SQLite's words for errors the OS caused
-
-
-def _rows(events: Sequence[Event]) -> int:
-    """About how many rows a batch writes: an event each, and a metric event one per point."""
-    rows = len(events)
-    for event in events:
-        if event[0] == METRIC:
-            data = event[8]
-            if data.__class__ is dict and "points" in data:
-                rows += len(data["points"]) - 1
-    return rows
 
 
 class StoreWriter:
@@ -82,7 +71,7 @@ class StoreWriter:
         with self._lock:
             try:
                 small = self.threshold is None or (
-                    len(events) < self.threshold and _rows(events) < self.threshold
+                    len(events) < self.threshold and rows(events) < self.threshold
                 )
                 if (
                     (self._child is None and small)

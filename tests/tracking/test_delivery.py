@@ -437,3 +437,38 @@ def test_a_tracker_slow_but_storing_is_waited_for_past_the_flush_timeout(tmp_pat
     assert "not stored" not in done.stderr and _spill_files(home) == []
     assert rows == distinct == N and states == {"Completed": N}
     assert flows == [("Completed", {"Completed": N})]
+
+
+def test_the_memory_bound_counts_each_report_a_metric_event_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A metric event holds up to 500 reports of a task run: while a slow tracker keeps it
+    # waiting in memory, it weighs a third of an event per report (what a report takes in
+    # memory, against a task run's final event), so the bound holds for searches too.
+    from prefect_like.tracking.events import Event
+    from prefect_like.tracking.recorder import _Sender
+
+    monkeypatch.setenv("PREFECT_LIKE_HOME", str(tmp_path))
+    release = threading.Event()
+    written: list[Any] = []
+
+    class SlowTracker:
+        def write(self, events: Any) -> None:
+            release.wait(30)
+            written.extend(events)
+
+        def close(self) -> None:
+            pass
+
+    sender = _Sender(SlowTracker(), "a slow tracker", max_held=100, merge=10_000)
+    first = Event("task", "r0", 0, "f0", 1.0, "PENDING", "Pending", None, {"task_name": "train"})
+    sender.put([first])
+    wait_until(lambda: sender._flight is not None, what="the first batch in flight")
+    points = [[i + 1, 1.0, i, {"loss": 1 / (i + 1)}] for i in range(450)]
+    reports = Event("metric", "r0", 1, "f0", 1.0, None, None, None, {"points": points})
+    sender.put([reports])
+    assert sender._spill.events == 1  # 450 reports weigh 150 events, past a bound of 100: on disk
+    release.set()
+    sender.stop(30)
+    assert [e[0] for e in written] == ["task", "metric"]  # the spilled one read back, in order
+    assert len(written[1][8]["points"]) == 450
