@@ -6,6 +6,7 @@ it by name to run batches and to host the sink.
 
 from __future__ import annotations
 
+import pickle
 from collections import defaultdict
 from typing import Any
 
@@ -49,6 +50,14 @@ class RayChannel(Channel):
 
     def send(self, blob: bytes) -> None:
         self._last = self.sink.put.remote(self.key, blob)
+
+    def early_key(self) -> str | None:
+        return str(ray.get_runtime_context().get_task_id())
+
+    def deliver_early(self, key: str, ended_blob: bytes) -> None:
+        # Through the sink too, after the events of those runs (a caller's actor calls keep
+        # their order): the flow process tells it from an event batch by its form.
+        self._last = self.sink.put.remote(self.key, pickle.dumps(("ended", key, ended_blob)))
 
     def ack(self) -> None:
         if self._last is not None:

@@ -15,7 +15,10 @@ What happens, in order (the engine-agnostic part is ``prefect_like.task_runners.
    interval, *upstream_refs)`` (``num_cpus``, ``num_gpus``, ``resources``, ``memory``...), with
    ``max_retries=0``: upstream ObjectRefs are arguments, Ray resolves them on the cluster.
 4. A collector thread ``ray.wait``\\ s on the batches in flight, gets every ready one and hands
-   results (or errors) to ``_batch_done``. ``WorkerCrashedError``, ``OutOfMemoryError`` and a
+   results (or errors) to ``_batch_done``. While a batch runs long, its worker sends the
+   states of its ended runs through the sink too (``RayChannel.deliver_early``); the collector
+   ends their futures then (``BatchingTaskRunner._batch_ended_runs``).
+   ``WorkerCrashedError``, ``OutOfMemoryError`` and a
    dead node count as the worker dying, under the same rule for lost runs as on Dask
    (``batching``, step 4). A Ray worker process runs one task at a time, so a run that kills
    its worker loses only its own batch; a dead node loses every batch on it.
@@ -119,7 +122,8 @@ class RayTaskRunner(BatchingTaskRunner):
         self._resources_met: set[tuple[tuple[str, float], ...]] = set()
         self._sink = _event_sink()
         self._channel_obj = RayChannel(uuid.uuid4().hex, self._sink)
-        self._new: queue.SimpleQueue[Batch | None] = queue.SimpleQueue()
+        # Batches sent, ("ended", task id, states) of a running batch's ended runs, None to stop.
+        self._new: queue.SimpleQueue[Batch | tuple[Any, ...] | None] = queue.SimpleQueue()
         self._stop_polling = threading.Event()
         self._collector = self.start_collector(self._collect, "prefect-like-ray-collector")
         self._poller = threading.Thread(
@@ -232,7 +236,11 @@ class RayTaskRunner(BatchingTaskRunner):
         import ray
 
         for blob in ray.get(self._sink.take.remote(self._channel_obj.key)):
-            _events.BUFFER.extend(pickle.loads(blob))
+            message = pickle.loads(blob)
+            if message.__class__ is tuple:  # ("ended", task id, states) of a batch still running
+                self._new.put(message)
+            else:
+                _events.BUFFER.extend(message)
 
     def _poll(self) -> None:
         while not self._stop_polling.wait(self.event_interval):
@@ -249,6 +257,7 @@ class RayTaskRunner(BatchingTaskRunner):
         import ray
 
         inflight: dict[Any, Batch] = {}
+        by_task: dict[str, Batch] = {}  # the Ray task id of each batch in flight
         closing = False
         while not (closing and not inflight):
             block = not inflight
@@ -260,8 +269,13 @@ class RayTaskRunner(BatchingTaskRunner):
                 block = False
                 if item is None:
                     closing = True
+                elif isinstance(item, tuple):  # ended runs of a batch still running
+                    running = by_task.get(item[1])
+                    if running is not None:
+                        self._batch_ended_runs(running, pickle.loads(item[2]))
                 else:
                     inflight[item.home] = item
+                    by_task[item.home.task_id().hex()] = item
             if not inflight:
                 continue
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=0.05)
@@ -269,6 +283,8 @@ class RayTaskRunner(BatchingTaskRunner):
                 continue
             ready, _ = ray.wait(list(inflight), num_returns=len(inflight), timeout=0)
             batches = [inflight.pop(ref) for ref in ready]
+            for ref in ready:
+                by_task.pop(ref.task_id().hex(), None)
             try:
                 results = ray.get(ready)
             except Exception:

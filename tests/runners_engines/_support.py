@@ -34,6 +34,14 @@ def wait_for_file(path: str, timeout: float) -> None:
     poll(lambda: os.path.exists(path), timeout, path)
 
 
+@task
+def last_waits(i: int, last: int, release: str) -> int:
+    """Run ``last`` waits for the test's file ``release``; the others return at once."""
+    if i == last:
+        wait_for_file(release, timeout=60)
+    return i
+
+
 def count_start(log: str, name: str) -> int:
     """Used inside tasks: append ``name`` to ``log``; how many times ``name`` started so far."""
     with open(log, "a") as f:

@@ -19,6 +19,7 @@ from ._support import (
     flow_in_thread,
     kills_its_worker,
     kills_its_worker_with_many_retries,
+    last_waits,
     poll,
     starts,
     state_names,
@@ -294,13 +295,6 @@ def test_the_flow_sees_a_batch_end_while_its_worker_runs_the_next(tmp_path, stor
 
         assert pipeline() == ("Completed", "released")
         assert home_fetch_tasks(client) == 0  # both parts came home on the event stream
-
-
-@task
-def last_waits(i: int, last: int, release: str) -> int:
-    if i == last:
-        wait_for_file(release, timeout=60)
-    return i
 
 
 def test_a_long_run_does_not_hold_the_ended_runs_of_its_batch(tmp_path, store):
