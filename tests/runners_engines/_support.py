@@ -42,6 +42,27 @@ def last_waits(i: int, last: int, release: str) -> int:
     return i
 
 
+def check_a_long_run_holds_no_batch_mates(runner: Any, folder: Path, n: int = 40) -> None:
+    """Map ``n`` runs whose last waits until the flow saw every other end; the runs of its batch
+    that ended before it must end in the flow while it runs (within the event interval)."""
+    from prefect_like import flow, wait
+
+    release = str(folder / "release")
+
+    @flow(task_runner=runner)
+    def pipeline() -> tuple[int, list[int], bool]:
+        futures = last_waits.map(range(n), n - 1, release)
+        ended = len(wait(futures[: n - 1], timeout=30).done)
+        batch_mates = futures[n - 1]._batch is not None and len(futures[n - 1]._batch.futures) > 1
+        Path(release).touch()
+        return ended, futures.result(), batch_mates
+
+    ended, results, batch_mates = pipeline()
+    assert batch_mates  # the long run shared its batch: else this shows nothing
+    assert ended == n - 1
+    assert results == list(range(n))
+
+
 def count_start(log: str, name: str) -> int:
     """Used inside tasks: append ``name`` to ``log``; how many times ``name`` started so far."""
     with open(log, "a") as f:

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from prefect_like import flow, get_run_logger, task, wait
+from prefect_like import flow, get_run_logger, task
 
 from ._clusters import external_dask
 from ._support import (
     ENV,
+    check_a_long_run_holds_no_batch_mates,
     culprit_and_bystander,
     flow_in_thread,
     kills_its_worker,
     kills_its_worker_with_many_retries,
-    last_waits,
     poll,
     starts,
     state_names,
@@ -299,24 +299,9 @@ def test_the_flow_sees_a_batch_end_while_its_worker_runs_the_next(tmp_path, stor
 
 def test_a_long_run_does_not_hold_the_ended_runs_of_its_batch(tmp_path, store):
     """A batch runs its calls one after another; while one of them runs long, the runs of the
-    batch that ended before it end in the flow too (within the event interval), not with it."""
-    release = str(tmp_path / "release")
-    n = 40
+    batch that ended before it end in the flow too (their states come on the event topic)."""
     with external_dask(tmp_path / "cluster", workers=1, threads=1) as (cluster, _):
-
-        @flow(task_runner=DaskTaskRunner(address=cluster.address, batch_seconds=5))
-        def pipeline() -> tuple[int, list[int], bool]:
-            futures = last_waits.map(range(n), n - 1, release)
-            others = futures[: n - 1]
-            ended = len(wait(others, timeout=30).done)
-            batch_mates = futures[n - 1]._batch is not None and len(futures[n - 1]._batch.futures) > 1
-            Path(release).touch()
-            return ended, futures.result(), batch_mates
-
-        ended, results, batch_mates = pipeline()
-        assert batch_mates  # the long run shared its batch: else this shows nothing
-        assert ended == n - 1
-        assert results == list(range(n))
+        check_a_long_run_holds_no_batch_mates(DaskTaskRunner(address=cluster.address, batch_seconds=5), tmp_path)
 
 
 @task

@@ -16,11 +16,11 @@ from prefect_like import flow, get_run_logger, task
 from ._support import (
     ENV,
     PYTHONPATH,
+    check_a_long_run_holds_no_batch_mates,
     culprit_and_bystander,
     flow_in_thread,
     kills_its_worker,
     kills_its_worker_with_many_retries,
-    last_waits,
     poll,
     starts,
     state_names,
@@ -141,23 +141,7 @@ def test_log_prints_still_captures_in_a_flow_after_a_ray_flow(no_ray, store):
 def test_a_long_run_does_not_hold_the_ended_runs_of_its_batch(local_ray, tmp_path, store):
     """As on Dask: the runs of a batch that ended before a long run of it end in the flow while
     it runs (their states come through the event sink), not when the batch ends."""
-    from prefect_like import wait
-
-    release = str(tmp_path / "release")
-    n = 40
-
-    @flow(task_runner=RayTaskRunner(batch_seconds=5))
-    def pipeline() -> tuple[int, list[int], bool]:
-        futures = last_waits.map(range(n), n - 1, release)
-        ended = len(wait(futures[: n - 1], timeout=30).done)
-        batch_mates = futures[n - 1]._batch is not None and len(futures[n - 1]._batch.futures) > 1
-        Path(release).touch()
-        return ended, futures.result(), batch_mates
-
-    ended, results, batch_mates = pipeline()
-    assert batch_mates  # the long run shared its batch: else this shows nothing
-    assert ended == n - 1
-    assert results == list(range(n))
+    check_a_long_run_holds_no_batch_mates(RayTaskRunner(batch_seconds=5), tmp_path)
 
 
 def _free_port() -> int:
