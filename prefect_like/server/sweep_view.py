@@ -33,10 +33,7 @@ or more is drawn on a log axis, as a log-uniform dimension should be.
 
 from __future__ import annotations
 
-import bisect
-import collections
 import concurrent.futures
-import functools
 import itertools
 import math
 import operator
@@ -48,8 +45,9 @@ from typing import Any
 
 import orjson
 
+from prefect_like.server.sweep_plots import best_so_far, histogram, importance, sample
 from prefect_like.states import is_final
-from prefect_like.tracking.queries import TrialStates, TrialValues
+from prefect_like.tracking.trial_reads import TrialStates, TrialValues
 
 MAX_POINTS = 20_000
 # Seconds: trial times come from the clocks of the machines that ran them. A trial a skewed
@@ -59,8 +57,6 @@ CLOCK_MARGIN = 1.0
 FULL_READ_EVERY = 60.0
 MAX_BINS = 200
 MAX_FILTERS = 64
-IMPORTANCE_BINS = 10
-IMPORTANCE_SAMPLE = 20_000
 _FLATTEN_DEPTH = 3
 MEMO_SIZE = 64  # views kept per Trials: plots, table orders, curve choices, one per question
 _MISSING = object()
@@ -217,7 +213,7 @@ def _value_columns(params: list[Any], values: list[Any]) -> dict[str, list[Any]]
 class Trials:
     """One task's runs (in one flow run, or in each flow run of a sweep), as columns.
 
-    Built from ``Reads.trial_rows``; ``updated(rows)`` gives the trials with the rows that
+    Built from ``TrialReads.trial_rows``; ``updated(rows)`` gives the trials with the rows that
     changed since (a live sweep: new trials, and trials that started or ended) applied, as a new
     object, so a request reading the old one is never disturbed. A big sweep has 200,000
     trials: each step over them is one pass the interpreter makes in C (``zip``, ``map``, one
@@ -275,9 +271,9 @@ class Trials:
     def from_columns(
         cls, values: Sequence[TrialValues], states: Callable[[], Sequence[TrialStates | None]]
     ) -> Trials | None:
-        """The trials of ``Reads.trial_values`` and ``trial_states`` (of each flow run, in
+        """The trials of ``TrialReads.trial_values`` and ``trial_states`` (of each flow run, in
         order), or None if they cannot be trusted (a column's JSON does not parse as the store
-        writes it, a count differs): then read ``Reads.trial_rows``. The values are parsed and
+        writes it, a count differs): then read ``TrialReads.trial_rows``. The values are parsed and
         made columns first, ``states()`` asked for after: so a read of them in another thread
         runs meanwhile."""
         arrays: list[list[Any]] = [[], [], []]
@@ -305,7 +301,7 @@ class Trials:
         return trials
 
     def _apply(self, rows: Iterable[Sequence[Any]]) -> None:
-        """Apply ``rows`` (``Reads.trial_rows``): transposed once, each field parsed as one
+        """Apply ``rows`` (``TrialReads.trial_rows``): transposed once, each field parsed as one
         JSON array."""
         rows = list(rows)
         (run_ids, stypes, snames, took, params, results, created, starts, ends) = (
@@ -462,96 +458,6 @@ def _minimize(mode: str) -> bool:
     if mode not in ("min", "max"):
         raise BadRequest(f"mode must be min or max, got {mode!r}")
     return mode == "min"
-
-
-def sample(keep: list[int], points: int) -> list[int]:
-    """At most ``points`` of ``keep``: every stride-th, the stride a power of two.
-
-    As a live sweep grows, trials are added at the end and the stride changes only when the
-    sweep doubles, so the trials already drawn stay drawn and the plots do not flicker."""
-    if len(keep) <= points:
-        return keep
-    stride = 1 << math.ceil(math.log2(len(keep) / points))
-    return keep[::stride]
-
-
-def histogram(values: list[float], bins: int, log: bool) -> dict[str, Any]:
-    if not values:
-        return {"edges": [], "counts": [], "log": log}
-    if log and min(values) <= 0:
-        log = False
-    data = list(map(math.log10, values)) if log else values
-    lo, hi = min(data), max(data)
-    if lo == hi:
-        lo, hi = lo - 0.5, hi + 0.5
-    width = (hi - lo) / bins
-    found = collections.Counter([int((v - lo) / width) for v in data])
-    found[bins - 1] += found.pop(bins, 0)  # the top edge belongs to the last bin
-    counts = [found[k] for k in range(bins)]
-    edges = [lo + k * width for k in range(bins + 1)]
-    if log:
-        edges = [10 ** e for e in edges]
-    return {"edges": edges, "counts": counts, "log": log}
-
-
-def best_so_far(trials: Trials, keep: list[int], metric: Column, minimize: bool) -> list[dict[str, Any]]:
-    """Every improvement of the metric in trial order, and the last trial (the line's end).
-
-    A trial's number is its place among all the task's runs in submission order, from 0."""
-    steps: list[dict[str, Any]] = []
-    best: float | None = None
-    values = metric.values
-    for i in keep:
-        v = values[i]
-        if v is None:
-            continue
-        if best is None or (v < best if minimize else v > best):
-            best = v
-            steps.append({"trial": i, "value": v, "id": trials.ids[i]})
-    if steps and steps[-1]["trial"] != keep[-1]:
-        steps.append({"trial": keep[-1], "value": best, "id": None})
-    return steps
-
-
-def importance(trials: Trials, keep: list[int], metric: Column) -> list[dict[str, Any]]:
-    """Per parameter, the share of the metric's variance its groups explain (eta squared),
-    over the trials ``keep`` that have the metric: every one, or above ``IMPORTANCE_SAMPLE``
-    an even sample of them (``sample``; on 200,000 trials, its shares were within 0.01 of
-    the exact ones)."""
-    ys = metric.values
-    rows = sample([i for i in keep if ys[i] is not None], IMPORTANCE_SAMPLE)
-    if len(rows) < 3:
-        return []
-    take = operator.itemgetter(*rows)
-    y: tuple[float, ...] = take(ys)
-    mean = math.fsum(y) / len(y)
-    deviations = [v - mean for v in y]
-    total = math.fsum(map(operator.mul, deviations, deviations))
-    scores: list[tuple[float, str]] = []
-    for column in trials.params():
-        x: tuple[Any, ...] = take(column.values)
-        if column.numeric:
-            present = sorted(v for v in x if v is not None)
-            if not present:
-                continue
-            cuts = sorted({present[len(present) * k // IMPORTANCE_BINS] for k in range(1, IMPORTANCE_BINS)})
-            place = functools.partial(bisect.bisect_right, cuts)
-            groups = ([None if v is None else place(v) for v in x] if len(present) < len(x)
-                      else list(map(place, x)))
-        else:
-            groups = list(x)
-        sizes = collections.Counter(groups)
-        if total == 0 or len(sizes) < 2:
-            score = 0.0
-        else:
-            sums: dict[Any, float] = dict.fromkeys(sizes, 0.0)
-            for group, v in zip(groups, deviations, strict=True):
-                sums[group] += v
-            # Each group's mean deviation from the overall mean, weighted by its size.
-            score = math.fsum(sums[g] ** 2 / n for g, n in sizes.items()) / total
-        scores.append((round(score, 6), column.name))
-    scores.sort(key=lambda item: -item[0])
-    return [{"name": name, "score": score} for score, name in scores]
 
 
 def overview_mode(metric: Column) -> str:

@@ -248,7 +248,7 @@ class PgStore(Store):
     def pg(self) -> Connection:
         return self._conn  # type: ignore[return-value]
 
-    # ``Reads.trial_states`` and ``trial_values`` in PostgreSQL's words: each aggregate
+    # ``TrialReads.trial_states`` and ``trial_values`` in PostgreSQL's words: each aggregate
     # ordered by itself; a double as text is its shortest exact form.
     _JOINED = "string_agg({}, {} ORDER BY created, rowid)"
     _TRIALS_FROM = "task_runs"

@@ -191,15 +191,15 @@ class _Sender:
                 and last is not self._flight
                 and len(last.events) + len(events) <= self._merge
             ):
-                weight_ = weight(events)
+                added = weight(events)
                 last.events.extend(events)  # fewer, fuller writes when the sink is slow or back
-                last.weight += weight_
+                last.weight += added
             else:
                 entry = _Held(start, events)
                 self._held.append(entry)
-                weight_ = entry.weight
+                added = entry.weight
             self._held_events += len(events)
-            self._held_weight += weight_
+            self._held_weight += added
             while self._held_weight > self.max_held and self._spill_oldest(lose=True):
                 pass
             self._cond.notify_all()

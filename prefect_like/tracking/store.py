@@ -70,6 +70,7 @@ from prefect_like.tracking import queries as q
 from prefect_like.tracking import schema
 from prefect_like.tracking.events import ARTIFACT, FLOW, HEARTBEAT, LOG, METRIC, SWEEP, TASK, Event
 from prefect_like.tracking.sweep_reads import SweepReads
+from prefect_like.tracking.trial_reads import TrialReads
 
 T = TypeVar("T")
 
@@ -407,10 +408,11 @@ def _collapse(events: Sequence[Event] | Sequence[Sequence[Any]]) -> Rows:
     return Rows(flow_rows, task_rows, history, logs, artifact_rows, metrics, sweeps, sweep_runs)
 
 
-class Store(q.Reads, SweepReads):
+class Store(q.Reads, SweepReads, TrialReads):
     """The SQLite tracking store. Thread-safe: one connection, guarded by a lock.
 
-    The read methods (``list_flow_runs``, ``get_task_run``, ...) live in ``queries.Reads``.
+    The read methods (``list_flow_runs``, ``get_task_run``, ...) live in ``queries.Reads``,
+    ``sweep_reads.SweepReads`` and ``trial_reads.TrialReads``.
     """
 
     def __init__(

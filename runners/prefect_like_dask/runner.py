@@ -216,9 +216,9 @@ class DaskTaskRunner(BatchingTaskRunner):
         self._resources_met: set[tuple[tuple[str, float], ...]] = set()
         self._topic = f"prefect-like-events-{uuid.uuid4().hex}"
         self.client.subscribe_topic(self._topic, self._on_event)
-        # What the collector takes: ``(key, home_blob)`` sent by a batch, ``(key, ended_blob,
-        # "ended")`` of its runs that ended while it runs, ``(batch,)`` when its future ends,
-        # ``(batch, home_future)`` when a fetched home part is ready, None to stop.
+        # What the collector takes: ("home", key, home_blob) sent by a batch, ("ended", key,
+        # ended_blob) of its runs that ended while it runs, ("done", batch) when its future
+        # ends, ("fetched", batch, home_future) when a fetched home part is ready; None to stop.
         self._done: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self._awaiting: dict[str, Batch] = {}  # engine key -> batch not handed over yet
         self._delivered = 0
@@ -329,16 +329,16 @@ class DaskTaskRunner(BatchingTaskRunner):
         if isinstance(message, bytes):
             _events.BUFFER.extend(pickle.loads(message))
         elif "home" in message:  # a batch's home part, sent ahead of its value (``deliver``)
-            self._done.put((message["batch"], message["home"]))
+            self._done.put(("home", message["batch"], message["home"]))
         else:  # the states of a running batch's ended runs (``deliver_early``)
-            self._done.put((message["batch"], message["ended"], "ended"))
+            self._done.put(("ended", message["batch"], message["ended"]))
 
     def _dispatch(self, batch: Batch) -> None:
         super()._dispatch(batch)
         future = batch.home
         if future is not None:
             self._awaiting[future.key] = batch
-            future.add_done_callback(lambda _: self._done.put((batch,)))
+            future.add_done_callback(lambda _: self._done.put(("done", batch)))
 
     def _collect(self) -> None:
         """Take what arrived, many at a time, and hand each batch over once."""
@@ -360,7 +360,7 @@ class DaskTaskRunner(BatchingTaskRunner):
                 self._take(taken)
             except BaseException as exc:  # never let the collector die: the runs would hang
                 for entry in taken:
-                    batch = entry[0]
+                    batch = entry[1]
                     if isinstance(batch, Batch) and self._awaiting.pop(batch.home.key, None) is not None:
                         self._batch_done(batch, False, exc)
             # Held while the next get() blocks, the last batches would keep their runs' results.
@@ -369,22 +369,22 @@ class DaskTaskRunner(BatchingTaskRunner):
     def _take(self, taken: list[tuple[Any, ...]]) -> None:
         ended: list[Batch] = []
         fetched: list[tuple[Batch, Any]] = []
-        for entry in taken:
-            if len(entry) == 3:  # ended runs of a batch still running
-                running = self._awaiting.get(entry[0])
+        for what, *rest in taken:
+            if what == "ended":  # ended runs of a batch still running
+                running = self._awaiting.get(rest[0])
                 if running is not None:
-                    self._batch_ended_runs(running, pickle.loads(entry[1]))
-            elif len(entry) == 2 and isinstance(entry[1], bytes):  # a home part that arrived
-                arrived = self._awaiting.pop(entry[0], None)
+                    self._batch_ended_runs(running, pickle.loads(rest[1]))
+            elif what == "home":  # a batch's home part, arrived before its future ended
+                arrived = self._awaiting.pop(rest[0], None)
                 if arrived is not None:  # else handed over already, or a re-run of a batch
                     self._delivered += 1
-                    self._batch_done(arrived, True, entry[1])
-            elif len(entry) == 1:
-                batch: Batch = entry[0]
+                    self._batch_done(arrived, True, rest[1])
+            elif what == "done":
+                batch: Batch = rest[0]
                 if self._awaiting.get(batch.home.key) is batch:
                     ended.append(batch)
-            else:
-                fetched.append((entry[0], entry[1]))
+            else:  # "fetched": a home part fetched by a task
+                fetched.append((rest[0], rest[1]))
         if self._delivered >= TRUNCATE_EVERY:
             self._delivered = 0
             with contextlib.suppress(Exception):  # housekeeping: the next try may succeed
@@ -395,7 +395,9 @@ class DaskTaskRunner(BatchingTaskRunner):
                 home = self.client.submit(
                     home_part, batch.home, key=f"{batch.home.key}-home", pure=False
                 )
-                home.add_done_callback(lambda _, batch=batch, home=home: self._done.put((batch, home)))
+                home.add_done_callback(
+                    lambda _, batch=batch, home=home: self._done.put(("fetched", batch, home))
+                )
             else:
                 self._awaiting.pop(batch.home.key, None)
                 self._batch_done(batch, False, error)

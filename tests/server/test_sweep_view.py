@@ -18,7 +18,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from prefect_like import flow, sweep, task
-from prefect_like.server import create_app, sweep_view
+from prefect_like.server import create_app, sweep_plots, sweep_view
 from prefect_like.tracking.store import Store
 from tests.server._procs import adopt_embedded_store
 
@@ -241,8 +241,8 @@ def test_a_live_sweep_is_updated_from_the_rows_that_changed_only() -> None:
 
 def test_a_growing_sweep_keeps_its_sampled_trials() -> None:
     # Plots of a live sweep must not flicker: the trials drawn at 5,000 are drawn at 7,000 too.
-    before = set(sweep_view.sample(list(range(5000)), 2000))
-    after = set(sweep_view.sample(list(range(7000)), 2000))
+    before = set(sweep_plots.sample(list(range(5000)), 2000))
+    after = set(sweep_plots.sample(list(range(7000)), 2000))
     assert len(before) <= 2000 and len(after) <= 2000 and len(before) >= 1000
     assert {i for i in after if i < 5000} <= before
 
@@ -269,13 +269,13 @@ def test_importance_finds_the_parameter_the_metric_depends_on() -> None:
         a, b = rng.uniform(0, 1), rng.uniform(0, 1)
         values.append(({"a": a, "b": b, "c": rng.choice(["x", "y"])}, {"loss": a * a + 0.01 * rng.random()}))
     trials = sweep_view.Trials(rows(values))
-    scores = {i["name"]: i["score"] for i in sweep_view.importance(trials, list(range(400)), trials.columns["result.loss"])}
+    scores = {i["name"]: i["score"] for i in sweep_plots.importance(trials, list(range(400)), trials.columns["result.loss"])}
     assert scores["param.a"] > 0.9
     assert scores["param.b"] < 0.1 and scores["param.c"] < 0.1
 
 
 def test_a_log_metric_gets_log_bins() -> None:
-    hist = sweep_view.histogram([10.0 ** k for k in range(-4, 2)], 6, log=True)
+    hist = sweep_plots.histogram([10.0 ** k for k in range(-4, 2)], 6, log=True)
     assert hist["log"] is True and hist["counts"] == [1] * 6
     assert math.isclose(hist["edges"][0], 1e-4) and math.isclose(hist["edges"][-1], 10.0)
 
