@@ -44,7 +44,11 @@ def last_waits(i: int, last: int, release: str) -> int:
 
 def check_a_long_run_holds_no_batch_mates(runner: Any, folder: Path, n: int = 40) -> None:
     """Map ``n`` runs whose last waits until the flow saw every other end; the runs of its batch
-    that ended before it must end in the flow while it runs (within the event interval)."""
+    that ended before it must end in the flow while it runs (within the event interval).
+
+    The case is Prefect's own ``wait`` example (https://docs.prefect.io/v3/api-ref/python/prefect-futures,
+    ``wait``: ``done, not_done = wait(task.map(range(10)), timeout=5)``): ``done`` holds every
+    future that completed before the timeout, on a batching runner as on threads."""
     from prefect_like import flow, wait
 
     release = str(folder / "release")
